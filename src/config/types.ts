@@ -1,0 +1,126 @@
+/**
+ * The resolved configuration: what `loadConfig` returns after parsing,
+ * `${VAR}` substitution, defaults, per-branch overrides and validation.
+ * All durations are milliseconds, all paths absolute.
+ */
+import type { EventName } from '../plugin-api.js';
+
+export interface StepConfig {
+  name: string;
+  run: string;
+  timeoutMs: number;
+}
+
+export interface PollSettings {
+  intervalMs: number;
+  timeoutMs: number;
+  quietMs: number;
+}
+
+export interface HealthSettings {
+  /** Template with {branch} {customer} {port}. */
+  url: string;
+  /** Accepted status ranges, inclusive (`200-399`, `200`, `[200, 302]`). */
+  expect: Array<{ min: number; max: number }>;
+  timeoutMs: number;
+}
+
+export interface NotifierConfig {
+  /** `email`, `webhook`, `log`, a path (resolved absolute) or a package name. */
+  use: string;
+  on: EventName[];
+  /** Every other key of the entry, after `${VAR}` substitution. */
+  options: Record<string, unknown>;
+  /** Where it was written, for plugin errors. */
+  file: string;
+  line: number;
+  /** Stable identity across reloads (use + options), for the outbox. */
+  key: string;
+}
+
+export interface SourceConfig {
+  name: string;
+  /** `git`, `svn`, or a plugin path/package. */
+  vcs: string;
+  url: string;
+  ref?: string;
+  /** Relative to the branch dir, as written. */
+  path: string;
+  /** Keys of the entry other than name/vcs/url/ref/path (for plugin VCSs). */
+  options: Record<string, unknown>;
+  line: number;
+}
+
+export interface BranchConfig {
+  name: string;
+  dir: string;
+  port?: number;
+  sources: SourceConfig[];
+  customers: string[];
+  mailin: string[];
+  smtpPort?: number;
+  mailout: boolean;
+  poll: PollSettings;
+  stepTimeoutMs: number;
+  keep: number;
+  steps: StepConfig[];
+  create: StepConfig[];
+  health?: HealthSettings;
+  /** Global notifiers followed by the branch's own. */
+  notify: NotifierConfig[];
+  line: number;
+}
+
+export interface JobConfig {
+  name: string;
+  /** 5 fields, or 6 with seconds first. */
+  schedule: string;
+  timezone?: string;
+  /** Resolved: `all` expanded to every branch name. */
+  branches: string[];
+  branchesAll: boolean;
+  run: string;
+  timeoutMs: number;
+  notifyOn: EventName[];
+  line: number;
+}
+
+export interface HttpConfig {
+  host: string;
+  port: number;
+  token?: string;
+  /** Public base URL for links in mail; default http://host:port. */
+  publicUrl: string;
+}
+
+export interface SiteConfig {
+  baseUrl?: string;
+  certificate?: string;
+  certificateKey?: string;
+  smtpRelay?: string;
+}
+
+export interface Config {
+  /** Absolute path of ci.yaml. */
+  file: string;
+  /** Its directory. */
+  dir: string;
+  version: 1;
+  stateDir: string;
+  site: SiteConfig;
+  poll: PollSettings;
+  concurrency: number;
+  /** builds.shutdown_grace: how long running builds may finish on SIGTERM. */
+  shutdownGraceMs: number;
+  steps: StepConfig[];
+  create: StepConfig[];
+  health?: HealthSettings;
+  notify: NotifierConfig[];
+  authors: Record<string, string>;
+  authorsDomain?: string;
+  http?: HttpConfig;
+  branches: BranchConfig[];
+  jobs: JobConfig[];
+  /** Values substituted from `${VAR}`: registered with the redactor. */
+  secrets: string[];
+}

@@ -1,0 +1,47 @@
+/**
+ * Secrets masked in everything a user can see (after semantic-release's
+ * hide-sensitive). Two sources of secrets: values substituted from `${VAR}`
+ * (registered at config load) and passwords embedded in URLs.
+ */
+const MASK = '[secure]';
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:@/]+:)([^\s@/]+)(@)/gi;
+
+export class Redactor {
+  private secrets = new Set<string>();
+  private pattern: RegExp | null = null;
+
+  add(secret: string | undefined): void {
+    // Very short values ("1", "no") would mask ordinary words everywhere.
+    if (!secret || secret.length < 4 || this.secrets.has(secret)) return;
+    this.secrets.add(secret);
+    for (const variant of [encodeURIComponent(secret)]) if (variant !== secret) this.secrets.add(variant);
+    const escaped = [...this.secrets].sort((a, b) => b.length - a.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    this.pattern = new RegExp(escaped.join('|'), 'g');
+  }
+
+  redact(text: string): string {
+    let out = text.replace(URL_PASSWORD, `$1${MASK}$3`);
+    if (this.pattern) out = out.replace(this.pattern, MASK);
+    return out;
+  }
+
+  /** Deep copy of a JSON-like value with every string redacted. */
+  redactValue<T>(value: T): T {
+    if (typeof value === 'string') return this.redact(value) as T;
+    if (Array.isArray(value)) return value.map((v) => this.redactValue(v)) as T;
+    if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = this.redactValue(v);
+      return out as T;
+    }
+    return value;
+  }
+}
+
+/** A URL with any password removed, for display and as a key. */
+export function stripUrlPassword(url: string): string {
+  return url.replace(URL_PASSWORD, `$1${MASK}$3`);
+}
+
+/** The process-wide redactor: config loading registers secrets into it. */
+export const redactor = new Redactor();
