@@ -1,0 +1,90 @@
+/**
+ * The shape of `status --json` and `GET /api/status` (SPEC), plus the
+ * interface the HTTP server uses to talk to a running daemon.
+ */
+import type { BuildResult, StepReport } from './plugin-api.js';
+
+export type BranchState = 'idle' | 'queued' | 'building' | 'failing';
+
+export interface SourceStatus {
+  name: string;
+  vcs: string;
+  /** Built revision, null before the first successful build. */
+  revision: string | null;
+  /** Newest revision seen on the remote. */
+  remoteRevision: string | null;
+  /** URL with any password masked. */
+  url: string;
+  ref?: string;
+  /** First line of the commit at `revision`, when known. */
+  subject?: string;
+}
+
+export interface BuildSummary {
+  id: number;
+  /** `build` or `job:<name>`. */
+  kind: string;
+  result: BuildResult | null;
+  startedAt: string;
+  durationMs: number | null;
+  forced: boolean;
+  failedStep?: string;
+  steps: StepReport[];
+  revisions: Record<string, string>;
+}
+
+export interface CurrentBuild {
+  id: number;
+  kind: string;
+  step: string | null;
+  startedAt: string;
+  elapsedMs: number;
+}
+
+export interface BranchStatus {
+  name: string;
+  state: BranchState;
+  sources: SourceStatus[];
+  lastBuild: { id: number; result: BuildResult | null; startedAt: string; durationMs: number | null } | null;
+  lastPoll: { at: string; error: string | null } | null;
+  current: CurrentBuild | null;
+  customers: Array<{ name: string; url: string | null; mailin: boolean }>;
+  port: number | null;
+  dir: string;
+}
+
+export interface StatusDocument {
+  branches: BranchStatus[];
+  /** Branch names (and `job:<name>@branch`) waiting, in order. */
+  queue: string[];
+  outbox: number;
+  daemon: { running: boolean; pid: number | null; startedAt: string | null };
+}
+
+export interface CaughtMailSummary {
+  id: string;
+  receivedAt: string;
+  from: string;
+  to: string[];
+  subject: string;
+  size: number;
+  relayed: boolean | null;
+}
+
+/** What the HTTP server needs from the daemon. */
+export interface DaemonApi {
+  status(): StatusDocument;
+  hasBranch(name: string): boolean;
+  /** Build history of a branch, newest first. */
+  history(branch: string): BuildSummary[];
+  /** Absolute path of a build's log file, or null when there is none. */
+  logFile(branch: string, id: number): string | null;
+  /** Commit hook: poll now (one branch or all). Resolves when the poll is done. */
+  pollNow(branch?: string): Promise<void>;
+  /** Queue a forced build. */
+  forceBuild(branch: string): void;
+  /** Mail caught for a branch (newest first). */
+  caughtMail(branch: string): Promise<CaughtMailSummary[]>;
+  /** Subscribe to changes (state, build started/finished, step); returns unsubscribe. */
+  onChange(listener: (event: { type: string; branch?: string }) => void): () => void;
+}
