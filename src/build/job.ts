@@ -1,0 +1,75 @@
+import type { BranchConfig, JobConfig } from '../config/types.js';
+import type { JobNotification } from '../plugin-api.js';
+import type { BuildRecord } from '../state/store.js';
+import type { BuildContext } from './builder.js';
+import { FileLock } from '../state/lock.js';
+import { stepEnvironment } from '../site/urls.js';
+import { LogWriter, tailLines } from './log-writer.js';
+import { runSteps } from './steps.js';
+
+/**
+ * A scheduled job (the nightly data sync) for one branch. It holds the same
+ * branch lock as builds, so a job and a build of a branch never overlap, and
+ * is recorded in the branch's history like a build (`kind: job:<name>`).
+ */
+export async function runJob(
+  ctx: BuildContext & { notifyJob(n: Omit<JobNotification, 'events'>): void },
+  job: JobConfig,
+  branch: BranchConfig,
+): Promise<BuildRecord> {
+  const lock = new FileLock(ctx.store.lockFile(branch.name), `job ${job.name} of ${branch.name}`);
+  await lock.acquire({ signal: ctx.signal, onWait: ctx.onLockWait });
+  try {
+    const state = ctx.store.readBranch(branch.name);
+    const id = state.nextId;
+    const kind = `job:${job.name}`;
+    const startedAt = new Date();
+    const log = ctx.log.child({ branch: branch.name, build: id, job: job.name });
+    const logFile = ctx.store.logFile(branch.name, id);
+    const writer = new LogWriter(logFile, ctx.echo);
+    state.nextId = id + 1;
+    state.running = { id, kind, startedAt: startedAt.toISOString(), forced: false, revisions: { ...state.built }, pgids: [], pid: process.pid };
+    await ctx.store.writeBranch(branch.name, state);
+    const writes: Promise<void>[] = [];
+    log.info({}, 'job started');
+    writer.line(`stagepost job ${job.name} for ${branch.name}#${id} started ${startedAt.toISOString()}`);
+
+    const previous: Record<string, string | null> = {};
+    for (const s of branch.sources) previous[s.name] = state.built[s.name] ?? null;
+    const env = stepEnvironment(ctx.config, branch, { id, revisions: { ...state.built }, previous });
+    const outcome = await runSteps([{ name: job.name, run: job.run, timeoutMs: job.timeoutMs }], {
+      cwd: branch.dir,
+      env: { ...env, STAGEPOST_JOB: job.name },
+      log: writer,
+      signal: ctx.signal,
+      onSpawn: (pgid) => { state.running?.pgids.push(pgid); writes.push(ctx.store.writeBranch(branch.name, state).catch(() => undefined)); },
+      onStep: (step) => ctx.progress?.(branch.name, { id, kind, step, startedAt: startedAt.toISOString() }),
+    });
+    await writer.close();
+    await Promise.all(writes);
+    ctx.progress?.(branch.name, null);
+    const durationMs = Date.now() - startedAt.getTime();
+
+    // A job that takes far longer than it used to is worth a warning (the 14-hour sync).
+    const earlier = state.builds.filter((b) => b.kind === kind && b.result === 'success' && b.durationMs).map((b) => b.durationMs!);
+    if (earlier.length >= 2) {
+      const typical = earlier.sort((a, b) => a - b)[Math.floor(earlier.length / 2)]!;
+      if (durationMs > typical * 3 && durationMs - typical > 60_000) log.warn({ durationMs, typicalMs: typical }, 'job took far longer than usual');
+    }
+
+    const record: BuildRecord = { id, kind, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, forced: false, failedStep: outcome.failedStep, steps: outcome.reports, revisions: { ...state.built } };
+    state.builds.unshift(record);
+    state.builds = state.builds.slice(0, branch.keep);
+    state.running = null;
+    await ctx.store.writeBranch(branch.name, state);
+    await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
+    log.info({ result: outcome.result, durationMs }, 'job finished');
+    if (outcome.result === 'failure' || outcome.result === 'timeout') {
+      const logUrl = ctx.httpUrl ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log` : undefined;
+      ctx.notifyJob({ type: 'job', job: job.name, branch: branch.name, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, logTail: tailLines(logFile, 100), logUrl });
+    }
+    return record;
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../log.js';
+import type { StateStore } from '../state/store.js';
+import { groupAlive, terminateGroup } from '../util/exec.js';
+import { readLock } from '../state/lock.js';
+
+/**
+ * A build cut off by kill -9 (or a crash) left `running` in its branch state,
+ * and maybe processes. Before anything builds again in that directory, end
+ * those process groups, then record the build as interrupted so it is redone.
+ * A build whose owner process is still alive (a foreground `update`) is left alone.
+ */
+export async function recoverInterrupted(store: StateStore, branches: string[], log: Logger): Promise<string[]> {
+  const recovered: string[] = [];
+  for (const branch of branches) {
+    const state = store.readBranch(branch);
+    const running = state.running;
+    if (!running) continue;
+    if (running.pid !== process.pid && (await readLock(store.lockFile(branch)))) continue;
+    const ended: number[] = [];
+    for (const pgid of running.pgids) {
+      if (!groupAlive(pgid) || !belongsTo(pgid, branch)) continue;
+      await terminateGroup(pgid, 5000);
+      ended.push(pgid);
+    }
+    state.builds.unshift({
+      id: running.id, kind: running.kind, result: 'interrupted', startedAt: running.startedAt,
+      durationMs: Date.now() - Date.parse(running.startedAt), forced: running.forced, steps: [], revisions: running.revisions,
+    });
+    if (running.forced) state.forcePending = true;
+    state.running = null;
+    await store.writeBranch(branch, state);
+    log.warn({ branch, build: running.id, endedProcessGroups: ended }, 'build was cut off; its processes ended, it will be redone');
+    recovered.push(branch);
+  }
+  return recovered;
+}
+
+/**
+ * Guard against a recycled pid: when /proc shows the group leader's
+ * environment, it must be one of this branch's children. Checkout commands
+ * (git, svn) carry no STAGEPOST_ variables, so an unreadable or unmarked
+ * environment is taken as ours.
+ */
+function belongsTo(pgid: number, branch: string): boolean {
+  try {
+    const env = readFileSync(`/proc/${pgid}/environ`, 'utf8').split('\0');
+    const mark = env.find((e) => e.startsWith('STAGEPOST_BRANCH='));
+    return mark === undefined || mark === `STAGEPOST_BRANCH=${branch}`;
+  } catch {
+    return true;
+  }
+}

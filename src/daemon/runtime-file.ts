@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { CurrentBuild } from '../status.js';
+import { writeFileAtomic } from '../util/atomic.js';
+
+/**
+ * What only the running daemon knows (last poll per branch, what is queued and
+ * building), written now and then so that `stagepost status` in another
+ * process can show it. Not precious: losing it loses nothing.
+ */
+export interface RuntimeFile {
+  pid: number;
+  startedAt: string;
+  updatedAt: string;
+  lastPoll: Record<string, { at: string; error: string | null }>;
+  queue: string[];
+  current: Record<string, CurrentBuild>;
+  outbox: number;
+}
+
+export function runtimeFilePath(stateDir: string): string {
+  return path.join(stateDir, 'runtime.json');
+}
+
+export function readRuntimeFile(stateDir: string): RuntimeFile | null {
+  try {
+    return JSON.parse(readFileSync(runtimeFilePath(stateDir), 'utf8')) as RuntimeFile;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeRuntimeFile(stateDir: string, data: RuntimeFile): Promise<void> {
+  await writeFileAtomic(runtimeFilePath(stateDir), JSON.stringify(data));
+}

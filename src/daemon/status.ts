@@ -1,0 +1,63 @@
+import type { Config } from '../config/types.js';
+import type { BranchStatus, BuildSummary, CurrentBuild, StatusDocument } from '../status.js';
+import type { BranchState, StateStore, TrackState } from '../state/store.js';
+import { customerUrl } from '../site/urls.js';
+import { stripUrlPassword } from '../util/redact.js';
+import { trackKey } from '../poll/tracks.js';
+
+/**
+ * The status document (SPEC `status --json`) from config, branch state files
+ * and whatever live information the caller has (a daemon knows its queue;
+ * the CLI reads the daemon's runtime file).
+ */
+export interface LiveInfo {
+  tracks: Record<string, TrackState>;
+  lastPoll: Record<string, { at: string; error: string | null }>;
+  queued: Set<string>;
+  queue: string[];
+  current: Record<string, CurrentBuild>;
+  outbox: number;
+  daemon: StatusDocument['daemon'];
+}
+
+export function branchStatus(config: Config, store: StateStore, name: string, live: LiveInfo, state?: BranchState): BranchStatus | null {
+  const branch = config.branches.find((b) => b.name === name);
+  if (!branch) return null;
+  const st = state ?? store.readBranch(name);
+  const last = st.builds.find((b) => b.kind === 'build') ?? null;
+  const current = live.current[name] ?? null;
+  const failing = last?.result === 'failure' || last?.result === 'timeout';
+  const shown: BranchStatus['state'] = current ? 'building' : live.queued.has(name) ? 'queued' : failing ? 'failing' : 'idle';
+  return {
+    name,
+    state: shown,
+    sources: branch.sources.map((s) => ({
+      name: s.name,
+      vcs: s.vcs,
+      revision: st.built[s.name] ?? null,
+      remoteRevision: live.tracks[trackKey(s)]?.revision ?? null,
+      url: stripUrlPassword(s.url),
+      ref: s.ref,
+      subject: st.subjects[s.name],
+    })),
+    lastBuild: last ? { id: last.id, result: last.result, startedAt: last.startedAt, durationMs: last.durationMs } : null,
+    lastPoll: live.lastPoll[name] ?? null,
+    current: current ? { ...current, elapsedMs: Date.now() - Date.parse(current.startedAt) } : null,
+    customers: branch.customers.map((c) => ({ name: c, url: customerUrl(config, branch, c), mailin: branch.mailin.includes(c) })),
+    port: branch.port ?? null,
+    dir: branch.dir,
+  };
+}
+
+export function statusDocument(config: Config, store: StateStore, live: LiveInfo): StatusDocument {
+  return {
+    branches: config.branches.map((b) => branchStatus(config, store, b.name, live)!),
+    queue: live.queue,
+    outbox: live.outbox,
+    daemon: live.daemon,
+  };
+}
+
+export function historyOf(store: StateStore, branch: string): BuildSummary[] {
+  return store.readBranch(branch).builds.map((b) => ({ ...b }));
+}

@@ -1,0 +1,238 @@
+import PQueue from 'p-queue';
+import type { BranchConfig } from '../config/types.js';
+import type { Logger } from '../log.js';
+import type { RemoteRevision, SourceSpec, VcsPlugin } from '../plugin-api.js';
+import type { TrackState } from '../state/store.js';
+import type { VcsRegistry } from '../vcs.js';
+import { errorMessage } from '../errors.js';
+import { redactor } from '../util/redact.js';
+import { sourceSpec, trackKey } from './tracks.js';
+
+/**
+ * Asks every repository for its revisions: one query per repository per
+ * cycle however many branches and sources use it, repositories in parallel
+ * (bounded), never the same repository twice at once. A failing repository
+ * backs off and is reported when it starts failing and when it recovers.
+ */
+export interface PollerEvents {
+  /** Revisions changed (or were seen for the first time) for these branches. */
+  changed(branches: string[], keys: string[]): void;
+  /** A repository was asked; error is null on success. */
+  polled(branches: string[], error: string | null, durationMs: number, vcs: string): void;
+}
+
+interface Group {
+  id: string;
+  vcs: string;
+  plugin: VcsPlugin;
+  specs: Map<string, SourceSpec>;
+  branches: Set<string>;
+  intervalMs: number;
+  timeoutMs: number;
+  timer?: NodeJS.Timeout;
+  inFlight: Promise<void> | null;
+  again: boolean;
+  failures: number;
+  lastError: string | null;
+  /** First poll after the group appeared: compare every branch, changed or not. */
+  fresh: boolean;
+}
+
+export interface PollerOptions {
+  vcs: VcsRegistry;
+  log: Logger;
+  events: PollerEvents;
+  tracks: Record<string, TrackState>;
+  /** Called when track states changed, to persist them. */
+  persist(tracks: Record<string, TrackState>): void;
+  /** Remote queries at once over all repositories. */
+  parallel?: number;
+  /** Random spread of each interval, as a fraction (0.1 = ±10%). */
+  jitter?: number;
+  now?: () => number;
+  /** Longest backoff after repeated failures. */
+  maxBackoffMs?: number;
+}
+
+export class Poller {
+  private groups = new Map<string, Group>();
+  private branches: BranchConfig[] = [];
+  private readonly queue: PQueue;
+  private stopped = false;
+  readonly tracks: Record<string, TrackState>;
+  private readonly now: () => number;
+
+  constructor(private readonly options: PollerOptions) {
+    this.queue = new PQueue({ concurrency: options.parallel ?? 8 });
+    this.tracks = options.tracks;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * (Re)build the repository groups from the branches. Existing groups keep
+   * their timers and backoff; new ones are polled at once (when `schedule`).
+   */
+  async setBranches(branches: BranchConfig[], schedule = true): Promise<void> {
+    this.branches = branches;
+    const next = new Map<string, Group>();
+    for (const branch of branches) {
+      for (const source of branch.sources) {
+        const plugin = await this.options.vcs.get(source.vcs, { file: 'ci.yaml', line: source.line });
+        const spec = sourceSpec(source);
+        const id = `${source.vcs}|${plugin.repositoryKey(spec)}`;
+        let group = next.get(id);
+        if (!group) {
+          const old = this.groups.get(id);
+          group = {
+            id, vcs: source.vcs, plugin, specs: new Map(), branches: new Set(),
+            intervalMs: branch.poll.intervalMs, timeoutMs: branch.poll.timeoutMs,
+            inFlight: old?.inFlight ?? null, again: false, failures: old?.failures ?? 0,
+            lastError: old?.lastError ?? null, timer: old?.timer, fresh: !old,
+          };
+          if (old) old.timer = undefined;
+          next.set(id, group);
+        }
+        group.specs.set(trackKey(source), spec);
+        group.branches.add(branch.name);
+        group.intervalMs = Math.min(group.intervalMs, branch.poll.intervalMs);
+        group.timeoutMs = Math.max(group.timeoutMs, branch.poll.timeoutMs);
+      }
+    }
+    for (const [id, old] of this.groups) if (!next.has(id)) clearTimeout(old.timer);
+    // A group whose refs were all seen before (svn regrouped under its learned
+    // root, a second branch on a known ref) needs no extra query now.
+    for (const group of next.values()) {
+      if (group.fresh && [...group.specs.keys()].every((k) => this.tracks[k]?.revision)) group.fresh = false;
+    }
+    this.groups = next;
+    if (!schedule || this.stopped) return;
+    for (const group of next.values()) {
+      if (group.fresh) {
+        clearTimeout(group.timer);
+        group.timer = undefined;
+        void this.pollGroup(group);
+      } else if (!group.timer && !group.inFlight) {
+        this.scheduleNext(group);
+      }
+    }
+  }
+
+  /** Poll now the groups of one branch (or all), and wait for the answers. */
+  async pollNow(branch?: string): Promise<void> {
+    const groups = [...this.groups.values()].filter((g) => !branch || g.branches.has(branch));
+    await Promise.all(groups.map((g) => this.pollGroup(g, true)));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const g of this.groups.values()) clearTimeout(g.timer);
+    this.queue.clear();
+  }
+
+  /** Wait for polls in flight (for a clean shutdown). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.groups.values()].map((g) => g.inFlight));
+  }
+
+  groupCount(): number {
+    return this.groups.size;
+  }
+
+  lastError(branch: string): string | null {
+    for (const g of this.groups.values()) if (g.branches.has(branch) && g.lastError) return g.lastError;
+    return null;
+  }
+
+  private scheduleNext(group: Group): void {
+    if (this.stopped || this.groups.get(group.id) !== group) return;
+    clearTimeout(group.timer);
+    const backoff = group.failures > 0 ? Math.min(group.intervalMs * 2 ** Math.min(group.failures - 1, 10), Math.max(this.options.maxBackoffMs ?? 600_000, group.intervalMs)) : group.intervalMs;
+    const jitter = this.options.jitter ?? 0.1;
+    const delay = Math.max(10, backoff * (1 + (Math.random() * 2 - 1) * jitter));
+    group.timer = setTimeout(() => {
+      // Look the group up again: a reload may have replaced the object.
+      const current = this.groups.get(group.id);
+      if (!current) return;
+      current.timer = undefined;
+      void this.pollGroup(current);
+    }, delay);
+    group.timer.unref?.();
+  }
+
+  /**
+   * One query for the group. A request while one is in flight waits for it and,
+   * when `fresh` data is needed (a commit hook), runs exactly one more.
+   */
+  private pollGroup(group: Group, needFresh = false): Promise<void> {
+    if (group.inFlight) {
+      if (!needFresh) return group.inFlight;
+      group.again = true;
+      return group.inFlight.then(() => (group.inFlight ?? this.pollGroup(group)));
+    }
+    clearTimeout(group.timer);
+    group.timer = undefined;
+    const done = this.queue.add(() => this.query(group)).then(() => undefined);
+    group.inFlight = done.finally(() => {
+      const current = this.groups.get(group.id);
+      group.inFlight = null;
+      if (!current) return;
+      current.inFlight = null;
+      const again = group.again || current.again;
+      group.again = current.again = false;
+      if (again) void this.pollGroup(current); else this.scheduleNext(current);
+    });
+    return group.inFlight;
+  }
+
+  private async query(group: Group): Promise<void> {
+    if (this.stopped) return;
+    const specs = [...group.specs.entries()];
+    const started = this.now();
+    let answers: RemoteRevision[];
+    try {
+      answers = await group.plugin.remoteRevisions(specs.map(([, s]) => s), { timeoutMs: group.timeoutMs });
+    } catch (err) {
+      const message = redactor.redact(errorMessage(err));
+      group.failures += 1;
+      if (group.failures === 1 || message !== group.lastError) {
+        this.options.log.warn({ repository: redactor.redact(group.id), branches: [...group.branches], error: message }, 'remote failing');
+      }
+      group.lastError = message;
+      this.options.events.polled([...group.branches], message, this.now() - started, group.vcs);
+      return;
+    }
+    if (group.failures > 0) {
+      this.options.log.info({ repository: redactor.redact(group.id), after: group.failures }, 'remote recovered');
+    }
+    group.failures = 0;
+    group.lastError = null;
+    const changedKeys: string[] = [];
+    const at = new Date(this.now()).toISOString();
+    specs.forEach(([key], i) => {
+      const answer = answers[i];
+      const before = this.tracks[key];
+      const revision = answer && 'revision' in answer ? answer.revision : null;
+      const missing = answer && 'missing' in answer ? answer.reason : undefined;
+      if (!before || before.revision !== revision || before.missing !== missing) {
+        if (missing && before?.missing !== missing) this.options.log.warn({ track: redactor.redact(key), reason: missing }, 'ref not found on remote');
+        // A vanished ref keeps the last revision seen, so the site is kept, not rebuilt.
+        this.tracks[key] = { revision: revision ?? before?.revision ?? null, missing, changedAt: revision !== (before?.revision ?? null) && revision ? at : before?.changedAt ?? at };
+        changedKeys.push(key);
+      }
+    });
+    this.options.events.polled([...group.branches], null, this.now() - started, group.vcs);
+    if (changedKeys.length > 0) this.options.persist(this.tracks);
+    if (changedKeys.length > 0 || group.fresh) {
+      group.fresh = false;
+      this.options.events.changed([...group.branches], changedKeys);
+    }
+    // svn learns its repository root on the first answer; regroup if keys moved.
+    const moved = specs.some(([, s]) => `${group.vcs}|${group.plugin.repositoryKey(s)}` !== group.id);
+    if (moved && !this.stopped) void this.setBranches(this.branches);
+  }
+
+  /** Revision now known for a source (null when never seen). */
+  revisionOf(key: string): TrackState | undefined {
+    return this.tracks[key];
+  }
+}

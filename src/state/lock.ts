@@ -1,0 +1,79 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { StagepostError } from '../errors.js';
+
+/**
+ * A lock file holding the owner's pid and purpose. A lock whose owner is dead
+ * (kill -9) is stale and taken over, so a crash never wedges a branch.
+ */
+export interface LockInfo {
+  pid: number;
+  purpose: string;
+  since: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function readLock(file: string): Promise<LockInfo | null> {
+  try {
+    const info = JSON.parse(await fs.readFile(file, 'utf8')) as LockInfo;
+    return typeof info.pid === 'number' && alive(info.pid) ? info : null;
+  } catch {
+    return null;
+  }
+}
+
+export class FileLock {
+  private held = false;
+  constructor(readonly file: string, private readonly purpose: string) {}
+
+  /** Take the lock, or return who holds it. */
+  async tryAcquire(): Promise<LockInfo | null> {
+    await fs.mkdir(path.dirname(this.file), { recursive: true });
+    const mine: LockInfo = { pid: process.pid, purpose: this.purpose, since: new Date().toISOString() };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const handle = await fs.open(this.file, 'wx', 0o600);
+        try { await handle.writeFile(JSON.stringify(mine)); } finally { await handle.close(); }
+        this.held = true;
+        return null;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new StagepostError('ESTATE', `cannot create lock ${this.file}: ${(err as Error).message} — check that state_dir is writable`, { cause: err });
+        }
+      }
+      const owner = await readLock(this.file);
+      if (owner && owner.pid !== process.pid) return owner;
+      if (owner && owner.pid === process.pid) return owner; // held elsewhere in this process
+      // Stale (owner dead or file unreadable): remove and try again.
+      await fs.rm(this.file, { force: true });
+    }
+    const owner = await readLock(this.file);
+    return owner ?? { pid: -1, purpose: 'unknown', since: '' };
+  }
+
+  /** Wait until the lock is free; `onWait` is told once who holds it. */
+  async acquire(options: { signal?: AbortSignal; onWait?: (owner: LockInfo) => void; pollMs?: number } = {}): Promise<void> {
+    let told = false;
+    for (;;) {
+      const owner = await this.tryAcquire();
+      if (!owner) return;
+      if (!told) { options.onWait?.(owner); told = true; }
+      if (options.signal?.aborted) throw new StagepostError('ELOCKED', `gave up waiting for ${this.file} (held by pid ${owner.pid}: ${owner.purpose})`);
+      await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
+    }
+  }
+
+  async release(): Promise<void> {
+    if (!this.held) return;
+    this.held = false;
+    await fs.rm(this.file, { force: true });
+  }
+}

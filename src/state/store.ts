@@ -1,0 +1,153 @@
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { BuildResult, StepReport } from '../plugin-api.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { StagepostError } from '../errors.js';
+
+/**
+ * What stagepost remembers, in two kinds of files so that the daemon and a
+ * foreground `update` never overwrite each other:
+ *  - `poll.json`: the remote revision of every (repository, ref), written by
+ *    the daemon only when a revision changes.
+ *  - `branches/<name>.json`: attempted/built revisions and build history of one
+ *    branch, written only by the holder of that branch's build lock.
+ * Every write is atomic (write, fsync, rename); `kill -9` leaves the old or new file.
+ */
+
+export interface TrackState {
+  revision: string | null;
+  /** Set when the ref/URL does not exist on the remote. */
+  missing?: string;
+  /** When `revision` last changed (for the quiet period). */
+  changedAt: string;
+}
+
+export interface BuildRecord {
+  id: number;
+  /** `build` or `job:<name>`. */
+  kind: string;
+  result: BuildResult | null;
+  startedAt: string;
+  durationMs: number | null;
+  forced: boolean;
+  failedStep?: string;
+  steps: StepReport[];
+  revisions: Record<string, string>;
+}
+
+export interface RunningBuild {
+  id: number;
+  kind: string;
+  startedAt: string;
+  forced: boolean;
+  revisions: Record<string, string>;
+  /** Process groups of this build's children, so a restarted daemon can end them. */
+  pgids: number[];
+  pid: number;
+}
+
+export interface BranchState {
+  /** Revisions of the last build attempted, whatever its result (source name → revision). */
+  attempted: Record<string, string>;
+  /** Revisions of the last successful build. */
+  built: Record<string, string>;
+  /** First line of the commit at each built revision. */
+  subjects: Record<string, string>;
+  nextId: number;
+  builds: BuildRecord[];
+  running: RunningBuild | null;
+  /** A forced build was asked for and not yet started (survives restarts). */
+  forcePending?: boolean;
+}
+
+export interface PollFile {
+  version: 1;
+  tracks: Record<string, TrackState>;
+}
+
+export function emptyBranchState(): BranchState {
+  return { attempted: {}, built: {}, subjects: {}, nextId: 1, builds: [], running: null };
+}
+
+export class StateStore {
+  readonly pollFile: string;
+  readonly branchesDir: string;
+  readonly logsDir: string;
+
+  constructor(readonly stateDir: string) {
+    this.pollFile = path.join(stateDir, 'poll.json');
+    this.branchesDir = path.join(stateDir, 'branches');
+    this.logsDir = path.join(stateDir, 'logs');
+  }
+
+  async init(): Promise<void> {
+    try {
+      await fs.mkdir(this.branchesDir, { recursive: true });
+      await fs.mkdir(this.logsDir, { recursive: true });
+      await fs.access(this.stateDir, fs.constants?.W_OK ?? 2);
+    } catch (err) {
+      throw new StagepostError('ESTATE', `state_dir ${this.stateDir} is not writable: ${(err as Error).message} — fix its permissions or set state_dir in ci.yaml`, { cause: err });
+    }
+  }
+
+  readPoll(): PollFile {
+    return readJson(this.pollFile, { version: 1, tracks: {} } as PollFile);
+  }
+
+  async writePoll(data: PollFile): Promise<void> {
+    await this.write(this.pollFile, data);
+  }
+
+  branchFile(branch: string): string {
+    return path.join(this.branchesDir, `${branch}.json`);
+  }
+
+  readBranch(branch: string): BranchState {
+    return { ...emptyBranchState(), ...readJson(this.branchFile(branch), emptyBranchState()) };
+  }
+
+  async writeBranch(branch: string, state: BranchState): Promise<void> {
+    await this.write(this.branchFile(branch), state);
+  }
+
+  logFile(branch: string, id: number): string {
+    return path.join(this.logsDir, branch, `${id}.log`);
+  }
+
+  lockFile(branch: string): string {
+    return path.join(this.stateDir, 'locks', `${branch}.lock`);
+  }
+
+  /** Remove logs of builds no longer in the history. */
+  async pruneLogs(branch: string, keepIds: number[]): Promise<void> {
+    const dir = path.join(this.logsDir, branch);
+    const keep = new Set(keepIds.map((id) => `${id}.log`));
+    let names: string[] = [];
+    try { names = await fs.readdir(dir); } catch { return; }
+    await Promise.all(names.filter((n) => n.endsWith('.log') && !keep.has(n)).map((n) => fs.rm(path.join(dir, n), { force: true })));
+  }
+
+  private async write(file: string, data: unknown): Promise<void> {
+    try {
+      await writeFileAtomic(file, JSON.stringify(data, null, 1) + '\n');
+    } catch (err) {
+      throw new StagepostError('ESTATE', `cannot write ${file}: ${(err as Error).message} — check free space and permissions of state_dir`, { cause: err });
+    }
+  }
+}
+
+function readJson<T>(file: string, fallback: T): T {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(fallback);
+    throw new StagepostError('ESTATE', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    // Atomic writes make this unreachable short of disk corruption or a hand edit.
+    throw new StagepostError('ESTATE', `${file} is not valid JSON (${(err as Error).message}) — move it aside to start that part of the state afresh`, { cause: err });
+  }
+}
