@@ -1,0 +1,146 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+  run, describeFailure, StagepostError,
+  type CheckoutOptions, type Commit, type PluginContext, type QueryOptions, type RemoteRevision, type RunResult, type SourceSpec, type VcsPlugin,
+} from '../../src/plugin-api.js';
+import { gitEnvironment } from './env.js';
+import { LOG_FORMAT, parseLog } from './log.js';
+import { invalidRef, lsRemotePatterns, parseLsRemote, refCandidates, resolveRef } from './refs.js';
+
+/**
+ * The git VCS plugin: polls with one `git ls-remote` per repository and keeps
+ * checkouts with plain git commands. git is called directly (not through
+ * simple-git) so every call is an argv array through `run`, with a timeout that
+ * ends the whole process group (git's ssh and remote helpers included).
+ */
+export interface GitPluginOptions {
+  /** Environment over process.env for every git child (tests; an operator's GIT_SSH_COMMAND). */
+  env?: NodeJS.ProcessEnv;
+  /** Called with the argv of every git child before it starts (tests count queries with it). */
+  onRun?: (argv: readonly string[]) => void;
+  /** Commits listed when there is no usable previous revision (first build, force-push). */
+  fallbackCommits?: number;
+}
+
+const HEX = /^[0-9a-f]{7,64}$/;
+
+interface RunGit { cwd?: string; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void }
+
+export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
+  const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
+  const fallbackCommits = options.fallbackCommits ?? 10;
+
+  const git = (args: string[], o: RunGit): Promise<RunResult> => {
+    options.onRun?.(['git', ...args]);
+    const onOutput = o.onOutput;
+    return run('git', args, {
+      cwd: o.cwd, env, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn,
+      onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
+    });
+  };
+  const ok = (r: RunResult) => r.exitCode === 0 && !r.timedOut && !r.aborted;
+  const why = (r: RunResult) => {
+    const last = r.stderr.trim().split('\n').filter((l) => l.trim() !== '').pop();
+    return ctx.redact(last && !r.timedOut ? `${describeFailure(r)}: ${last.trim()}` : describeFailure(r));
+  };
+  const shown = (url: string) => ctx.redact(url);
+  const checkUrl = (url: string, code: 'EREMOTE' | 'ECHECKOUT') => {
+    if (!url || url.startsWith('-')) throw new StagepostError(code, `git: "${shown(url)}" is not a repository URL; fix the source's url in ci.yaml`);
+  };
+
+  const hasCommit = async (dir: string, revision: string, timeoutMs: number) =>
+    ok(await git(['cat-file', '-e', `${revision}^{commit}`], { cwd: dir, timeoutMs }));
+
+  return {
+    kind: 'vcs',
+    name: 'git',
+    shortRevision: (revision) => revision.slice(0, 7),
+    repositoryKey: (source) => source.url,
+
+    async remoteRevisions(sources: SourceSpec[], query: QueryOptions): Promise<RemoteRevision[]> {
+      if (sources.length === 0) return [];
+      const url = sources[0]!.url;
+      checkUrl(url, 'EREMOTE');
+      const valid = sources.filter((s) => invalidRef(s.ref) === null).map((s) => s.ref!);
+      let table = new Map<string, string>();
+      if (valid.length > 0) {
+        const r = await git(['ls-remote', '--', url, ...lsRemotePatterns(valid)], { timeoutMs: query.timeoutMs, signal: query.signal });
+        if (!ok(r)) {
+          throw new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
+        }
+        table = parseLsRemote(r.stdout);
+      }
+      return sources.map((s): RemoteRevision => {
+        const invalid = invalidRef(s.ref);
+        if (invalid) return { missing: true, reason: invalid };
+        const revision = resolveRef(s.ref!, table);
+        return revision ? { revision } : { missing: true, reason: `no branch or tag "${s.ref}" on ${shown(url)}` };
+      });
+    },
+
+    async checkout(source: SourceSpec, revision: string, o: CheckoutOptions): Promise<void> {
+      const deadline = Date.now() + o.timeoutMs;
+      const left = () => Math.max(1, deadline - Date.now());
+      const fail = (what: string, r: RunResult): never => {
+        throw new StagepostError('ECHECKOUT', `git ${what} in ${o.dir} failed: ${why(r)}`, { details: { timedOut: r.timedOut } });
+      };
+      const step = async (what: string, args: string[]) => {
+        const r = await git(args, { cwd: o.dir, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+        return ok(r) ? r : fail(what, r);
+      };
+      if (!HEX.test(revision)) throw new StagepostError('ECHECKOUT', `git: "${revision}" is not a commit id`);
+      checkUrl(source.url, 'ECHECKOUT');
+      const badRef = invalidRef(source.ref);
+      if (badRef) throw new StagepostError('ECHECKOUT', `git: ${badRef}`);
+
+      if (!existsSync(path.join(o.dir, '.git'))) {
+        mkdirSync(o.dir, { recursive: true });
+        await step('init', ['init', '-q']);
+        await step('remote add', ['remote', 'add', 'origin', source.url]);
+      } else {
+        const current = await git(['remote', 'get-url', 'origin'], { cwd: o.dir, timeoutMs: left() });
+        if (!ok(current)) await step('remote add', ['remote', 'add', 'origin', source.url]);
+        // A `switch` to another repository: fetch from the new one from now on.
+        else if (current.stdout.trim() !== source.url) await step('remote set-url', ['remote', 'set-url', 'origin', source.url]);
+      }
+
+      if (!(await hasCommit(o.dir, revision, left()))) {
+        // Fetch the ref into a ref of our own, so its history stays (commitsBetween needs it).
+        for (const full of refCandidates(source.ref!)) {
+          const r = await git(['fetch', '--no-tags', '--force', 'origin', `+${full}:refs/stagepost/${full}`],
+            { cwd: o.dir, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+          if (ok(r)) break;
+          if (!/couldn't find remote ref/i.test(r.stderr)) fail(`fetch ${full} from ${shown(source.url)}`, r);
+        }
+        // The ref may have moved on or been force-pushed since the poll: ask for the commit itself.
+        if (!(await hasCommit(o.dir, revision, left()))) {
+          const r = await git(['fetch', '--no-tags', 'origin', revision], { cwd: o.dir, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+          if (!ok(r)) {
+            throw new StagepostError('ECHECKOUT', `git: commit ${revision} of "${source.ref}" is not on ${shown(source.url)} any more (force-pushed?): ${why(r)}; the next poll picks up the new revision`);
+          }
+        }
+      }
+      await step(`checkout ${revision}`, ['-c', 'advice.detachedHead=false', 'checkout', '--force', '--detach', revision]);
+    },
+
+    async commitsBetween(_source: SourceSpec, from: string | null, to: string, o: CheckoutOptions & { limit: number }): Promise<Commit[]> {
+      if (!HEX.test(to) || (from !== null && !HEX.test(from))) throw new StagepostError('ECHECKOUT', `git: not a commit id: ${HEX.test(to) ? from : to}`);
+      if (from === to) return [];
+      if (!existsSync(path.join(o.dir, '.git'))) throw new StagepostError('ECHECKOUT', `git: ${o.dir} is not a checkout; check it out before listing commits`);
+      // `from..to` is right even after a force-push: it lists what `to` has beyond
+      // the merge-base. Only a `from` we never had leaves nothing to compare with.
+      const known = from !== null && (await hasCommit(o.dir, from, o.timeoutMs));
+      const count = known ? o.limit : Math.min(o.limit, fallbackCommits);
+      const range = known ? `${from}..${to}` : to;
+      const r = await git(['-c', 'log.showSignature=false', 'log', '-z', LOG_FORMAT, `--max-count=${count}`, '--end-of-options', range, '--'],
+        { cwd: o.dir, timeoutMs: o.timeoutMs, signal: o.signal });
+      if (!ok(r)) throw new StagepostError('ECHECKOUT', `git log ${range} in ${o.dir} failed: ${why(r)}`);
+      return parseLog(r.stdout);
+    },
+  };
+}
+
+export default function gitPlugin(ctx: PluginContext): VcsPlugin {
+  return createGitPlugin(ctx);
+}
