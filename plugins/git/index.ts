@@ -4,6 +4,7 @@ import {
   run, describeFailure, StagepostError,
   type CheckoutOptions, type Commit, type PluginContext, type QueryOptions, type RemoteRevision, type RunResult, type SourceSpec, type VcsPlugin,
 } from '../../src/plugin-api.js';
+import { credentialArgs, splitPassword, type GitRemoteUrl } from './credentials.js';
 import { gitEnvironment } from './env.js';
 import { LOG_FORMAT, parseLog } from './log.js';
 import { invalidRef, lsRemotePatterns, parseLsRemote, refCandidates, resolveRef } from './refs.js';
@@ -25,17 +26,19 @@ export interface GitPluginOptions {
 
 const HEX = /^[0-9a-f]{7,64}$/;
 
-interface RunGit { cwd?: string; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void }
+interface RunGit { cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void }
 
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
   const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
 
-  const git = (args: string[], o: RunGit): Promise<RunResult> => {
+  const git = (gitArgs: string[], o: RunGit): Promise<RunResult> => {
+    const credentials = o.remote ? credentialArgs(o.remote) : { args: [], env: {} };
+    const args = [...credentials.args, ...gitArgs];
     options.onRun?.(['git', ...args]);
     const onOutput = o.onOutput;
     return run('git', args, {
-      cwd: o.cwd, env, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn,
+      cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn,
       onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
     });
   };
@@ -60,12 +63,13 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
 
     async remoteRevisions(sources: SourceSpec[], query: QueryOptions): Promise<RemoteRevision[]> {
       if (sources.length === 0) return [];
-      const url = sources[0]!.url;
+      const remote = splitPassword(sources[0]!.url);
+      const url = remote.url;
       checkUrl(url, 'EREMOTE');
       const valid = sources.filter((s) => invalidRef(s.ref) === null).map((s) => s.ref!);
       let table = new Map<string, string>();
       if (valid.length > 0) {
-        const r = await git(['ls-remote', '--', url, ...lsRemotePatterns(valid)], { timeoutMs: query.timeoutMs, signal: query.signal });
+        const r = await git(['ls-remote', '--', url, ...lsRemotePatterns(valid)], { remote, timeoutMs: query.timeoutMs, signal: query.signal });
         if (!ok(r)) {
           throw new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
         }
@@ -90,34 +94,35 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         return ok(r) ? r : fail(what, r);
       };
       if (!HEX.test(revision)) throw new StagepostError('ECHECKOUT', `git: "${revision}" is not a commit id`);
-      checkUrl(source.url, 'ECHECKOUT');
+      const remote = splitPassword(source.url);
+      checkUrl(remote.url, 'ECHECKOUT');
       const badRef = invalidRef(source.ref);
       if (badRef) throw new StagepostError('ECHECKOUT', `git: ${badRef}`);
 
       if (!existsSync(path.join(o.dir, '.git'))) {
         mkdirSync(o.dir, { recursive: true });
         await step('init', ['init', '-q']);
-        await step('remote add', ['remote', 'add', 'origin', source.url]);
+        await step('remote add', ['remote', 'add', 'origin', remote.url]);
       } else {
         const current = await git(['remote', 'get-url', 'origin'], { cwd: o.dir, timeoutMs: left() });
-        if (!ok(current)) await step('remote add', ['remote', 'add', 'origin', source.url]);
+        if (!ok(current)) await step('remote add', ['remote', 'add', 'origin', remote.url]);
         // A `switch` to another repository: fetch from the new one from now on.
-        else if (current.stdout.trim() !== source.url) await step('remote set-url', ['remote', 'set-url', 'origin', source.url]);
+        else if (current.stdout.trim() !== remote.url) await step('remote set-url', ['remote', 'set-url', 'origin', remote.url]);
       }
 
       if (!(await hasCommit(o.dir, revision, left()))) {
         // Fetch the ref into a ref of our own, so its history stays (commitsBetween needs it).
         for (const full of refCandidates(source.ref!)) {
           const r = await git(['fetch', '--no-tags', '--force', 'origin', `+${full}:refs/stagepost/${full}`],
-            { cwd: o.dir, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+            { cwd: o.dir, remote, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
           if (ok(r)) break;
-          if (!/couldn't find remote ref/i.test(r.stderr)) fail(`fetch ${full} from ${shown(source.url)}`, r);
+          if (!/couldn't find remote ref/i.test(r.stderr)) fail(`fetch ${full} from ${shown(remote.url)}`, r);
         }
         // The ref may have moved on or been force-pushed since the poll: ask for the commit itself.
         if (!(await hasCommit(o.dir, revision, left()))) {
-          const r = await git(['fetch', '--no-tags', 'origin', revision], { cwd: o.dir, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+          const r = await git(['fetch', '--no-tags', 'origin', revision], { cwd: o.dir, remote, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
           if (!ok(r)) {
-            throw new StagepostError('ECHECKOUT', `git: commit ${revision} of "${source.ref}" is not on ${shown(source.url)} any more (force-pushed?): ${why(r)}; the next poll picks up the new revision`);
+            throw new StagepostError('ECHECKOUT', `git: commit ${revision} of "${source.ref}" is not on ${shown(remote.url)} any more (force-pushed?): ${why(r)}; the next poll picks up the new revision`);
           }
         }
       }
