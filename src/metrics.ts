@@ -1,0 +1,49 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics of one daemon. Each daemon gets its own Registry (not
+ * prom-client's global one) so tests can run several daemons in one process.
+ * The daemon updates these; the HTTP server only exposes them.
+ */
+export interface Metrics {
+  registry: Registry;
+  pollsTotal: Counter<'branch'>;
+  pollErrorsTotal: Counter<'branch'>;
+  remoteQueriesTotal: Counter<'vcs'>;
+  pollDurationSeconds: Histogram<'vcs'>;
+  buildsTotal: Counter<'branch' | 'result'>;
+  buildDurationSeconds: Histogram<'branch'>;
+  queueLength: Gauge;
+  outboxSize: Gauge;
+  buildRunning: Gauge<'branch'>;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'stagepost_' });
+  const registers = [registry];
+  return {
+    registry,
+    pollsTotal: new Counter({ name: 'stagepost_polls_total', help: 'Polls of a branch (one per branch per poll round).', labelNames: ['branch'], registers }),
+    pollErrorsTotal: new Counter({ name: 'stagepost_poll_errors_total', help: 'Polls of a branch that failed.', labelNames: ['branch'], registers }),
+    remoteQueriesTotal: new Counter({ name: 'stagepost_remote_queries_total', help: 'Queries sent to remote repositories (ls-remote, svn info).', labelNames: ['vcs'], registers }),
+    pollDurationSeconds: new Histogram({
+      name: 'stagepost_poll_duration_seconds',
+      help: 'Duration of one remote query.',
+      labelNames: ['vcs'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    buildsTotal: new Counter({ name: 'stagepost_builds_total', help: 'Finished builds by result.', labelNames: ['branch', 'result'], registers }),
+    buildDurationSeconds: new Histogram({
+      name: 'stagepost_build_duration_seconds',
+      help: 'Duration of finished builds.',
+      labelNames: ['branch'],
+      buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 2700],
+      registers,
+    }),
+    queueLength: new Gauge({ name: 'stagepost_queue_length', help: 'Builds and jobs waiting in the queue.', registers }),
+    outboxSize: new Gauge({ name: 'stagepost_outbox_size', help: 'Notifications waiting to be delivered.', registers }),
+    buildRunning: new Gauge({ name: 'stagepost_build_running', help: '1 while a build of the branch runs.', labelNames: ['branch'], registers }),
+  };
+}
