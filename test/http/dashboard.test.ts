@@ -1,0 +1,125 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { memoryLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
+import { startHttpServer, type HttpServer } from '../../src/http/server.js';
+import { describeIf, hasTool } from '../helpers/tools.js';
+import { tempDir } from '../helpers/tmp.js';
+import { realisticFake, type FakeDaemon } from './fake-daemon.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const XSS = '<img src=x onerror="window.__xss=1">Fix login';
+
+describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let browser: Browser;
+  let fake: FakeDaemon;
+  let server: HttpServer;
+  let page: Page;
+
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => { await browser?.close(); });
+
+  beforeEach(async () => {
+    tmp = tempDir();
+    fake = realisticFake(path.join(tmp.dir, 'logs'));
+    server = await startHttpServer({ host: '127.0.0.1', port: 0, token: 'dashboard-token-123', api: fake, metrics: createMetrics(), log: memoryLogger(), redact: (t) => t });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.setDefaultTimeout(10_000);
+  });
+  afterEach(async () => {
+    await page?.close();
+    await server?.close();
+    tmp?.cleanup();
+  });
+
+  const card = (branch: string) => page.locator(`section.card[data-branch="${branch}"]`);
+  const open = async () => {
+    await page.goto(server.url + '/');
+    await page.locator('#conn.live').waitFor();
+    await card('branch3').waitFor();
+  };
+
+  test('shows every branch with its state, revisions, sites and poll error', async () => {
+    await open();
+    expect(await page.locator('section.card h2').allTextContents()).toEqual(['staging', 'branch1', 'branch2', 'branch3']);
+    expect(await card('branch1').locator('.card-head .badge').textContent()).toBe('building');
+    expect(await card('branch1').locator('.progress .step').textContent()).toBe('buildout');
+    expect(await card('branch2').locator('.card-head .badge').textContent()).toBe('failing');
+    expect(await card('branch1').locator('.pending .rev').textContent()).toBe('e47b9a02');
+    expect(await card('staging').locator('.pending').count()).toBe(0);
+    expect(await card('staging').locator('a.customer').first().getAttribute('href')).toBe('https://karltest.example.com/staging/acme/');
+    expect(await card('staging').locator('.mailin').count()).toBe(1);
+    expect(await card('branch3').locator('.poll-error').textContent()).toContain('E170013');
+    expect(await page.locator('#queue').textContent()).toBe('queue: branch3');
+    expect(await page.locator('#outbox').textContent()).toBe('outbox: 1');
+  });
+
+  test('a finished build shows up without a reload', async () => {
+    await open();
+    await page.evaluate(() => { (window as unknown as { marker: number }).marker = 1; });
+    const b = fake.branch('branch1');
+    b.state = 'idle';
+    b.current = null;
+    b.sources[0].revision = b.sources[0].remoteRevision;
+    b.lastBuild = { id: 24, result: 'success', startedAt: new Date().toISOString(), durationMs: 75_000 };
+    fake.emit({ type: 'build', branch: 'branch1' });
+    await card('branch1').locator('.card-head .badge', { hasText: /^idle$/ }).waitFor();
+    await card('branch1').locator('.row a', { hasText: '#24' }).waitFor();
+    expect(await card('branch1').locator('.progress').count()).toBe(0);
+    expect(await card('branch1').locator('.pending').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
+  });
+
+  test('markup in a commit subject is shown as text', async () => {
+    fake.branch('staging').sources[0].subject = XSS;
+    await open();
+    expect(await card('staging').locator('.subject').first().textContent()).toBe(XSS);
+    expect(await card('staging').locator('img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  });
+
+  test('the running build\'s log is followed live', async () => {
+    await open();
+    const log = card('branch1').locator('details.live pre');
+    await log.filter({ hasText: 'Updating instance.' }).waitFor();
+    fake.writeLog('branch1', 24, 'Generated script bin/instance.\n', true);
+    await log.filter({ hasText: 'Generated script bin/instance.' }).waitFor();
+    // Appended once, not re-read from the start.
+    expect((await log.textContent())!.match(/Installing eggs\./g)).toHaveLength(1);
+  });
+
+  test('build history expands with links to the logs', async () => {
+    await open();
+    await card('branch2').locator('details.history summary').click();
+    const link = card('branch2').locator('details.history a', { hasText: '#12' });
+    await link.waitFor();
+    expect(await link.getAttribute('href')).toBe('/api/branches/branch2/builds/12/log');
+    expect(await card('branch2').locator('details.history tbody tr').count()).toBe(3);
+    const res = await page.request.get(server.url + (await link.getAttribute('href'))!);
+    expect(await res.text()).toContain('test_refund');
+  });
+
+  test('fits a phone screen without horizontal scrolling', async () => {
+    await page.setViewportSize({ width: 375, height: 812 });
+    await open();
+    await card('branch2').locator('details.history summary').click();
+    await card('branch2').locator('details.history tbody tr').first().waitFor();
+    const { scroll, client } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    expect(scroll).toBeLessThanOrEqual(client);
+  });
+
+  test('screenshot', async () => {
+    await open();
+    await card('branch1').locator('details.live pre', { hasText: 'Updating instance.' }).waitFor();
+    const target = process.env.UPDATE_SCREENSHOT === '1' ? path.join(ROOT, 'docs', 'dashboard.png') : path.join(tmp.dir, 'dashboard.png');
+    await page.screenshot({ path: target });
+  });
+});
