@@ -1,0 +1,50 @@
+/**
+ * `${NAME}` substitution at load time, so secrets stay out of ci.yaml. The
+ * `run` commands of steps and jobs are shell and keep their `${NAME}` for the
+ * shell to expand when they run.
+ */
+import type { ConfigPath, PathProblem } from './problems.js';
+
+const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+export interface Substituted {
+  value: unknown;
+  /** Every value that came from the environment, to be masked everywhere. */
+  secrets: string[];
+  problems: PathProblem[];
+}
+
+/** `steps[i].run`, `create[i].run` (top level or in a branch) and `jobs.X.run`. */
+export function isShellCommand(path: ConfigPath): boolean {
+  const n = path.length;
+  if (n < 3 || path[n - 1] !== 'run') return false;
+  if (path[n - 3] === 'steps' || path[n - 3] === 'create') return typeof path[n - 2] === 'number';
+  return n === 3 && path[0] === 'jobs';
+}
+
+export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substituted {
+  const secrets = new Set<string>();
+  const problems: Substituted['problems'] = [];
+
+  const walk = (v: unknown, path: ConfigPath): unknown => {
+    if (typeof v === 'string') {
+      if (isShellCommand(path)) return v;
+      return v.replace(REFERENCE, (whole, name: string) => {
+        const found = env[name];
+        if (found === undefined) {
+          problems.push({ path, message: `\${${name}} is not set in the environment — set ${name} (e.g. in the systemd unit's EnvironmentFile) or write the value here` });
+          return whole;
+        }
+        if (found !== '') secrets.add(found);
+        return found;
+      });
+    }
+    if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
+    if (v && typeof v === 'object') {
+      return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, walk(item, [...path, k])]));
+    }
+    return v;
+  };
+
+  return { value: walk(value, []), secrets: [...secrets], problems };
+}
