@@ -12,13 +12,13 @@ import { createSvnPlugin } from '../plugins/svn/index.js';
  * counting every child process they start (their `onRun` option), so a poll
  * cycle's remote queries are counted without a PATH shim.
  */
-export interface BenchSource { vcs: 'git' | 'svn'; url: string; ref?: string }
+export interface BenchSource { vcs: 'git' | 'svn'; url: string; ref?: string; name?: string }
 
 export function branchConfig(name: string, dir: string, sources: BenchSource[], intervalMs = 60_000): BranchConfig {
   return {
     name, dir, customers: [], mailin: [], mailout: false, keep: 5, steps: [], create: [], notify: [], line: 1,
     poll: { intervalMs, timeoutMs: 30_000, quietMs: 0 }, stepTimeoutMs: 60_000,
-    sources: sources.map((s, i) => ({ name: `s${i}`, vcs: s.vcs, url: s.url, ref: s.ref, path: `src/s${i}`, options: {}, line: 1 })),
+    sources: sources.map((s, i) => ({ name: s.name ?? `s${i}`, vcs: s.vcs, url: s.url, ref: s.ref, path: `src/s${i}`, options: {}, line: 1 })),
   };
 }
 
