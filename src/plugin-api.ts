@@ -12,6 +12,9 @@ export type { Logger } from './log.js';
 export type { RunOptions, RunResult } from './util/exec.js';
 export { run, describeFailure } from './util/exec.js';
 export { StagepostError } from './errors.js';
+export { notificationTitle, headlineEvent, oneLine } from './notify/summary.js';
+export { parseDuration, formatDuration } from './util/duration.js';
+export { unknownOptionProblems, type OptionProblem } from './notify/options.js';
 
 export interface PluginContext {
   log: Logger;
@@ -194,6 +197,8 @@ export interface NotifierContext extends PluginContext {
   authorsDomain?: string;
   /** Where the dashboard lives, when `http` is set. */
   httpUrl?: string;
+  /** Directory of ci.yaml: the base of relative paths in a notifier's options (`dir:./mail`). */
+  configDir?: string;
 }
 
 export type Plugin = VcsPlugin | NotifierPlugin;

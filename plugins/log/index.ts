@@ -1,0 +1,47 @@
+import {
+  headlineEvent, notificationTitle, unknownOptionProblems,
+  type Notification, type NotifierContext, type NotifierPlugin, type OptionProblem,
+} from '../../src/plugin-api.js';
+
+/**
+ * The log notifier: one line in the daemon's log per notification (journald
+ * keeps it). Useful beside email, and as the smallest example of a notifier.
+ */
+const LEVELS = ['info', 'warn', 'error'] as const;
+type Level = (typeof LEVELS)[number];
+const BAD_NEWS = new Set(['failure', 'still-failing', 'job-failure', 'config-error']);
+
+interface LogMessage {
+  level: Level;
+  title: string;
+  meta: Record<string, unknown>;
+}
+
+const logPlugin: NotifierPlugin = {
+  kind: 'notifier',
+  name: 'log',
+  validate(options) {
+    const problems: OptionProblem[] = unknownOptionProblems(options, ['level']);
+    if (options.level !== undefined && !LEVELS.includes(options.level as Level)) problems.push({ path: ['level'], message: `level must be one of ${LEVELS.join(', ')}` });
+    return problems;
+  },
+  create(options, ctx: NotifierContext) {
+    return {
+      prepare(n: Notification): LogMessage {
+        const event = headlineEvent(n.events);
+        const level = (options.level as Level | undefined) ?? (event && BAD_NEWS.has(event) ? 'warn' : 'info');
+        const meta: Record<string, unknown> = { events: n.events };
+        if (n.type === 'build') Object.assign(meta, { branch: n.branch, build: n.build.id, result: n.build.result, logUrl: n.build.logUrl });
+        if (n.type === 'job') Object.assign(meta, { branch: n.branch, job: n.job, result: n.result, logUrl: n.logUrl });
+        if (n.type === 'config') Object.assign(meta, { file: n.file, error: n.message });
+        return { level, title: notificationTitle(n), meta };
+      },
+      async deliver(message) {
+        const m = message as LogMessage;
+        ctx.log[m.level]({ ...m.meta, title: m.title }, 'notification');
+      },
+    };
+  },
+};
+
+export default logPlugin;
