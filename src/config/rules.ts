@@ -100,7 +100,7 @@ function checkSources(branch: string, sources: Array<RawSource | undefined>, at:
     else suffixes.set(envSuffix(s.name), s.name);
 
     const written = s.path ?? `src/${s.name}`;
-    const normal = path.normalize(written);
+    const normal = path.normalize(written).replace(/(.)[\\/]+$/, '$1');
     if (path.isAbsolute(written)) at([...here, 'path'], `source path ${written} is absolute — write it relative to the branch dir, like src/${s.name}`);
     else if (normal === '..' || normal.startsWith(`..${path.sep}`)) at([...here, 'path'], `source path ${written} leaves the branch dir — keep it inside, like src/${s.name}`);
     else {
