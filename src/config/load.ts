@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
 import { StagepostError } from '../errors.js';
 import { redactor } from '../util/redact.js';
 import { substituteEnv } from './env.js';
@@ -14,15 +15,14 @@ import { configError, formatPath, issueProblems, type PathProblem, type Problem 
 import { resolveConfig } from './resolve.js';
 import { checkRules } from './rules.js';
 import { BranchConfigSchema, ConfigSchema, JobConfigSchema, SiteConfigSchema, HealthSettingsSchema, SourceConfigSchema, type RawConfig } from './schema.js';
-import { z } from 'zod';
+import type { Config } from './types.js';
+
+export { formatConfigError, configProblems, type Problem } from './problems.js';
 
 // The schema problems are reported already; these let the rules still check
 // the rest of a branch with an unknown key or one bad source, or a job with a bad schedule.
 const LenientBranch = BranchConfigSchema.strip().extend({ sources: z.array(z.unknown()) });
 const JobBranches = JobConfigSchema.pick({ branches: true }).strip();
-import type { Config } from './types.js';
-
-export { formatConfigError, configProblems, type Problem } from './problems.js';
 
 /** SPEC: `--config PATH`, else `$STAGEPOST_CONFIG`, else `./ci.yaml`; absolute. */
 export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): string {
