@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { BranchState, BuildRecord, StateStore, TrackState } from '../state/store.js';
 import type { VcsRegistry } from '../vcs.js';
 import { FileLock } from '../state/lock.js';
-import { StagepostError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import { sourceSpec, trackKey } from '../poll/tracks.js';
 import { stepEnvironment, customerUrl } from '../site/urls.js';
 import { checkHealth, healthUrls } from '../site/health.js';
@@ -14,6 +14,7 @@ import { formatDuration } from '../util/duration.js';
 import { LogWriter, tailLines } from './log-writer.js';
 import { runSteps } from './steps.js';
 import { commitEmail } from './authors.js';
+import { buildEvents } from '../notify/events.js';
 
 /**
  * One build of one branch: lock → pick the newest polled revisions → create
@@ -211,7 +212,7 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
   log.info({ result, failedStep, durationMs }, 'build finished');
 
-  const events = buildEventsFor(result, previousResult);
+  const events = buildEvents(result, previousResult);
   if (events.length > 0) {
     const logTail = result === 'success' ? [] : tailLines(logFile, 100);
     ctx.notify({ ...base, build: { id, result, startedAt: startedAt.toISOString(), durationMs, failedStep, steps: reports, logTail, logUrl, forced }, commits }, events);
@@ -219,15 +220,3 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   return { status: 'built', record: buildRecord };
 }
 
-function isFailing(result: BuildResult | null): boolean {
-  return result === 'failure' || result === 'timeout';
-}
-
-/** SPEC "Notifications": a repair is success+fixed, a repeat failure is failure+still-failing. */
-export function buildEventsFor(result: BuildResult, previous: BuildResult | null): EventName[] {
-  if (result === 'success') return isFailing(previous) ? ['success', 'fixed'] : ['success'];
-  if (isFailing(result)) return isFailing(previous) ? ['failure', 'still-failing'] : ['failure'];
-  return [];
-}
-
-export { StagepostError };
