@@ -187,7 +187,7 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   writer.line(`stagepost build ${branch.name}#${id}: ${result}${failedStep ? ` at ${failedStep}` : ''} in ${formatDuration(durationMs)}`);
   await writer.close();
   await Promise.all(pgidWrites);
-  progress(null);
+  ctx.progress?.(branch.name, null);
 
   const buildRecord: BuildRecord = { id, kind: 'build', result, startedAt: startedAt.toISOString(), durationMs, forced, failedStep, steps: reports, revisions };
   const previousResult = state.builds.find((b) => b.kind === 'build' && b.result !== 'interrupted')?.result ?? null;

@@ -194,7 +194,9 @@ export class Poller {
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       group.failures += 1;
-      if (group.failures === 1 || message !== group.lastError) {
+      // Report the start of a failure (or a different failure), not every cycle;
+      // timings inside the message do not make it a different failure.
+      if (group.failures === 1 || message.replace(/\d+/g, '#') !== group.lastError?.replace(/\d+/g, '#')) {
         this.options.log.warn({ repository: redactor.redact(group.id), branches: [...group.branches], error: message }, 'remote failing');
       }
       group.lastError = message;

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Every child process of stagepost goes through here. Each runs in its own
@@ -48,10 +49,29 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
 export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // kill(0) also succeeds for zombies, which a container's init may never
+  // reap; on Linux, look for a member that is really running.
+  const members = liveGroupMembers(pgid);
+  return members === null || members.length > 0;
+}
+
+/** Pids of the group that are not zombies, or null where /proc cannot tell. */
+export function liveGroupMembers(pgid: number): number[] | null {
+  let entries: string[];
+  try { entries = readdirSync('/proc'); } catch { return null; }
+  const live: number[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try { stat = readFileSync(`/proc/${entry}/stat`, 'utf8'); } catch { continue; }
+    // Fields after the parenthesised command: state, ppid, pgrp, ...
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') live.push(Number(entry));
+  }
+  return live;
 }
 
 /** TERM the group, wait up to graceMs for it to vanish, then KILL. */

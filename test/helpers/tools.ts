@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /**
  * A test may skip when a tool is missing on a laptop, loudly; under CI a
@@ -17,4 +18,19 @@ export function hasTool(name: string): boolean {
 
 export function describeIf(condition: boolean): jest.Describe {
   return condition ? describe : describe.skip;
+}
+
+/** A process that exists and is not a zombie (a container's init may never reap them). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return true;
+  }
 }
