@@ -73,7 +73,11 @@ function intervalFromEnv(env: NodeJS.ProcessEnv): number {
 }
 
 function banner(dir: string, configFile: string, ports: DemoPorts, proxy: SiteProxy, intervalMs: number): string[] {
-  const rel = (p: string) => path.relative(process.cwd(), p) || '.';
+  // Short paths when the demo runs inside them (npm run demo), absolute ones otherwise.
+  const rel = (p: string) => {
+    const r = path.relative(process.cwd(), p);
+    return r.startsWith('..') || path.isAbsolute(r) ? p : r || '.';
+  };
   const cli = `STAGEPOST_DEMO_TOKEN=$(cat ${rel(path.join(dir, 'token'))}) node ${rel(BIN)}`;
   return [
     '',
@@ -121,7 +125,7 @@ export async function demoCommand(opts: { port: number }): Promise<number> {
     for (const line of banner(dir, configFile, ports, proxy, intervalMs)) out(line);
 
     loop = new CommitLoop(sites.targets, intervalMs, out);
-    const first = await Promise.race([waitForFirstBuilds(daemon, 180_000), signal.stopped.then(() => null)]);
+    const first = await waitForFirstBuilds(daemon, 180_000, signal.stopped);
     if (first) {
       out(`first builds: ${first.map((b) => `${b.name} ${b.result}`).join(', ')}`);
       loop.start();
