@@ -112,6 +112,11 @@ needsNginx('the generated block in a real nginx', () => {
         forwardedHost: req.headers['x-forwarded-host'], proto: req.headers['x-forwarded-proto'], forwardedFor: req.headers['x-forwarded-for'],
       }));
     });
+    // A websocket-style upgrade: 101, then echo whatever comes.
+    server.on('upgrade', (req, socket) => {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Path: ${req.url}\r\n\r\n`);
+      socket.pipe(socket);
+    });
     backends.push(server);
     return server;
   }
@@ -230,5 +235,20 @@ ${server}
     expect(redirect.status).toBe(301);
     expect(redirect.headers.location).toMatch(/\/branch1\/osf\/\?a=b$/);
     expect((await get('/empty/osf/')).status).toBe(404);
+  });
+
+  it('lets a websocket upgrade through to the app', async () => {
+    const echoed = await new Promise<{ path: unknown; data: string }>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port, path: '/branch1/osf/ws', headers: { host: HOST, connection: 'Upgrade', upgrade: 'websocket' }, rejectUnauthorized: false, agent: false, timeout: 5000 });
+      req.on('upgrade', (res, socket) => {
+        socket.once('data', (d: Buffer) => { socket.destroy(); resolve({ path: res.headers['x-path'], data: d.toString() }); });
+        socket.write('ping');
+      });
+      req.on('response', (res) => reject(new Error(`no upgrade: HTTP ${res.statusCode}`)));
+      req.on('timeout', () => req.destroy(new Error('no upgrade within 5s')));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(echoed).toEqual({ path: '/osf/ws', data: 'ping' });
   });
 });
