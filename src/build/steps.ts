@@ -32,7 +32,7 @@ export async function runSteps(steps: StepConfig[], options: StepRunOptions): Pr
     options.log.line(`==> ${step.name}: ${step.run}`);
     const outcome = await run('sh', ['-c', step.run], {
       cwd: options.cwd,
-      env: { ...process.env, ...options.env },
+      env: { ...inheritedEnvironment(), ...options.env },
       timeoutMs: step.timeoutMs,
       killGraceMs: options.killGraceMs ?? 5000,
       signal: options.signal,
@@ -51,4 +51,14 @@ export async function runSteps(steps: StepConfig[], options: StepRunOptions): Pr
     }
   }
   return { result, reports, failedStep };
+}
+
+/**
+ * The daemon's environment without its own STAGEPOST_* settings (config path,
+ * log format, token): a step sees exactly the STAGEPOST_* values of SPEC.
+ */
+export function inheritedEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('STAGEPOST_')) env[key] = value;
+  return env;
 }
