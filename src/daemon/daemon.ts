@@ -282,6 +282,7 @@ export class Daemon implements DaemonApi {
     for (const [key, b] of wanted) {
       if (this.catchers.has(key)) continue;
       const catcher = new MailCatcher({ branch: b.name, port: b.smtpPort!, host: '127.0.0.1', stateDir: this.config.stateDir, keep: 300, relay: b.mailout && this.config.site.smtpRelay ? { url: this.config.site.smtpRelay } : null, log: this.log.child({ branch: b.name }) });
+      catcher.on('caught', () => this.changed({ type: 'mail', branch: b.name }));
       try {
         await catcher.start();
         this.catchers.set(key, catcher);
