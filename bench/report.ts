@@ -1,5 +1,5 @@
 /** The bench's table: one row per figure, with its target and PASS/FAIL. */
-interface Row { what: string; value: string; target: string; verdict: 'PASS' | 'FAIL' | '' }
+interface Row { what: string; value: string; target: string; verdict: 'PASS' | 'FAIL' | ''; section?: boolean }
 
 export class Report {
   private readonly rows: Row[] = [];
@@ -21,15 +21,19 @@ export class Report {
     this.rows.push({ what, value, target: '', verdict: '' });
   }
 
+  section(title: string): void {
+    this.rows.push({ what: title, value: '', target: '', verdict: '', section: true });
+  }
+
   failed(): boolean {
     return this.rows.some((r) => r.verdict === 'FAIL');
   }
 
   render(): string {
     const head: Row = { what: 'figure', value: 'measured', target: 'target', verdict: '' };
-    const all = [head, ...this.rows];
+    const all = [head, ...this.rows.filter((r) => !r.section)];
     const w = { what: width(all, 'what'), value: width(all, 'value'), target: width(all, 'target') };
-    const line = (r: Row) => `${r.what.padEnd(w.what)}  ${r.value.padEnd(w.value)}  ${r.target.padEnd(w.target)}  ${r.verdict}`.trimEnd();
+    const line = (r: Row) => (r.section ? `\n${r.what}` : `${r.what.padEnd(w.what)}  ${r.value.padEnd(w.value)}  ${r.target.padEnd(w.target)}  ${r.verdict}`.trimEnd());
     return [line(head), '-'.repeat(w.what + w.value + w.target + 12), ...this.rows.map(line)].join('\n');
   }
 }

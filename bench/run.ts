@@ -14,6 +14,7 @@ import { measureWall, type RawQuery } from './wall.js';
 import { measureAtRest, type RestFigures } from './rest.js';
 import { measureLatency } from './latency.js';
 import { median } from './proc.js';
+import { spawnFloor } from './floor.js';
 import { Report } from './report.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -35,26 +36,28 @@ try {
   const big = makeGitRepos(at('repos-big'), REPOS, BIG, 'k');
 
   progress('1. queries per cycle');
+  report.section('1. Remote queries per poll cycle (floor: one per repository)');
   const gitPoller = await countingPoller(benchConfigs(at('inproc'), git), at('inproc-state'));
   const svnPoller = await countingPoller(benchConfigs(at('inproc'), svn), at('inproc-state'));
   await gitPoller.poller.pollNow();
   await svnPoller.poller.pollNow();
-  report.exact(`queries/cycle, git, Poller in process (${REPOS} repos, ${BRANCHES} branches)`, await inProcessPerCycle(gitPoller, 3), REPOS);
-  report.exact(`queries/cycle, svn, Poller in process (1 repo, ${SVN_URLS} branch URLs)`, await inProcessPerCycle(svnPoller, 3), 1);
+  report.exact(`  git, Poller in process: ${REPOS} repos, ${BRANCHES} branches`, await inProcessPerCycle(gitPoller, 3), REPOS);
+  report.exact(`  svn, Poller in process: 1 repo, ${SVN_URLS} branch URLs`, await inProcessPerCycle(svnPoller, 3), 1);
   gitPoller.poller.stop();
   svnPoller.poller.stop();
 
   const shim = makeShim(at('shim'));
   const cliConfig = writeConfig(at('cli'), [...git, ...svn], { interval: '60s' });
   const cliCalls = await cliChildren(cliConfig, shim);
-  report.exact(`children of one \`stagepost poll\` (PATH shim; ${REPOS} git + 1 svn repos, ${BRANCHES + SVN_URLS} branches)`, cliCalls.length, REPOS + 1);
+  report.exact(`  \`stagepost poll\`, PATH shim: ${REPOS + 1} repos, ${BRANCHES + SVN_URLS} branches`, cliCalls.length, REPOS + 1);
 
   const d = await daemonChildren(at('daemon-shim'), git, shim, { intervalMs: 1000, windowMs: QUICK ? 4000 : 8000 });
   const others = d.calls.filter((c) => !c.startsWith('git ls-remote'));
-  report.atMost(`daemon children/cycle (PATH shim, ${BRANCHES} branches, 1s interval, ${d.cycles} cycles; other than ls-remote: ${others.length})`,
-    others.length > 0 ? Infinity : d.calls.length / d.cycles, REPOS, 1);
+  report.atMost(`  daemon, PATH shim: ${BRANCHES} branches, ${d.cycles} s at 1s`, others.length > 0 ? Infinity : d.calls.length / d.cycles, REPOS, 1, '',
+    `${(d.calls.length / d.cycles).toFixed(1)} (${d.calls.length} ls-remote, ${others.length} other)`);
 
   progress('2. wall time of one poll');
+  report.section('2. Wall time of one poll (median of 7, alternated in one run)');
   const raw: RawQuery[] = [
     ...Array.from({ length: REPOS }, (_, r): RawQuery => ['git', ['ls-remote', git[r]!.source.url]]),
     ['svn', ['info', '--xml', '--non-interactive', ...svn.map((b) => b.source.url)]],
@@ -63,38 +66,44 @@ try {
   await allPoller.poller.pollNow();
   const w = await measureWall(cliConfig, raw, allPoller, 7);
   allPoller.poller.stop();
-  report.info(`raw: ${REPOS} \`git ls-remote\` + 1 \`svn info\`, sequential (median of ${w.runs}, alternated)`, `${w.rawMs.toFixed(1)} ms`);
-  report.info('`stagepost poll`, whole process', `${w.cliMs.toFixed(0)} ms`);
-  report.info('`stagepost --help` (start-up: node + tsx + imports)', `${w.helpMs.toFixed(0)} ms`);
-  report.ratio('poll ratio, in-process Poller / raw', w.inProcessMs, w.rawMs, 1.0);
-  report.ratio('poll ratio, (`stagepost poll` − start-up) / raw', w.cliMs - w.helpMs, w.rawMs, 1.0);
+  report.info(`  raw: ${REPOS} git ls-remote + 1 svn info, one after another`, `${w.rawMs.toFixed(1)} ms`);
+  report.info('  Poller in process (the daemon\'s cycle)', `${w.inProcessMs.toFixed(1)} ms`);
+  report.info('  `stagepost poll`, whole process', `${w.cliMs.toFixed(0)} ms`);
+  report.info('  `stagepost --help` (start-up: node, tsx, imports)', `${w.helpMs.toFixed(0)} ms`);
+  report.ratio('  ratio: Poller in process / raw', w.inProcessMs, w.rawMs, 1.0);
+  report.ratio('  ratio: (`stagepost poll` - start-up) / raw', w.cliMs - w.helpMs, w.rawMs, 1.0);
 
   progress('3. daemon at rest');
-  const rest = async (name: string, branches: typeof git, checkRss: boolean) => {
-    const r = await measureAtRest(at(name), branches, { intervalMs: 1000, settleMs: QUICK ? 2000 : 3000, windowMs: QUICK ? 8000 : 20_000 });
-    restRows(r, checkRss);
-  };
+  const windowMs = QUICK ? 8000 : 20_000;
+  const settleMs = QUICK ? 2000 : 3000;
+  report.section(`3. Daemon at rest (all built, nothing changing, ${windowMs / 1000} s window; CPU from /proc/<pid>/stat)`);
+  const idle = await measureAtRest(at('rest-idle'), git, { intervalMs: 3_600_000, settleMs, windowMs: QUICK ? 5000 : 10_000 });
+  report.info(`  ${BRANCHES} branches, interval 1h (no queries): own CPU`, `${(idle.selfMs / (idle.windowMs / 1000)).toFixed(1)} ms/s, ${idle.rss.at(-1)!.toFixed(1)} MB RSS`);
+  const floor = spawnFloor(git[0]!.source.url, QUICK ? 100 : 300);
+  report.info('  floor: bare node (no tsx) spawning git ls-remote, per query', `own ${floor.selfMs.toFixed(2)} ms, git children ${floor.childrenMs.toFixed(2)} ms`);
   const restRows = (r: RestFigures, checkRss: boolean) => {
-    const label = `daemon at rest, ${r.branches} branches / ${REPOS} repos, 1s interval, ${r.windowMs / 1000}s window`;
-    report.info(`${label}: queries, builds started`, `${r.queries} queries (${(r.queries / r.cycles).toFixed(1)}/cycle), ${r.buildsStarted} builds`);
+    const label = `  ${r.branches} branches, 1s`;
+    report.info(`${label}: remote queries, builds started`, `${r.queries} (${(r.queries / r.cycles).toFixed(1)}/cycle), ${r.buildsStarted} builds`);
     report.atMost(`${label}: own CPU per remote query`, r.selfMs / r.queries, 1, 2, 'ms');
     report.info(`${label}: own CPU per cycle`, `${(r.selfMs / r.cycles).toFixed(1)} ms`);
-    report.atMost(`${label}: CPU with git children per query`, r.withChildrenMs / r.queries, 6, 2, 'ms');
+    report.atMost(`${label}: CPU with children per query`, r.withChildrenMs / r.queries, 6, 2, 'ms',
+      `${(r.withChildrenMs / r.queries).toFixed(2)} ms (children ${((r.withChildrenMs - r.selfMs) / r.queries).toFixed(2)})`);
     const [first, last, max] = [r.rss[0]!, r.rss.at(-1)!, Math.max(...r.rss)];
-    const rss = `${first.toFixed(1)} → ${last.toFixed(1)} MB (max ${max.toFixed(1)})`;
-    if (checkRss) report.atMost(`${label}: RSS start → end`, max, 80, 1, 'MB', rss);
-    else report.info(`${label}: RSS start → end`, rss);
-    report.atMost(`${label}: RSS growth over the window`, last - first, 5, 1, 'MB');
+    const rss = `${first.toFixed(1)} -> ${last.toFixed(1)} MB (max ${max.toFixed(1)})`;
+    if (checkRss) report.atMost(`${label}: RSS start -> end`, max, 80, 1, 'MB', rss);
+    else report.info(`${label}: RSS start -> end`, rss);
+    report.atMost(`${label}: RSS growth in the window`, last - first, 5, 1, 'MB');
   };
-  await rest('rest-small', git, true);
-  await rest('rest-big', big, false);
+  restRows(await measureAtRest(at('rest-small'), git, { intervalMs: 1000, settleMs, windowMs }), true);
+  restRows(await measureAtRest(at('rest-big'), big, { intervalMs: 1000, settleMs, windowMs }), false);
 
   progress('4. commit-to-build-start latency');
   const samples = QUICK ? 3 : 6;
+  report.section(`4. Commit-to-build-start latency (${samples} commits each, to \`build started\` in the JSON log)`);
   const polled = await measureLatency(at('latency-poll'), git, { mode: 'poll', interval: '2s', samples });
-  report.atMost(`latency, polling every 2s (${samples} commits; median ${median(polled).toFixed(0)} ms), max`, Math.max(...polled), 3000, 0, 'ms');
+  report.atMost(`  polling every 2s: max (median ${median(polled).toFixed(0)} ms)`, Math.max(...polled), 3000, 0, 'ms');
   const hooked = await measureLatency(at('latency-hook'), git, { mode: 'hook', interval: '1h', samples });
-  report.atMost(`latency, commit hook POST /api/poll, 1h interval (${samples} commits; median ${median(hooked).toFixed(0)} ms), max`, Math.max(...hooked), 1000, 0, 'ms');
+  report.atMost(`  commit hook POST /api/poll, 1h interval: max (median ${median(hooked).toFixed(0)} ms)`, Math.max(...hooked), 1000, 0, 'ms');
 } finally {
   t.cleanup();
 }

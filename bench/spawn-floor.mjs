@@ -1,0 +1,26 @@
+// The floor under the daemon's per-query CPU: a bare Node process (no tsx, no
+// modules) that starts `git ls-remote URL` the way src/util/exec.ts does
+// (own process group, stdout/stderr piped), one after another. Plain JS on
+// purpose. Prints {"selfMs", "childrenMs"} per query as JSON.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const [url, count = '100'] = process.argv.slice(2);
+const tickMs = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
+const cpu = () => {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  return { self: (f[11] + f[12]) * tickMs, children: (f[13] + f[14]) * tickMs };
+};
+const query = () => new Promise((resolve, reject) => {
+  const child = spawn('git', ['ls-remote', '--', url], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', () => undefined);
+  child.stderr.on('data', () => undefined);
+  child.on('error', reject);
+  child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`git ls-remote exited ${code}`))));
+});
+for (let i = 0; i < 10; i++) await query();
+const before = cpu();
+for (let i = 0; i < Number(count); i++) await query();
+const after = cpu();
+console.log(JSON.stringify({ selfMs: (after.self - before.self) / Number(count), childrenMs: (after.children - before.children) / Number(count) }));
