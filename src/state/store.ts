@@ -1,6 +1,6 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BuildResult, StepReport } from '../plugin-api.js';
+import type { BuildSummary } from '../status.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { StagepostError } from '../errors.js';
 
@@ -22,18 +22,8 @@ export interface TrackState {
   changedAt: string;
 }
 
-export interface BuildRecord {
-  id: number;
-  /** `build` or `job:<name>`. */
-  kind: string;
-  result: BuildResult | null;
-  startedAt: string;
-  durationMs: number | null;
-  forced: boolean;
-  failedStep?: string;
-  steps: StepReport[];
-  revisions: Record<string, string>;
-}
+/** A finished build or job as kept in the history: the status document's shape. */
+export type BuildRecord = BuildSummary;
 
 export interface RunningBuild {
   id: number;

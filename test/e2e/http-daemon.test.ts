@@ -3,19 +3,12 @@
  * one-hour poll interval build a new commit at once, and builds nothing unchanged.
  */
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
+import { freePort } from '../plugins/vcs-helpers.js';
 import { makeGitRemote } from '../helpers/git.js';
 import { DaemonProcess, runCli, isBuildFinished, isBuildStarted } from '../helpers/cli.js';
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;

@@ -3,20 +3,13 @@
  * subjects, and the outbox across an SMTP outage plus a kill -9.
  */
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
+import { freePort } from '../plugins/vcs-helpers.js';
 import { makeGitRemote } from '../helpers/git.js';
 import { DaemonProcess, isBuildFinished } from '../helpers/cli.js';
 import { startSmtp, type TestSmtp } from '../notify/helpers.js';
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const subject = (raw: string) => /^Subject: (.*)$/m.exec(raw)?.[1] ?? '';
 

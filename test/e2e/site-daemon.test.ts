@@ -5,20 +5,13 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
+import { freePort } from '../plugins/vcs-helpers.js';
 import { makeGitRemote } from '../helpers/git.js';
 import { runCli, ROOT } from '../helpers/cli.js';
 import { startSmtp, type TestSmtp } from '../notify/helpers.js';
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 let t: ReturnType<typeof tempDir>;
 let smtp: TestSmtp | null = null;
