@@ -1,0 +1,178 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { SMTPServer } from 'smtp-server';
+import { DaemonProcess, type LogEvent } from '../helpers/cli.js';
+import type { ReceivedMail } from '../notify/helpers.js';
+
+/**
+ * Shared by the fault and abuse suite: a ci.yaml writer with short timeouts,
+ * daemons that are always cleaned up, readers of the state files, a seeded
+ * PRNG, and an SMTP server that checks the password it is given.
+ */
+export function writeCi(root: string, body: string, opts: { poll?: string; builds?: string; name?: string } = {}): string {
+  const file = path.join(root, opts.name ?? 'ci.yaml');
+  writeFileSync(file, `version: 1
+state_dir: ./state
+poll: ${opts.poll ?? '{ interval: 200ms, timeout: 5s }'}
+builds: ${opts.builds ?? '{ concurrency: 2, step_timeout: 30s, shutdown_grace: 300ms }'}
+${body}`);
+  return file;
+}
+
+/** One git source branch entry for `branches:`. */
+export function gitBranchYaml(name: string, url: string, ref: string, extra = ''): string {
+  return `  ${name}:
+    dir: ./sites/${name}
+    sources:
+      - { name: app, vcs: git, url: ${JSON.stringify(url)}, ref: ${JSON.stringify(ref)}, path: src/app }
+${extra}`;
+}
+
+export const RECORD_STEPS = `steps:
+  - name: record
+    run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
+`;
+
+export function lines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+}
+
+/** Daemons started by a test, killed in afterEach whatever happened. */
+export class Daemons {
+  private list: DaemonProcess[] = [];
+  start(file: string, env: NodeJS.ProcessEnv = {}): DaemonProcess {
+    const d = new DaemonProcess(file, env);
+    this.list.push(d);
+    return d;
+  }
+  async killAll(): Promise<void> {
+    for (const d of this.list.splice(0)) await d.kill9();
+  }
+}
+
+/** Wait for `n` more poll cycles (of any repository) than seen so far. */
+export async function morePolls(d: DaemonProcess, n: number, match: (e: LogEvent) => boolean = () => true): Promise<void> {
+  const isPoll = (e: LogEvent) => e.msg === 'polled' && match(e);
+  await d.waitFor(isPoll, { count: d.count(isPoll) + n, what: `${n} more polls` });
+}
+
+/** Every file under a directory (for scans of state_dir). */
+export function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+/** Parse every JSON state file; throws with the file name on the first that does not parse. */
+export function readStateFiles(stateDir: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const files = [path.join(stateDir, 'poll.json'), ...filesUnder(path.join(stateDir, 'branches')).filter((f) => f.endsWith('.json'))];
+  for (const f of files) {
+    if (!existsSync(f)) continue;
+    const text = readFileSync(f, 'utf8');
+    try { out[path.relative(stateDir, f)] = JSON.parse(text); } catch (err) { throw new Error(`${f} does not parse (${statSync(f).size} bytes): ${(err as Error).message}`); }
+  }
+  return out;
+}
+
+/** mulberry32: a small seeded PRNG, so a failing crash loop can be replayed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An SMTP server that requires AUTH with one user and password (and records what it got). */
+export async function startAuthSmtp(user: string, password: string): Promise<{ port: number; mails: ReceivedMail[]; authAttempts: string[]; close(): Promise<void> }> {
+  const mails: ReceivedMail[] = [];
+  const authAttempts: string[] = [];
+  const server = new SMTPServer({
+    allowInsecureAuth: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onAuth(auth, _s, cb) {
+      authAttempts.push(`${auth.username}:${auth.password}`);
+      if (auth.username === user && auth.password === password) cb(null, { user });
+      else cb(new Error('Invalid username or password'));
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', rcpt: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks).toString('utf8') });
+        cb();
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', () => resolve()); });
+  const address = server.server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    mails,
+    authAttempts,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Poll a condition until it holds (for things the daemon does not log). */
+export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * git's smart HTTP (`git http-backend` as CGI) behind basic auth, in process,
+ * on a chosen port (so a test can start it late on a port that refused before).
+ */
+export function gitHttpServer(projectRoot: string, user: string, password: string, port = 0): Promise<{ port: number; close: () => Promise<void> }> {
+  const expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const server = http.createServer((req, res) => {
+    if (req.headers.authorization !== expected) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' }).end();
+      return;
+    }
+    const u = new URL(req.url ?? '/', 'http://localhost');
+    const cgi = spawn('git', ['http-backend'], {
+      env: {
+        ...process.env, GIT_PROJECT_ROOT: projectRoot, GIT_HTTP_EXPORT_ALL: '1', PATH_INFO: u.pathname, QUERY_STRING: u.search.slice(1),
+        REQUEST_METHOD: req.method, CONTENT_TYPE: req.headers['content-type'] ?? '', GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''), REMOTE_USER: user, REMOTE_ADDR: '127.0.0.1',
+      },
+    });
+    req.pipe(cgi.stdin);
+    const chunks: Buffer[] = [];
+    cgi.stdout.on('data', (d: Buffer) => chunks.push(d));
+    cgi.on('close', () => {
+      const out = Buffer.concat(chunks);
+      const end = out.indexOf('\r\n\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of out.subarray(0, end).toString().split('\r\n')) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      const status = Number((headers.status ?? '200').split(' ')[0]);
+      delete headers.status;
+      res.writeHead(status, headers).end(out.subarray(end + 4));
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve({
+      port: (server.address() as AddressInfo).port,
+      close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    }));
+  });
+}
