@@ -118,7 +118,7 @@ export async function demoCommand(opts: { port: number }): Promise<number> {
     writeFileSync(path.join(dir, 'token'), `${token}\n`, { mode: 0o600 });
     // The daemon and its steps read these from this process's environment.
     process.env.STAGEPOST_DEMO_TOKEN = token;
-    process.env.STAGEPOST_DEMO_PORTS = BRANCHES.map((b) => `${b}=${ports.apps[b]}`).join(' ');
+    process.env.DEMO_APP_PORTS = BRANCHES.map((b) => `${b}=${ports.apps[b]}`).join(' ');
     process.env.PATH = [path.dirname(process.execPath), process.env.PATH].filter(Boolean).join(path.delimiter);
     proxy = await startSiteProxy(ports.proxy, ports.apps);
     daemon = await Daemon.start({ configFile, env: process.env, log: createLogger() });

@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { StagepostError } from '../errors.js';
-import { groupAlive, terminateGroup } from '../util/exec.js';
 
 /**
  * The demo's sandbox: `./.stagepost-demo` (or $STAGEPOST_DEMO_DIR). A marker
@@ -35,12 +34,37 @@ function cmdlineHas(pid: number, word: string): boolean {
   }
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * Whether a process (group, with `-pid`) still runs. An ended process that is
+ * not reaped yet (a zombie: an app server's parent is gone, and the init of a
+ * container may never reap) counts as ended.
+ */
+export function running(pid: number, group = false): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    process.kill(group ? -pid : pid, 0);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+async function waitEnded(pid: number, group: boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (running(pid, group) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return !running(pid, group);
+}
+
+/** TERM, then KILL if it has not ended within `graceMs`. */
+async function end(pid: number, group: boolean, graceMs: number): Promise<void> {
+  const target = group ? -pid : pid;
+  try { process.kill(target, 'SIGTERM'); } catch { return; }
+  if (!(await waitEnded(pid, group, graceMs))) {
+    try { process.kill(target, 'SIGKILL'); } catch { /* ended meanwhile */ }
+    await waitEnded(pid, group, 1000);
   }
 }
 
@@ -56,8 +80,8 @@ export async function endAppServers(dir: string): Promise<number[]> {
   const ended: number[] = [];
   for (const file of appServerPidFiles(dir)) {
     const pid = readPid(file);
-    if (pid && groupAlive(pid) && cmdlineHas(pid, 'app-server')) {
-      await terminateGroup(pid, 3000);
+    if (pid && running(pid, true) && cmdlineHas(pid, 'app-server')) {
+      await end(pid, true, 3000);
       ended.push(pid);
     }
     rmSync(file, { force: true });
@@ -68,11 +92,9 @@ export async function endAppServers(dir: string): Promise<number[]> {
 /** A demo still running on this sandbox is asked to stop (TERM), and killed if it will not. */
 export async function endEarlierDemo(dir: string): Promise<number | null> {
   const pid = readPid(path.join(dir, PID_FILE));
-  if (pid === null || pid === process.pid || !processAlive(pid) || !cmdlineHas(pid, 'demo')) return null;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  if (pid === null || pid === process.pid || !running(pid) || !cmdlineHas(pid, 'demo')) return null;
+  // Its own Ctrl-C handling stops its daemon and app servers; KILL only if it hangs.
+  await end(pid, false, 15_000);
   return pid;
 }
 

@@ -26,8 +26,10 @@ function freePort(): Promise<number> {
   });
 }
 
-function groupAlive(pgid: number): boolean {
-  try { process.kill(-pgid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+/** A process group still runs; an unreaped zombie leader (init in a container may never reap) does not count. */
+function groupRuns(pgid: number): boolean {
+  try { process.kill(-pgid, 0); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; }
+  try { return readFileSync(`/proc/${pgid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'; } catch { return true; }
 }
 
 interface Build { kind: string; result: string | null }
@@ -117,7 +119,7 @@ d('stagepost demo', () => {
       } catch { return undefined; }
     }, 60_000);
     expect(status.branches.map((b) => b.name).sort()).toEqual([...BRANCHES].sort());
-    expect(groupAlive(leftover.pid!)).toBe(false);
+    expect(groupRuns(leftover.pid!)).toBe(false);
     expect(existsSync(path.join(sandbox, 'leftover.txt'))).toBe(false);
 
     // Every app server seen while the demo runs (restarts replace them).
@@ -147,7 +149,7 @@ d('stagepost demo', () => {
     c.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(stdout).toMatch(/stopped: the daemon and \d+ app servers?/);
-    expect([...seen].filter(groupAlive)).toEqual([]);
+    expect([...seen].filter((pid) => groupRuns(pid))).toEqual([]);
     expect(processesIn(sandbox)).toEqual([]);
     await expect(fetch(`http://127.0.0.1:${port}/api/status`)).rejects.toThrow();
     expect(existsSync(path.join(sandbox, 'demo.pid'))).toBe(false);

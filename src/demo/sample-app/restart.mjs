@@ -12,13 +12,17 @@ const port = appPort();
 
 function appPort() {
   if (process.env.STAGEPOST_PORT) return Number(process.env.STAGEPOST_PORT);
-  // Older cores do not export STAGEPOST_PORT: the demo passes its ports too.
-  const pair = (process.env.STAGEPOST_DEMO_PORTS ?? '').split(' ').find((p) => p.startsWith(`${process.env.STAGEPOST_BRANCH}=`));
-  if (!pair) { console.error('restart: no port for this branch (STAGEPOST_PORT is empty)'); process.exit(1); }
+  // Without STAGEPOST_PORT from stagepost, the demo's own list of ports
+  // ("staging=8752 branch1=8753 ...", set in the demo's environment) says it.
+  const pair = (process.env.DEMO_APP_PORTS ?? '').split(' ').find((p) => p.startsWith(`${process.env.STAGEPOST_BRANCH}=`));
+  if (!pair) { console.error('restart: no port for this branch (neither STAGEPOST_PORT nor DEMO_APP_PORTS names it)'); process.exit(1); }
   return Number(pair.split('=')[1]);
 }
 
-const alive = (pid) => { try { process.kill(-pid, 0); return true; } catch (err) { return err.code === 'EPERM'; } };
+// A server that ended but was not reaped yet (its parent, this script's earlier
+// run, is gone and init may be slow to reap) is a zombie: as good as ended.
+const zombie = (pid) => { try { return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; } };
+const alive = (pid) => { try { process.kill(-pid, 0); } catch (err) { if (err.code !== 'EPERM') return false; } return !zombie(pid); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function stopOld() {
