@@ -20,8 +20,8 @@ import { runJob } from '../build/job.js';
 import { recoverInterrupted } from '../build/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
-import { startHttpServer } from '../http/server.js';
-import { MailCatcher, listCaughtMail } from '../site/mail-catcher.js';
+import type { MailCatcher } from '../site/mail-catcher.js';
+import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
 import { writeRuntimeFile } from './runtime-file.js';
 import { historyOf, statusDocument } from './status.js';
@@ -270,6 +270,8 @@ export class Daemon implements DaemonApi {
     if (this.http) { await this.http.close(); this.http = null; }
     this.httpKey = key;
     if (!http) return;
+    // Loaded only when configured: fastify is the largest part of a resting daemon's memory.
+    const { startHttpServer } = await import('../http/server.js');
     this.http = await startHttpServer({ host: http.host, port: http.port, token: http.token, api: this, metrics: this.metrics, log: this.log, redact: (t: string) => redactor.redact(t) });
   }
 
@@ -281,6 +283,7 @@ export class Daemon implements DaemonApi {
     }
     for (const [key, b] of wanted) {
       if (this.catchers.has(key)) continue;
+      const { MailCatcher } = await import('../site/mail-catcher.js');
       const catcher = new MailCatcher({ branch: b.name, port: b.smtpPort!, host: '127.0.0.1', stateDir: this.config.stateDir, keep: 300, relay: b.mailout && this.config.site.smtpRelay ? { url: this.config.site.smtpRelay } : null, log: this.log.child({ branch: b.name }) });
       catcher.on('caught', () => this.changed({ type: 'mail', branch: b.name }));
       try {

@@ -3,7 +3,7 @@ import { parseDocument, isMap, isSeq, type YAMLMap } from 'yaml';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../config/load.js';
 import { openSession } from '../session.js';
 import { runJob } from '../../build/job.js';
-import { listCaughtMail, readCaughtMail } from '../../site/mail-catcher.js';
+import { listCaughtMail, readCaughtMail } from '../../site/mail-store.js';
 import { renderProxyConfig } from '../../site/proxy-config.js';
 import { StagepostError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic.js';

@@ -4,7 +4,7 @@ import type { BranchConfig } from '../../config/types.js';
 import { openSession, type Session } from '../session.js';
 import { runBuild, type BuildOutcome } from '../../build/builder.js';
 import { readLock } from '../../state/lock.js';
-import { MailCatcher } from '../../site/mail-catcher.js';
+import type { MailCatcher } from '../../site/mail-catcher.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { note, say, table } from '../output.js';
@@ -73,6 +73,7 @@ export async function buildInForeground(session: Session, branch: BranchConfig, 
   const daemon = await readLock(path.join(session.config.stateDir, 'daemon.lock'));
   let catcher: MailCatcher | null = null;
   if (!daemon && branch.smtpPort) {
+    const { MailCatcher } = await import('../../site/mail-catcher.js');
     catcher = new MailCatcher({ branch: branch.name, port: branch.smtpPort, host: '127.0.0.1', stateDir: session.config.stateDir, keep: 300, relay: branch.mailout && session.config.site.smtpRelay ? { url: session.config.site.smtpRelay } : null, log: session.log.child({ branch: branch.name }) });
     try { await catcher.start(); } catch (err) { note(`mail catcher on port ${branch.smtpPort} could not start: ${(err as Error).message}`); catcher = null; }
   }
