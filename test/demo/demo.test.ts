@@ -117,7 +117,7 @@ d('stagepost demo', () => {
         const res = await fetch(`http://127.0.0.1:${port}/api/status`);
         return res.ok ? ((await res.json()) as { branches: Array<{ name: string }> }) : undefined;
       } catch { return undefined; }
-    }, 60_000);
+    }, 30_000);
     expect(status.branches.map((b) => b.name).sort()).toEqual([...BRANCHES].sort());
     expect(groupRuns(leftover.pid!)).toBe(false);
     expect(existsSync(path.join(sandbox, 'leftover.txt'))).toBe(false);
@@ -130,7 +130,7 @@ d('stagepost demo', () => {
       const built = BRANCHES.every((b) => builds(sandbox, b).some((x) => x.kind === 'build' && x.result === 'success'));
       const broke = builds(sandbox, 'branch2').some((x) => x.kind === 'build' && x.result === 'failure');
       return built && broke && emlFiles(path.join(sandbox, 'mail')).length > 0 ? true : undefined;
-    }, 90_000);
+    }, 60_000);
     expect(stdout).toMatch(/commit \w+ to branch2 \(git feature-y\) by .*: Break the build on purpose/);
 
     // The customer link of the dashboard leads through the site proxy to the
@@ -141,7 +141,7 @@ d('stagepost demo', () => {
       note();
       const res = await fetch(`${siteUrl}/branch1/osf/`);
       return res.status === 200 ? res.text() : undefined;
-    }, 30_000);
+    }, 20_000);
     expect(page).toMatch(/branch site <b>branch1<\/b>/i);
     note();
     expect(seen.size).toBeGreaterThanOrEqual(3);
