@@ -4,7 +4,9 @@
  * (registered at config load) and passwords embedded in URLs.
  */
 const MASK = '[secure]';
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:@/]+:)([^\s@/]+)(@)/gi;
+// Bounded repeats: unbounded ones made this quadratic, and one 100 kB line
+// (a commit message) froze the daemon for minutes.
+const URL_PASSWORD = /([a-z][a-z0-9+.-]{0,31}:\/\/[^\s:@/]{1,256}:)([^\s@/]{1,1024})(@)/gi;
 
 export class Redactor {
   private secrets = new Set<string>();
