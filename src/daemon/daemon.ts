@@ -389,6 +389,12 @@ export class Daemon implements DaemonApi {
     return this.stopping;
   }
 
+  /** A second Ctrl-C: end running builds now instead of waiting out the grace. */
+  interruptNow(): void {
+    this.log.warn({}, 'interrupting running builds now');
+    this.abort.abort();
+  }
+
   private async doStop(graceMs: number): Promise<void> {
     this.log.info({ running: this.queue.runningCount(), graceMs }, 'stopping');
     this.poller.stop();

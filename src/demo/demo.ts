@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Daemon } from '../daemon/daemon.js';
@@ -21,7 +21,15 @@ import { waitForFirstBuilds } from './first-builds.js';
  * and everything it started.
  */
 const BRANCHES = ['staging', 'branch1', 'branch2'] as const;
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'stagepost.js');
+const BIN = path.join(packageRoot(path.dirname(fileURLToPath(import.meta.url))), 'bin', 'stagepost.js');
+
+/** The directory of package.json above this file (src/demo, or dist/src/demo when compiled). */
+function packageRoot(from: string): string {
+  for (let dir = from; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+  }
+  return path.resolve(from, '..', '..');
+}
 
 async function works(file: string, args: string[]): Promise<boolean> {
   const r = await run(file, args, { timeoutMs: 10_000 });
@@ -102,7 +110,7 @@ export async function demoCommand(opts: { port: number }): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const dir = sandboxDir(process.env, process.cwd());
   let daemon: Daemon | null = null;
-  const signal = stopSignal(() => void daemon?.stop(0));
+  const signal = stopSignal(() => daemon?.interruptNow());
   let proxy: SiteProxy | null = null;
   let loop: CommitLoop | null = null;
   let owned = false;

@@ -11,8 +11,8 @@ export async function runCommand(opts: { config?: string }): Promise<number> {
     const stop = (signal: string) => {
       signals += 1;
       if (signals > 1) {
-        log.warn({ signal }, 'second signal: interrupting running builds now');
-        void daemon.stop(0);
+        log.warn({ signal }, 'second signal');
+        daemon.interruptNow();
         return;
       }
       log.info({ signal }, 'shutting down');
