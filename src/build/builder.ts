@@ -29,8 +29,11 @@ export interface BuildContext {
   log: Logger;
   /** Current remote revision of a track. */
   track(key: string): TrackState | undefined;
-  /** Send a notification for these events (the dispatcher filters per notifier). */
-  notify(notification: Omit<BuildNotification, 'events'>, events: EventName[]): void;
+  /**
+   * Send a notification for these events (the dispatcher filters per
+   * notifier). Resolves once the messages are safe in the outbox.
+   */
+  notify(notification: Omit<BuildNotification, 'events'>, events: EventName[]): Promise<void> | void;
   /** Aborted on shutdown: running children are ended and the build recorded `interrupted`. */
   signal?: AbortSignal;
   /** Progress for status and the dashboard. */
@@ -116,7 +119,7 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   const logUrl = ctx.httpUrl ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log` : undefined;
 
   log.info({ revisions: Object.fromEntries(revisionReports.map((r) => [r.source, r.short])), forced }, 'build started');
-  ctx.notify({ ...base, build: { id, startedAt: startedAt.toISOString(), steps: [], logTail: [], logUrl, forced }, commits: [] }, ['started']);
+  void ctx.notify({ ...base, build: { id, startedAt: startedAt.toISOString(), steps: [], logTail: [], logUrl, forced }, commits: [] }, ['started']);
   writer.line(`stagepost build ${branch.name}#${id} started ${startedAt.toISOString()}${forced ? ' (forced)' : ''}`);
   for (const r of revisionReports) writer.line(`    ${r.source}: ${r.short}${r.previous && r.previous !== r.revision ? ` (was ${r.previous})` : ''}`);
 
@@ -208,15 +211,17 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   state.builds.unshift(buildRecord);
   state.builds = state.builds.slice(0, branch.keep);
   state.running = null;
-  await ctx.store.writeBranch(branch.name, state);
-  await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
-  log.info({ result, failedStep, durationMs }, 'build finished');
 
+  // Mail goes into the outbox before the build is recorded as done: a crash
+  // in between redoes the build (a repeated mail), never loses the mail.
   const events = buildEvents(result, previousResult);
   if (events.length > 0) {
     const logTail = result === 'success' ? [] : tailLines(logFile, 100);
-    ctx.notify({ ...base, build: { id, result, startedAt: startedAt.toISOString(), durationMs, failedStep, steps: reports, logTail, logUrl, forced }, commits }, events);
+    await ctx.notify({ ...base, build: { id, result, startedAt: startedAt.toISOString(), durationMs, failedStep, steps: reports, logTail, logUrl, forced }, commits }, events);
   }
+  await ctx.store.writeBranch(branch.name, state);
+  await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
+  log.info({ result, failedStep, durationMs }, 'build finished');
   return { status: 'built', record: buildRecord };
 }
 

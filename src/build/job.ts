@@ -13,7 +13,7 @@ import { runSteps } from './steps.js';
  * is recorded in the branch's history like a build (`kind: job:<name>`).
  */
 export async function runJob(
-  ctx: BuildContext & { notifyJob(n: Omit<JobNotification, 'events'>): void },
+  ctx: BuildContext & { notifyJob(n: Omit<JobNotification, 'events'>): Promise<void> | void },
   job: JobConfig,
   branch: BranchConfig,
 ): Promise<BuildRecord> {
@@ -61,13 +61,14 @@ export async function runJob(
     state.builds.unshift(record);
     state.builds = state.builds.slice(0, branch.keep);
     state.running = null;
+    // Into the outbox before the run is recorded, as for builds: never lost.
+    if (outcome.result === 'failure' || outcome.result === 'timeout') {
+      const logUrl = ctx.httpUrl ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log` : undefined;
+      await ctx.notifyJob({ type: 'job', job: job.name, branch: branch.name, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, logTail: tailLines(logFile, 100), logUrl });
+    }
     await ctx.store.writeBranch(branch.name, state);
     await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
     log.info({ result: outcome.result, durationMs }, 'job finished');
-    if (outcome.result === 'failure' || outcome.result === 'timeout') {
-      const logUrl = ctx.httpUrl ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log` : undefined;
-      ctx.notifyJob({ type: 'job', job: job.name, branch: branch.name, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, logTail: tailLines(logFile, 100), logUrl });
-    }
     return record;
   } finally {
     await lock.release();

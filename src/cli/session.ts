@@ -46,7 +46,7 @@ export async function openSession(configFlag: string | undefined, options: { not
     await dispatcher.setNotifiers(config.notify, new Map(config.branches.map((b) => [b.name, b.notify] as const)), { authorsDomain: config.authorsDomain, httpUrl: config.http?.publicUrl, configDir: config.dir });
   }
   const notify = (n: Omit<Notification, 'events'>, events: EventName[]) => {
-    void dispatcher?.dispatch(n, events, (n as { branch?: string }).branch).catch((err: unknown) => log.error({ error: err }, 'notification failed'));
+    return dispatcher?.enqueue(n, events, (n as { branch?: string }).branch);
   };
   return {
     config, store, vcs, poller, log, dispatcher, pollErrors,

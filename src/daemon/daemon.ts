@@ -148,8 +148,9 @@ export class Daemon implements DaemonApi {
     };
   }
 
-  private notify(n: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>, events: EventName[]): void {
-    void this.dispatcher.dispatch(n, events, n.branch).catch((err) => this.log.error({ error: err }, 'notification failed'));
+  /** Resolves once the messages are in the outbox; delivery goes on in the background. */
+  private notify(n: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>, events: EventName[]): Promise<void> {
+    return this.dispatcher.enqueue(n, events, n.branch);
   }
 
   /** Queue a branch if one of its sources has a revision it has not attempted. */

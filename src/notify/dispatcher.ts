@@ -146,7 +146,23 @@ export class NotifyDispatcher {
    * delivery attempt of every message; never rejects.
    */
   dispatch(draft: NotificationDraft | Omit<Notification, 'events'>, events: EventName[], branch?: string): Promise<void> {
-    const run = this.doDispatch(draft as Omit<Notification, 'events'>, events, branch).catch((err) => {
+    return this.track(this.doDispatch(draft as Omit<Notification, 'events'>, events, branch).then((attempts) => Promise.all(attempts)).then(() => undefined));
+  }
+
+  /**
+   * Like dispatch, but resolves as soon as every message is in the outbox
+   * (delivery goes on in the background). The builder awaits this before it
+   * records a build as done, so a kill -9 in between can repeat a mail but
+   * never lose one.
+   */
+  enqueue(draft: NotificationDraft | Omit<Notification, 'events'>, events: EventName[], branch?: string): Promise<void> {
+    return this.track(this.doDispatch(draft as Omit<Notification, 'events'>, events, branch).then((attempts) => {
+      void this.track(Promise.all(attempts).then(() => undefined));
+    }));
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    const run = work.catch((err) => {
       this.log.error({ error: this.options.redact(String(err)) }, 'notification dispatch failed');
     });
     this.dispatches.add(run);
@@ -154,9 +170,10 @@ export class NotifyDispatcher {
     return run;
   }
 
-  private async doDispatch(draft: Omit<Notification, 'events'>, events: EventName[], branch: string | undefined): Promise<void> {
+  /** Prepares and files every message; returns their first delivery attempts. */
+  private async doDispatch(draft: Omit<Notification, 'events'>, events: EventName[], branch: string | undefined): Promise<Array<Promise<void>>> {
     await this.configuring;
-    if (this.closed) return;
+    if (this.closed) return [];
     const keys = (branch !== undefined ? this.perBranch.get(branch) : undefined) ?? this.global;
     const safe = redactDeep(draft, this.options.redact);
     const attempts: Array<Promise<void>> = [];
@@ -186,7 +203,7 @@ export class NotifyDispatcher {
       this.pending.set(record.id, record);
       attempts.push(this.attempt(record.id));
     }
-    await Promise.all(attempts);
+    return attempts;
   }
 
   /** One delivery in flight per message, however many timers and flushes ask. */

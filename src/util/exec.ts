@@ -137,7 +137,11 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     };
     child.stdout?.on('data', collect('stdout'));
     child.stderr?.on('data', collect('stderr'));
-    if (options.input !== undefined) child.stdin?.end(options.input);
+    if (options.input !== undefined) {
+      // A child that exits without reading its input must not crash us with EPIPE.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(options.input);
+    }
 
     if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
       timeoutTimer = setTimeout(() => {

@@ -25,7 +25,7 @@ export async function jobCommand(name: string, opts: { config?: string; branch?:
       const branch = session.branch(b);
       const record = await runJob({
         ...session.buildContext({ echo: (t) => process.stdout.write(t), onLockWait: (o) => note(`${b}: waiting for pid ${o.pid} (${o.purpose})…`) }),
-        notifyJob: (n) => void session.dispatcher?.dispatch(n, ['job-failure'], b),
+        notifyJob: (n) => session.dispatcher?.enqueue(n, ['job-failure'], b),
       }, job, branch);
       if (record.result !== 'success') failed = true;
       rows.push([b, record.result ?? '-', formatDuration(record.durationMs ?? 0)]);
