@@ -18,6 +18,8 @@ export interface SourceStatus {
   ref?: string;
   /** First line of the commit at `revision`, when known. */
   subject?: string;
+  /** Set when the ref (or svn URL) no longer exists on the remote; the site is kept. */
+  missing?: string;
 }
 
 export interface BuildSummary {

@@ -39,6 +39,7 @@ export function branchStatus(config: Config, store: StateStore, name: string, li
       url: stripUrlPassword(s.url),
       ref: s.ref,
       subject: st.subjects[s.name],
+      ...(live.tracks[trackKey(s)]?.missing ? { missing: live.tracks[trackKey(s)]!.missing } : {}),
     })),
     lastBuild: last ? { id: last.id, result: last.result, startedAt: last.startedAt, durationMs: last.durationMs } : null,
     lastPoll: live.lastPoll[name] ?? null,
