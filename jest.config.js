@@ -4,7 +4,7 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.tsx?$': ['ts-jest', { useESM: true, diagnostics: { warnOnly: false }, isolatedModules: true }] },
+  transform: { '^.+\\.tsx?$': ['ts-jest', { useESM: true, diagnostics: { warnOnly: false } }] },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 60000,
   maxWorkers: 2,
