@@ -204,6 +204,26 @@ test('kill -9 during a build, then restart: the old step is ended and the build 
   expect(status.branches[0].lastBuild).toMatchObject({ id: 2, result: 'success' });
 });
 
+test('poll.quiet: a burst of commits builds once, after the revision stood still', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main');
+  const file = config(t.dir, gitBranch('b1', remote, 'main', `    poll: { interval: 100ms, quiet: 3s }
+`));
+  daemon = new DaemonProcess(file);
+  await daemon.waitFor(isBuildFinished('b1'), { what: 'first build (after its quiet period)' });
+  let last = '';
+  for (let i = 0; i < 3; i++) {
+    last = remote.commit('main');
+    const seen = daemon.count((e) => e.msg === 'polled');
+    await daemon.waitFor((e) => e.msg === 'polled', { count: seen + 2 });
+  }
+  await daemon.waitFor(isBuildFinished('b1'), { count: 2, what: 'one build after the burst' });
+  const seen = daemon.count((e) => e.msg === 'polled');
+  await daemon.waitFor((e) => e.msg === 'polled', { count: seen + 5 });
+  expect(daemon.count(isBuildStarted('b1'))).toBe(2);
+  expect(builds(path.join(t.dir, 'sites/b1'))[1]).toMatch(new RegExp(`^2 ${last} `));
+});
+
 (haveSvn ? test : test.skip)('svn: a commit on another branch of the repository does not rebuild trunk', async () => {
   const repo = makeSvnRemote(t.dir);
   repo.commit('trunk', 'first', { author: 'chris' });
