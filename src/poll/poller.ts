@@ -98,6 +98,7 @@ export class Poller {
         group.timeoutMs = Math.max(group.timeoutMs, branch.poll.timeoutMs);
       }
     }
+    const oldIntervals = new Map([...this.groups].map(([id, g]) => [id, g.intervalMs]));
     for (const [id, old] of this.groups) if (!next.has(id)) clearTimeout(old.timer);
     // A group whose refs were all seen before (svn regrouped under its learned
     // root, a second branch on a known ref) needs no extra query now.
@@ -107,6 +108,12 @@ export class Poller {
     this.groups = next;
     if (!schedule || this.stopped) return;
     for (const group of next.values()) {
+      // An edited interval takes effect now, not after the old timer fires.
+      const oldInterval = oldIntervals.get(group.id);
+      if (!group.fresh && oldInterval !== undefined && oldInterval !== group.intervalMs && !group.inFlight) {
+        clearTimeout(group.timer);
+        group.timer = undefined;
+      }
       if (group.fresh) {
         clearTimeout(group.timer);
         group.timer = undefined;

@@ -190,3 +190,16 @@ test('create makes a new branch site in the foreground and refuses an existing d
   expect(again.code).toBe(1);
   expect(again.stderr).toMatch(/already exists/);
 });
+
+test('an edited poll interval takes effect at once, not after the old interval', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main');
+  const file = path.join(t.dir, 'ci.yaml');
+  writeConfig(file, branchYaml('b1', remote, 'main', '    poll: { interval: 1h }\n'));
+  const d = start(file);
+  await d.waitFor(isBuildFinished('b1'));
+  const rev = remote.commit('main');
+  writeConfig(file, branchYaml('b1', remote, 'main', '    poll: { interval: 200ms }\n'));
+  await d.waitFor(isBuildFinished('b1'), { count: 2, timeoutMs: 15_000, what: 'the commit built under the new interval' });
+  expect(builds(path.join(t.dir, 'sites/b1'))[1]).toBe(`2 ${rev} plain`);
+});
