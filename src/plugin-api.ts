@@ -117,6 +117,8 @@ export interface RevisionReport {
   revision: string;
   short: string;
   previous: string | null;
+  /** Short display form of `previous`. */
+  previousShort?: string | null;
 }
 
 export interface CommitReport extends Commit {

@@ -42,7 +42,7 @@ function buildSections(n: BuildNotification): Section[] {
   if (n.revisions.length > 0) {
     sections.push({
       heading: 'Revisions',
-      rows: n.revisions.map((r) => [r.source, r.short, r.previous === null ? '(first build)' : r.previous === r.revision ? '(unchanged)' : `(was ${r.previous})`].map((c) => oneLine(c, 100))),
+      rows: n.revisions.map((r) => [r.source, r.short, r.previous === null ? '(first build)' : r.previous === r.revision ? '(unchanged)' : `(was ${r.previousShort ?? r.previous})`].map((c) => oneLine(c, 100))),
     });
   }
   if (n.commits.length > 0) {

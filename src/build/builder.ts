@@ -112,7 +112,7 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   const revisionReports: RevisionReport[] = [];
   for (const s of branch.sources) {
     const plugin = await ctx.vcs.get(s.vcs, { file: ctx.config.file, line: s.line });
-    revisionReports.push({ source: s.name, vcs: s.vcs, revision: revisions[s.name]!, short: plugin.shortRevision(revisions[s.name]!), previous: previous[s.name] ?? null });
+    revisionReports.push({ source: s.name, vcs: s.vcs, revision: revisions[s.name]!, short: plugin.shortRevision(revisions[s.name]!), previous: previous[s.name] ?? null, previousShort: previous[s.name] ? plugin.shortRevision(previous[s.name]!) : null });
   }
   const customerUrls = branch.customers.map((c) => customerUrl(ctx.config, branch, c)).filter((u): u is string => !!u);
   const base = { type: 'build' as const, branch: branch.name, revisions: revisionReports, customerUrls };
@@ -121,7 +121,7 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   log.info({ revisions: Object.fromEntries(revisionReports.map((r) => [r.source, r.short])), forced }, 'build started');
   void ctx.notify({ ...base, build: { id, startedAt: startedAt.toISOString(), steps: [], logTail: [], logUrl, forced }, commits: [] }, ['started']);
   writer.line(`stagepost build ${branch.name}#${id} started ${startedAt.toISOString()}${forced ? ' (forced)' : ''}`);
-  for (const r of revisionReports) writer.line(`    ${r.source}: ${r.short}${r.previous && r.previous !== r.revision ? ` (was ${r.previous})` : ''}`);
+  for (const r of revisionReports) writer.line(`    ${r.source}: ${r.short}${r.previous && r.previous !== r.revision ? ` (was ${r.previousShort})` : ''}`);
 
   const reports: StepReport[] = [];
   let result: BuildResult = 'success';

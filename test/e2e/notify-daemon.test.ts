@@ -42,7 +42,7 @@ branches:
 test('failure goes to ops and the committer, a repair is FIXED, successes are not sent when not chosen', async () => {
   smtp = await startSmtp();
   const remote = makeGitRemote(t.dir);
-  remote.commit('main', 'fine');
+  const fine = remote.commit('main', 'fine');
   const file = path.join(t.dir, 'ci.yaml');
   writeConfig(file, smtp.port, remote.url);
   daemon = new DaemonProcess(file);
@@ -53,6 +53,8 @@ test('failure goes to ops and the committer, a repair is FIXED, successes are no
   expect(subject(failed!.raw)).toBe(`[stagepost] b1 FAILED (compile) app@${broken.slice(0, 7)}`);
   expect(failed!.rcpt.sort()).toEqual(['dana@example.test', 'ops@example.test']);
   expect(failed!.raw).toContain('break it');
+  expect(failed!.raw).toContain(`(was ${fine.slice(0, 7)})`);
+  expect(failed!.raw).not.toContain(fine);
 
   // Removing the file repairs the build: commit a deletion.
   const { execFileSync } = await import('node:child_process');
