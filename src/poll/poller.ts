@@ -145,11 +145,6 @@ export class Poller {
     return this.groups.size;
   }
 
-  lastError(branch: string): string | null {
-    for (const g of this.groups.values()) if (g.branches.has(branch) && g.lastError) return g.lastError;
-    return null;
-  }
-
   private scheduleNext(group: Group): void {
     if (this.stopped || this.groups.get(group.id) !== group) return;
     clearTimeout(group.timer);

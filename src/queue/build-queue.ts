@@ -70,14 +70,6 @@ export class BuildQueue {
     this.paused = true;
   }
 
-  isWaiting(branch: string): boolean {
-    return this.waiting.some((w) => w.branch === branch) || this.again.has(branch);
-  }
-
-  runningItem(branch: string): QueueItem | undefined {
-    return this.running.get(branch);
-  }
-
   waitingItems(): QueueItem[] {
     return [...this.waiting];
   }

@@ -1,4 +1,4 @@
-import { promises as fs, writeFileSync, renameSync, openSync, fsyncSync, closeSync, mkdirSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -22,15 +22,6 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
     throw err;
   }
   await syncDir(path.dirname(file));
-}
-
-export function writeFileAtomicSync(file: string, data: string | Buffer): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  writeFileSync(tmp, data, { mode: 0o600 });
-  const fd = openSync(tmp, 'r');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
-  renameSync(tmp, file);
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -16,7 +16,8 @@ export class Redactor {
     // Very short values ("1", "no") would mask ordinary words everywhere.
     if (!secret || secret.length < 4 || this.secrets.has(secret)) return;
     this.secrets.add(secret);
-    for (const variant of [encodeURIComponent(secret)]) if (variant !== secret) this.secrets.add(variant);
+    // The same secret inside a URL appears percent-encoded.
+    this.secrets.add(encodeURIComponent(secret));
     const escaped = [...this.secrets].sort((a, b) => b.length - a.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
     this.pattern = new RegExp(escaped.join('|'), 'g');
   }
