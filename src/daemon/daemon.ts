@@ -209,7 +209,8 @@ export class Daemon implements DaemonApi {
 
   private watchConfig(): void {
     let timer: NodeJS.Timeout | undefined;
-    // Watch the directory entry, so an editor that saves by rename is seen too.
+    // chokidar follows a file that an editor replaces by rename (its atomic
+    // save), which a plain fs.watch on the old inode would miss.
     this.watcher = watch(this.config.file, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 } });
     const onEvent = () => {
       clearTimeout(timer);
