@@ -94,7 +94,8 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   const logFile = ctx.store.logFile(branch.name, id);
   const writer = new LogWriter(logFile, ctx.echo);
   const previous: Record<string, string | null> = {};
-  for (const s of branch.sources) previous[s.name] = state.builds.find((b) => b.kind === 'build' && b.revisions[s.name])?.revisions[s.name] ?? null;
+  // An interrupted build is being redone now: the previous one is the last that finished.
+  for (const s of branch.sources) previous[s.name] = state.builds.find((b) => b.kind === 'build' && b.result !== 'interrupted' && b.revisions[s.name])?.revisions[s.name] ?? null;
 
   state.nextId = id + 1;
   state.forcePending = false;
