@@ -103,11 +103,14 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   await ctx.store.writeBranch(branch.name, state);
 
   const pgidWrites: Promise<void>[] = [];
-  const onSpawn = (pgid: number) => {
+  // Written at once: a kill -9 right now must still let the next daemon end this group.
+  const recordGroup = (pgid: number): Promise<void> => {
     state.running?.pgids.push(pgid);
-    // Written at once: a kill -9 right now must still let the next daemon end this group.
-    pgidWrites.push(ctx.store.writeBranch(branch.name, state).catch(() => undefined));
+    const write = ctx.store.writeBranch(branch.name, state);
+    pgidWrites.push(write.catch(() => undefined));
+    return write;
   };
+  const onSpawn = (pgid: number) => void recordGroup(pgid).catch(() => undefined);
   const progress = (step: string | null) => ctx.progress?.(branch.name, { id, kind: 'build', step, startedAt: startedAt.toISOString() });
 
   const revisionReports: RevisionReport[] = [];
@@ -164,7 +167,7 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
     const env = stepEnvironment(ctx.config, branch, { id, revisions, previous });
     const runPhase = async (steps: StepConfig[]) => {
       if (result !== 'success' || steps.length === 0) return;
-      const outcome = await runSteps(steps, { cwd: branch.dir, env, log: writer, signal: ctx.signal, onSpawn, onStep: (name) => progress(name) });
+      const outcome = await runSteps(steps, { cwd: branch.dir, env, log: writer, signal: ctx.signal, recordGroup, onStep: (name) => progress(name) });
       reports.push(...outcome.reports);
       if (outcome.result !== 'success') { result = outcome.result; failedStep = outcome.failedStep; }
     };

@@ -42,7 +42,12 @@ export async function runJob(
       env: { ...env, STAGEPOST_JOB: job.name },
       log: writer,
       signal: ctx.signal,
-      onSpawn: (pgid) => { state.running?.pgids.push(pgid); writes.push(ctx.store.writeBranch(branch.name, state).catch(() => undefined)); },
+      recordGroup: (pgid) => {
+        state.running?.pgids.push(pgid);
+        const write = ctx.store.writeBranch(branch.name, state);
+        writes.push(write.catch(() => undefined));
+        return write;
+      },
       onStep: (step) => ctx.progress?.(branch.name, { id, kind, step, startedAt: startedAt.toISOString() }),
     });
     await writer.close();

@@ -14,7 +14,8 @@ export interface StepRunOptions {
   env: Record<string, string>;
   log: LogWriter;
   signal?: AbortSignal;
-  onSpawn?: (pgid: number) => void;
+  /** Record a step's process group; the step starts once this resolves. */
+  recordGroup?: (pgid: number) => Promise<void>;
   onStep?: (name: string) => void;
   killGraceMs?: number;
 }
@@ -37,7 +38,7 @@ export async function runSteps(steps: StepConfig[], options: StepRunOptions): Pr
       killGraceMs: options.killGraceMs ?? 5000,
       signal: options.signal,
       onOutput: (chunk) => options.log.output(chunk),
-      onSpawn: options.onSpawn,
+      beforeStart: options.recordGroup,
       maxBuffer: 64 * 1024,
     });
     const stepResult: BuildResult = outcome.timedOut ? 'timeout' : outcome.aborted ? 'interrupted' : outcome.exitCode === 0 ? 'success' : 'failure';

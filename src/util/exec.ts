@@ -19,6 +19,13 @@ export interface RunOptions {
   onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
   /** Called once the child exists, with its process group id (= its pid). */
   onSpawn?: (pgid: number) => void;
+  /**
+   * The command does not start until this resolves (a small `sh` holds it),
+   * so a caller can record the process group durably first: a kill -9 of
+   * stagepost can then never leave an unrecorded process behind. A rejection
+   * ends the group unstarted.
+   */
+  beforeStart?: (pgid: number) => Promise<void>;
   /** Keep at most this many characters of each stream in the result. */
   maxBuffer?: number;
   input?: string;
@@ -98,12 +105,16 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     let killTimer: NodeJS.Timeout | undefined;
     let timeoutTimer: NodeJS.Timeout | undefined;
 
-    const child = spawn(file, args, {
-      cwd: options.cwd,
-      env: options.env ?? process.env,
-      detached: true,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
+    const hold = options.beforeStart !== undefined;
+    // The holder waits for one line on stdin, then becomes the command (same pid, same group).
+    const child = hold
+      ? spawn('/bin/sh', ['-c', 'read -r _ || :; exec "$@" </dev/null', 'stagepost-hold', file, ...args], { cwd: options.cwd, env: options.env ?? process.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(file, args, {
+        cwd: options.cwd,
+        env: options.env ?? process.env,
+        detached: true,
+        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
 
     const finish = (result: Omit<RunResult, 'command' | 'durationMs' | 'stdout' | 'stderr' | 'timedOut' | 'aborted'>) => {
       if (settled) return;
@@ -137,9 +148,11 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     };
     child.stdout?.on('data', collect('stdout'));
     child.stderr?.on('data', collect('stderr'));
-    if (options.input !== undefined) {
-      // A child that exits without reading its input must not crash us with EPIPE.
-      child.stdin?.on('error', () => undefined);
+    // A child that exits without reading its input must not crash us with EPIPE.
+    child.stdin?.on('error', () => undefined);
+    if (hold && child.pid !== undefined) {
+      options.beforeStart!(child.pid).then(() => child.stdin?.end('\n'), () => stop());
+    } else if (options.input !== undefined) {
       child.stdin?.end(options.input);
     }
 
