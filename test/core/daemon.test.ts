@@ -150,6 +150,8 @@ test('a hung remote is killed at its timeout while other branches go on', async 
   const next = remote.commit('main');
   await daemon.waitFor(isBuildFinished('good'), { count: 2, what: 'good keeps building' });
   expect(builds(path.join(t.dir, 'sites/good'))[1]).toContain(next);
+  // A second failed query, so that several hung processes have been killed.
+  await daemon.waitFor((e) => e.msg === 'polled' && !!e.error && (e.branches as string[]).includes('hung'), { count: 2, what: 'a second failed query' });
   // Reported when it started failing, not every cycle.
   expect(daemon.count((e) => e.msg === 'remote failing')).toBe(1);
   // Every "ssh" started was killed with its process group (the daemon waits
