@@ -76,6 +76,8 @@ export interface CaughtMailSummary {
 /** What the HTTP server needs from the daemon. */
 export interface DaemonApi {
   status(): StatusDocument;
+  /** The two numbers /metrics mirrors, without building the whole status document. */
+  counts(): { queue: number; outbox: number };
   hasBranch(name: string): boolean;
   /** Build history of a branch, newest first. */
   history(branch: string): BuildSummary[];

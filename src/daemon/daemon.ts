@@ -327,6 +327,10 @@ export class Daemon implements DaemonApi {
     }));
   }
 
+  counts(): { queue: number; outbox: number } {
+    return { queue: this.queue.waitingItems().length, outbox: this.dispatcher.outboxSize() };
+  }
+
   hasBranch(name: string): boolean {
     return !!this.branch(name);
   }

@@ -18,6 +18,7 @@ export class FakeDaemon implements DaemonApi {
   constructor(private readonly logDir: string) {}
 
   status(): StatusDocument { return structuredClone(this.doc); }
+  counts(): { queue: number; outbox: number } { return { queue: this.doc.queue.length, outbox: this.doc.outbox }; }
   hasBranch(name: string): boolean { return this.doc.branches.some((b) => b.name === name); }
   history(branch: string): BuildSummary[] { return this.builds.get(branch) ?? []; }
   logFile(branch: string, id: number): string | null {
