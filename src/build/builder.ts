@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { BranchConfig, Config, StepConfig } from '../config/types.js';
 import type { BuildNotification, BuildResult, CommitReport, EventName, RevisionReport, StepReport } from '../plugin-api.js';
 import type { Logger } from '../log.js';
-import type { BranchState, BuildRecord, StateStore, TrackState } from '../state/store.js';
+import type { BranchState, BuildRecord, PendingNotification, StateStore, TrackState } from '../state/store.js';
 import type { VcsRegistry } from '../vcs.js';
 import { FileLock } from '../state/lock.js';
 import { errorMessage } from '../errors.js';
@@ -216,16 +216,31 @@ async function buildLocked(ctx: BuildContext, branch: BranchConfig, options: { f
   state.builds = state.builds.slice(0, branch.keep);
   state.running = null;
 
-  // Mail goes into the outbox before the build is recorded as done: a crash
-  // in between redoes the build (a repeated mail), never loses the mail.
   const events = buildEvents(result, previousResult);
-  if (events.length > 0) {
-    const logTail = result === 'success' ? [] : tailLines(logFile, 100);
-    await ctx.notify({ ...base, build: { id, result, startedAt: startedAt.toISOString(), durationMs, failedStep, steps: reports, logTail, logUrl, forced }, commits }, events);
-  }
-  await ctx.store.writeBranch(branch.name, state);
+  const logTail = events.length > 0 && result !== 'success' ? tailLines(logFile, 100) : [];
+  const notification: Omit<BuildNotification, 'events'> = { ...base, build: { id, result, startedAt: startedAt.toISOString(), durationMs, failedStep, steps: reports, logTail, logUrl, forced }, commits };
+  await recordWithNotification(ctx.store, branch.name, state, events.length > 0 ? { notification, events } : undefined, (p) => ctx.notify(p.notification as Omit<BuildNotification, 'events'>, p.events));
   await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
   log.info({ result, failedStep, durationMs }, 'build finished');
   return { status: 'built', record: buildRecord };
 }
 
+
+/**
+ * Record a finished build (or job) together with its notification, then hand
+ * the notification to the outbox and clear it. A crash before the hand-over
+ * leaves it in the state file, and the next start sends it: the mail of a
+ * recorded build is never lost, and no mail is sent for a build that was not
+ * recorded. Called with the branch lock held.
+ */
+export async function recordWithNotification(
+  store: StateStore, branch: string, state: BranchState,
+  pending: PendingNotification | undefined, send: (pending: PendingNotification) => Promise<void> | void,
+): Promise<void> {
+  state.pendingNotification = pending;
+  await store.writeBranch(branch, state);
+  if (!pending) return;
+  await send(pending);
+  state.pendingNotification = undefined;
+  await store.writeBranch(branch, state);
+}

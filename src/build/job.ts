@@ -1,7 +1,7 @@
 import type { BranchConfig, JobConfig } from '../config/types.js';
 import type { JobNotification } from '../plugin-api.js';
-import type { BuildRecord } from '../state/store.js';
-import type { BuildContext } from './builder.js';
+import type { BuildRecord, PendingNotification } from '../state/store.js';
+import { recordWithNotification, type BuildContext } from './builder.js';
 import { FileLock } from '../state/lock.js';
 import { stepEnvironment } from '../site/urls.js';
 import { LogWriter, tailLines } from './log-writer.js';
@@ -66,12 +66,12 @@ export async function runJob(
     state.builds.unshift(record);
     state.builds = state.builds.slice(0, branch.keep);
     state.running = null;
-    // Into the outbox before the run is recorded, as for builds: never lost.
+    let pending: PendingNotification | undefined;
     if (outcome.result === 'failure' || outcome.result === 'timeout') {
       const logUrl = ctx.httpUrl ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log` : undefined;
-      await ctx.notifyJob({ type: 'job', job: job.name, branch: branch.name, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, logTail: tailLines(logFile, 100), logUrl });
+      pending = { notification: { type: 'job', job: job.name, branch: branch.name, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, logTail: tailLines(logFile, 100), logUrl }, events: ['job-failure'] };
     }
-    await ctx.store.writeBranch(branch.name, state);
+    await recordWithNotification(ctx.store, branch.name, state, pending, (p) => ctx.notifyJob(p.notification as Omit<JobNotification, 'events'>));
     await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
     log.info({ result: outcome.result, durationMs }, 'job finished');
     return record;

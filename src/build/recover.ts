@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { StateStore } from '../state/store.js';
+import type { PendingNotification, StateStore } from '../state/store.js';
 import { groupAlive, terminateGroup } from '../util/exec.js';
 import { readLock } from '../state/lock.js';
 
@@ -50,4 +50,27 @@ function belongsTo(pgid: number, branch: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * A build or job recorded just before a crash may still hold its
+ * notification (see recordWithNotification): send it now. Skips branches a
+ * live process (a foreground `update`) is working on.
+ */
+export async function resendPendingNotifications(
+  store: StateStore, branches: string[], send: (pending: PendingNotification) => Promise<void>, log: Logger,
+): Promise<number> {
+  let sent = 0;
+  for (const branch of branches) {
+    const state = store.readBranch(branch);
+    if (!state.pendingNotification) continue;
+    const owner = await readLock(store.lockFile(branch));
+    if (owner && owner.pid !== process.pid) continue;
+    await send(state.pendingNotification);
+    state.pendingNotification = undefined;
+    await store.writeBranch(branch, state);
+    log.info({ branch }, 'sent the notification of a build recorded just before a crash');
+    sent += 1;
+  }
+  return sent;
 }

@@ -17,7 +17,7 @@ import { trackKey } from '../poll/tracks.js';
 import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
 import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../build/builder.js';
 import { runJob } from '../build/job.js';
-import { recoverInterrupted } from '../build/recover.js';
+import { recoverInterrupted, resendPendingNotifications } from '../build/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
 import type { MailCatcher } from '../site/mail-catcher.js';
@@ -91,6 +91,7 @@ export class Daemon implements DaemonApi {
     this.dispatcher = new NotifyDispatcher({ stateDir: this.config.stateDir, log: this.log, redact: (t: string) => redactor.redact(t) });
     await this.configureNotifiers();
     await this.dispatcher.start();
+    await resendPendingNotifications(this.store, this.config.branches.map((b) => b.name), (p) => this.notify(p.notification, p.events), this.log);
 
     this.queue = new BuildQueue(this.config.concurrency, (item) => this.runItem(item));
     this.queue.onChange(() => { this.metrics.queueLength.set(this.queue.waitingItems().length); this.changed({ type: 'queue' }); });

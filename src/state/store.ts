@@ -1,6 +1,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BuildSummary } from '../status.js';
+import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { StagepostError } from '../errors.js';
 
@@ -48,6 +49,16 @@ export interface BranchState {
   running: RunningBuild | null;
   /** A forced build was asked for and not yet started (survives restarts). */
   forcePending?: boolean;
+  /**
+   * The notification of the last build or job, recorded with it and cleared
+   * once it is in the outbox: a crash in between sends it on the next start.
+   */
+  pendingNotification?: PendingNotification;
+}
+
+export interface PendingNotification {
+  notification: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>;
+  events: EventName[];
 }
 
 export interface PollFile {

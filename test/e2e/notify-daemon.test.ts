@@ -2,7 +2,7 @@
  * Mail from the real daemon to a real SMTP server: recipients, events,
  * subjects, and the outbox across an SMTP outage plus a kill -9.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { freePort } from '../plugins/vcs-helpers.js';
@@ -95,4 +95,33 @@ test('mail waits in the outbox across an SMTP outage and a kill -9, and is deliv
   await daemon.waitFor((e) => e.msg === 'polled', { count: seen + 5 });
   expect(smtp.mails).toHaveLength(1);
   expect(daemon.count((e) => e.msg === 'build started')).toBe(0);
+});
+
+test('a notification recorded with its build but not yet in the outbox (a crash in between) is sent on the next start', async () => {
+  smtp = await startSmtp();
+  const remote = makeGitRemote(t.dir);
+  const rev = remote.commit('main', 'broken', { file: 'BROKEN' });
+  const file = path.join(t.dir, 'ci.yaml');
+  writeConfig(file, smtp.port, remote.url);
+  daemon = new DaemonProcess(file);
+  await daemon.waitFor(isBuildFinished('b1'));
+  await smtp.waitFor(1);
+  await daemon.stop();
+  // What a kill -9 between recording the build and filing its mail leaves behind.
+  const stateFile = path.join(t.dir, 'state', 'branches', 'b1.json');
+  const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+  state.pendingNotification = {
+    notification: { type: 'build', branch: 'b1', revisions: [{ source: 'app', vcs: 'git', revision: rev, short: rev.slice(0, 7), previous: null }], customerUrls: [], commits: [],
+      build: { id: 1, result: 'failure', startedAt: new Date().toISOString(), durationMs: 5, failedStep: 'compile', steps: [], logTail: [], forced: false } },
+    events: ['failure'],
+  };
+  writeFileSync(stateFile, JSON.stringify(state));
+  daemon = new DaemonProcess(file);
+  await smtp.waitFor(2);
+  expect(subject(smtp.mails[1]!.raw)).toBe(`[stagepost] b1 FAILED (compile) app@${rev.slice(0, 7)}`);
+  await daemon.waitFor((e) => e.msg === 'sent the notification of a build recorded just before a crash');
+  expect(JSON.parse(readFileSync(stateFile, 'utf8')).pendingNotification).toBeUndefined();
+  const seen = daemon.count((e) => e.msg === 'polled');
+  await daemon.waitFor((e) => e.msg === 'polled', { count: seen + 3 });
+  expect(smtp.mails).toHaveLength(2);
 });

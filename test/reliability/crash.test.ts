@@ -76,6 +76,8 @@ ${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`, { poll: '{ in
 
   // The last start runs until every branch's newest revision is built and the outbox is empty.
   const d = daemons.start(file);
+  // Up and recovered before anything is judged (the state may already be final).
+  await d.waitFor((e) => e.msg === 'stagepost started', { what: 'the last start' });
   const heads = Object.fromEntries(BRANCHES.map((b) => [b, remote.head(b)]));
   const state = () => readStateFiles(stateDir) as Record<string, BranchState>;
   await until(() => BRANCHES.every((b) => state()[`branches/${b}.json`]?.built.app === heads[b]), 'the newest revisions built', 45_000);

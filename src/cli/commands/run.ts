@@ -5,21 +5,29 @@ import { createLogger } from '../../log.js';
 /** `stagepost run`: the daemon, until SIGTERM/SIGINT (exit 0). SIGHUP reloads ci.yaml. */
 export async function runCommand(opts: { config?: string }): Promise<number> {
   const log = createLogger();
-  const daemon = await Daemon.start({ configFile: resolveConfigPath(opts.config, process.env, process.cwd()), log });
-  return new Promise<number>((resolve) => {
-    let signals = 0;
-    const stop = (signal: string) => {
-      signals += 1;
-      if (signals > 1) {
-        log.warn({ signal }, 'second signal');
-        daemon.interruptNow();
-        return;
-      }
-      log.info({ signal }, 'shutting down');
-      void daemon.stop().then(() => resolve(0), (err) => { log.error({ error: err }, 'shutdown failed'); resolve(1); });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => { log.info({}, 'SIGHUP: reloading ci.yaml'); void daemon.reload(); });
-  });
+  // Signals are taken before start-up (recovery can take seconds): a stop
+  // asked for meanwhile is carried out as soon as the daemon is up.
+  let daemon: Daemon | null = null;
+  let stopAsked: string | null = null;
+  let signals = 0;
+  let resolveExit: (code: number) => void = () => undefined;
+  const exit = new Promise<number>((resolve) => { resolveExit = resolve; });
+  const stop = (signal: string) => {
+    signals += 1;
+    if (!daemon) { stopAsked = signal; return; }
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal');
+      daemon.interruptNow();
+      return;
+    }
+    log.info({ signal }, 'shutting down');
+    void daemon.stop().then(() => resolveExit(0), (err) => { log.error({ error: err }, 'shutdown failed'); resolveExit(1); });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => { log.info({}, 'SIGHUP: reloading ci.yaml'); void daemon?.reload(); });
+
+  daemon = await Daemon.start({ configFile: resolveConfigPath(opts.config, process.env, process.cwd()), log });
+  if (stopAsked) { signals = 0; stop(stopAsked); }
+  return exit;
 }
