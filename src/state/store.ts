@@ -128,13 +128,23 @@ export class StateStore {
     await Promise.all(names.filter((n) => n.endsWith('.log') && !keep.has(n)).map((n) => fs.rm(path.join(dir, n), { force: true })));
   }
 
-  private async write(file: string, data: unknown): Promise<void> {
-    try {
-      await writeFileAtomic(file, JSON.stringify(data, null, 1) + '\n');
-    } catch (err) {
+  /**
+   * Writes of one file land in the order they were asked for: the content is
+   * taken now, and a write waits for the one before it. (Unordered, a slow
+   * earlier write could land last and drop a process group recorded since.)
+   */
+  private write(file: string, data: unknown): Promise<void> {
+    const text = JSON.stringify(data, null, 1) + '\n';
+    const previous = this.writes.get(file) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => writeFileAtomic(file, text)).catch((err: unknown) => {
       throw new StagepostError('ESTATE', `cannot write ${file}: ${(err as Error).message} — check free space and permissions of state_dir`, { cause: err });
-    }
+    });
+    this.writes.set(file, next);
+    void next.catch(() => undefined).then(() => { if (this.writes.get(file) === next) this.writes.delete(file); });
+    return next;
   }
+
+  private readonly writes = new Map<string, Promise<void>>();
 }
 
 function readJson<T>(file: string, fallback: T): T {
