@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NotifierConfig } from '../config/types.js';
-import type { Notifier, NotifierContext } from '../plugin-api.js';
+import type { Notifier, NotifierContext, NotifierPlugin, PluginContext } from '../plugin-api.js';
 import { loadPlugin } from '../plugins/loader.js';
 import { StagepostError } from '../errors.js';
 
@@ -10,6 +10,22 @@ import { StagepostError } from '../errors.js';
  * the entry's file and line.
  */
 export async function instantiateNotifier(config: NotifierConfig, ctx: NotifierContext): Promise<Notifier> {
+  const where = `${config.file}:${config.line}: notify (${config.use})`;
+  const plugin = await loadNotifierPlugin(config, ctx);
+  let notifier: Notifier;
+  try {
+    notifier = await plugin.create(config.options, ctx);
+  } catch (err) {
+    throw new StagepostError('EPLUGIN', `${where}: could not be started: ${ctx.redact((err as Error).message)} — check its options`, { cause: err });
+  }
+  if (!notifier || typeof notifier.prepare !== 'function' || typeof notifier.deliver !== 'function') {
+    throw new StagepostError('EPLUGIN', `${where}: create() returned no notifier with prepare() and deliver() — a bug in the plugin`);
+  }
+  return notifier;
+}
+
+/** Load a notify entry's plugin, check it is a notifier and validate its options (what `check` runs). */
+export async function loadNotifierPlugin(config: NotifierConfig, ctx: PluginContext): Promise<NotifierPlugin> {
   const where = `${config.file}:${config.line}: notify (${config.use})`;
   const plugin = await loadPlugin(config.use, ctx, { file: config.file, line: config.line, what: 'notify' });
   if (plugin.kind !== 'notifier') {
@@ -24,16 +40,7 @@ export async function instantiateNotifier(config: NotifierConfig, ctx: NotifierC
   if (problems.length > 0) {
     throw new StagepostError('EPLUGIN', problems.map((p) => `${where}: ${p.path.join('.') || '(options)'}: ${p.message}`).join('\n'));
   }
-  let notifier: Notifier;
-  try {
-    notifier = await plugin.create(config.options, ctx);
-  } catch (err) {
-    throw new StagepostError('EPLUGIN', `${where}: could not be started: ${ctx.redact((err as Error).message)} — check its options`, { cause: err });
-  }
-  if (!notifier || typeof notifier.prepare !== 'function' || typeof notifier.deliver !== 'function') {
-    throw new StagepostError('EPLUGIN', `${where}: create() returned no notifier with prepare() and deliver() — a bug in the plugin`);
-  }
-  return notifier;
+  return plugin;
 }
 
 /** The outbox stores this instead of the key: use + options may hold a password. */

@@ -41,6 +41,11 @@ test('check: 0 for a valid file, 2 with file:line for a broken one, 1 with --rem
   expect(remote.code).toBe(1);
   expect(remote.stderr).toMatch(/branch1: source app: .*no-such-branch/);
 
+  writeFileSync(file, 'version: 1\nnotify:\n  - use: email\n    to: [ops@example.com]\n    bogus: 1\nbranches: {}\n');
+  const plugin = await runCli(['check', '--config', file]);
+  expect(plugin.code).toBe(2);
+  expect(plugin.stderr).toMatch(/ci\.yaml:3: notify \(email\): bogus: unknown option/);
+
   writeFileSync(file, 'version: 1\nbranches:\n  ../evil:\n    dir: x\n');
   const bad = await runCli(['check', '--config', file]);
   expect(bad.code).toBe(2);

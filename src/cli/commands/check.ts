@@ -1,5 +1,7 @@
 import { loadConfig, resolveConfigPath } from '../../config/load.js';
-import { loadPlugin } from '../../plugins/loader.js';
+import { loadNotifierPlugin } from '../../notify/instantiate.js';
+import { VcsRegistry } from '../../vcs.js';
+import { createLogger } from '../../log.js';
 import { StagepostError, errorMessage } from '../../errors.js';
 import { redactor } from '../../util/redact.js';
 import { openSession } from '../session.js';
@@ -15,23 +17,15 @@ export async function checkCommand(opts: { config?: string; remote?: boolean }):
   const file = resolveConfigPath(opts.config, process.env, process.cwd());
   const config = await loadConfig(file);
   const problems: string[] = [];
-  const ctx = { log: { debug() {}, info() {}, warn() {}, error() {}, child() { return this; } }, stateDir: config.stateDir, redact: (t: string) => redactor.redact(t) };
-  const notifiers = [...config.notify, ...config.branches.flatMap((b) => b.notify)];
-  const seen = new Set<string>();
-  for (const n of notifiers) {
-    if (seen.has(`${n.file}:${n.line}`)) continue;
-    seen.add(`${n.file}:${n.line}`);
-    try {
-      const plugin = await loadPlugin(n.use, ctx, { file: n.file, line: n.line });
-      if (plugin.kind !== 'notifier') problems.push(`${n.file}:${n.line}: "${n.use}" is not a notifier plugin`);
-      else for (const p of plugin.validate?.(n.options) ?? []) problems.push(`${n.file}:${n.line}: notify (${n.use}) ${p.path.join('.')}: ${p.message}`);
-    } catch (err) {
-      problems.push(errorMessage(err));
-    }
+  const ctx = { log: createLogger(), stateDir: config.stateDir, redact: (t: string) => redactor.redact(t) };
+  // A notify entry of the top level appears in every branch's list too: check each once.
+  const notifiers = new Map([...config.notify, ...config.branches.flatMap((b) => b.notify)].map((n) => [`${n.file}:${n.line}`, n]));
+  for (const n of notifiers.values()) {
+    try { await loadNotifierPlugin(n, ctx); } catch (err) { problems.push(errorMessage(err)); }
   }
+  const vcs = new VcsRegistry(ctx);
   for (const b of config.branches) for (const s of b.sources) {
-    if (s.vcs === 'git' || s.vcs === 'svn') continue;
-    try { await loadPlugin(s.vcs, ctx, { file: config.file, line: s.line }); } catch (err) { problems.push(errorMessage(err)); }
+    try { await vcs.get(s.vcs, { file: config.file, line: s.line }); } catch (err) { problems.push(errorMessage(err)); }
   }
   if (problems.length > 0) throw new StagepostError('ECONFIG', problems.join('\n'));
   say(`${config.file}: valid — ${config.branches.length} branch(es), ${config.jobs.length} job(s)`);
