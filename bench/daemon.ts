@@ -1,9 +1,13 @@
 import { DaemonProcess } from '../test/helpers/cli.js';
+import { unitNodeFlags } from '../test/helpers/unit.js';
+
+/** node flags of ExecStart in config/stagepost.service: the bench measures the daemon as installed. */
+export const DAEMON_NODE_FLAGS = unitNodeFlags();
 
 /** A `stagepost run` child for the bench, and the two HTTP calls it makes to it. */
 export async function startDaemon(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
   // Info level: the at-rest figures must not pay for a debug line per query.
-  const daemon = new DaemonProcess(configFile, { STAGEPOST_LOG_LEVEL: 'info', ...env });
+  const daemon = new DaemonProcess(configFile, { STAGEPOST_LOG_LEVEL: 'info', NODE_OPTIONS: DAEMON_NODE_FLAGS.join(' '), ...env });
   await daemon.waitFor((e) => e.msg === 'stagepost started', { timeoutMs: 60_000, what: 'the daemon to start' });
   return daemon;
 }

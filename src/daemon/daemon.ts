@@ -26,6 +26,10 @@ import { redactor } from '../util/redact.js';
 import { writeRuntimeFile } from './runtime-file.js';
 import { historyOf, statusDocument } from './status.js';
 
+/** How soon `stagepost status` sees news, and routine poll timestamps. */
+const RUNTIME_WRITE_SOON_MS = 500;
+const RUNTIME_WRITE_ROUTINE_MS = 30_000;
+
 /**
  * The daemon: polls, queues, builds, runs jobs, notifies, serves HTTP, and
  * follows ci.yaml as it is edited. Implements the DaemonApi the HTTP server uses.
@@ -60,6 +64,7 @@ export class Daemon implements DaemonApi {
   private readonly quietTimers = new Map<string, NodeJS.Timeout>();
   private lastConfigError: string | null = null;
   private runtimeTimer: NodeJS.Timeout | null = null;
+  private runtimeDue = 0;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
@@ -107,13 +112,18 @@ export class Daemon implements DaemonApi {
           const at = new Date().toISOString();
           this.metrics.remoteQueriesTotal.inc({ vcs });
           this.metrics.pollDurationSeconds.observe({ vcs }, durationMs / 1000);
+          // Only a poll that turns out differently from the last one (first
+          // answer, a new or cleared error) is news for `stagepost status`.
+          let news = false;
           for (const b of branches) {
+            const before = this.lastPoll[b];
+            if (!before || before.error !== error) news = true;
             this.lastPoll[b] = { at, error };
             this.metrics.pollsTotal.inc({ branch: b });
             if (error) this.metrics.pollErrorsTotal.inc({ branch: b });
           }
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
-          this.changed({ type: 'poll' });
+          this.changed({ type: 'poll' }, news);
         },
       },
     });
@@ -363,9 +373,9 @@ export class Daemon implements DaemonApi {
     return () => this.events.off('change', listener);
   }
 
-  private changed(event: { type: string; branch?: string }): void {
+  private changed(event: { type: string; branch?: string }, news = true): void {
     this.events.emit('change', event);
-    this.scheduleRuntimeWrite();
+    this.scheduleRuntimeWrite(news ? RUNTIME_WRITE_SOON_MS : RUNTIME_WRITE_ROUTINE_MS);
   }
 
   /** Resolves when nothing is queued or running (tests, `update` through a daemon). */
@@ -373,15 +383,26 @@ export class Daemon implements DaemonApi {
     return this.queue.idle();
   }
 
-  private scheduleRuntimeWrite(): void {
-    if (this.runtimeTimer || this.stopping) return;
+  /**
+   * runtime.json within `delayMs`. Routine polls only refresh timestamps, so
+   * they wait long enough that an idle daemon does no file work per cycle;
+   * news (queue, builds, a poll error) pulls a pending write forward.
+   */
+  private scheduleRuntimeWrite(delayMs: number): void {
+    if (this.stopping) return;
+    const due = Date.now() + delayMs;
+    if (this.runtimeTimer) {
+      if (this.runtimeDue <= due) return;
+      clearTimeout(this.runtimeTimer);
+    }
+    this.runtimeDue = due;
     this.runtimeTimer = setTimeout(() => {
       this.runtimeTimer = null;
       void writeRuntimeFile(this.config.stateDir, {
         pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(),
         lastPoll: this.lastPoll, queue: this.queue.waitingItems().map((i) => i.branch), current: this.current, outbox: this.dispatcher.outboxSize(),
       }).catch(() => undefined);
-    }, 500);
+    }, delayMs);
     this.runtimeTimer.unref?.();
   }
 

@@ -31,5 +31,7 @@ export function readRuntimeFile(stateDir: string): RuntimeFile | null {
 }
 
 export async function writeRuntimeFile(stateDir: string, data: RuntimeFile): Promise<void> {
-  await writeFileAtomic(runtimeFilePath(stateDir), JSON.stringify(data));
+  // Rewritten while the daemon runs and rebuilt from scratch at start: a
+  // power cut may lose the last version, which costs nothing.
+  await writeFileAtomic(runtimeFilePath(stateDir), JSON.stringify(data), { durable: false });
 }

@@ -4,14 +4,17 @@ import path from 'node:path';
 /**
  * Write-then-rename with fsync of file and directory, so a `kill -9` or power
  * cut leaves either the old or the new content, never a torn file.
+ * `durable: false` keeps the rename (no torn file after a crash of ours) but
+ * skips both fsyncs, for files that are only a cache of what the daemon knows.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Buffer, options: { durable?: boolean } = {}): Promise<void> {
+  const durable = options.durable ?? true;
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const handle = await fs.open(tmp, 'w', 0o600);
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -21,7 +24,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await syncDir(path.dirname(file));
+  if (durable) await syncDir(path.dirname(file));
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -9,7 +9,11 @@ export async function pollCommand(branches: string[], opts: { config?: string; j
   try {
     const selected = selectBranches(session, branches);
     await session.poller.setBranches(selected, false);
+    // Everything before this (node, imports, ci.yaml, state, plugins) is
+    // start-up; the queries are timed apart so `--json` can show both.
+    const pollStarted = performance.now();
     await session.poller.pollNow();
+    const timing = { startupMs: round(pollStarted), pollMs: round(performance.now() - pollStarted) };
     const rows = selected.map((b) => {
       const state = session.store.readBranch(b.name);
       return {
@@ -25,7 +29,7 @@ export async function pollCommand(branches: string[], opts: { config?: string; j
       };
     });
     const failed = rows.some((r) => r.error);
-    if (opts.json) printJson({ branches: rows });
+    if (opts.json) printJson({ branches: rows, timing });
     else {
       const lines = [['BRANCH', 'SOURCE', 'BUILT', 'REMOTE', 'CHANGED']];
       for (const r of rows) {
@@ -43,6 +47,8 @@ export async function pollCommand(branches: string[], opts: { config?: string; j
 export function selectBranches(session: Session, names: string[]) {
   return names.length === 0 ? session.config.branches : names.map((n) => session.branch(n));
 }
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
 
 export function short(rev: string | null): string {
   if (!rev) return '-';
