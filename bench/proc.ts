@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
-/** CPU and memory of one process from /proc (Linux), and small statistics. */
+/** CPU and memory of a process (and its long-lived helpers) from /proc (Linux), and small statistics. */
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
 
 export interface Cpu {
@@ -11,7 +11,7 @@ export interface Cpu {
   withChildrenMs: number;
 }
 
-export function cpuOf(pid: number): Cpu {
+function statOf(pid: number): Cpu {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
@@ -20,10 +20,50 @@ export function cpuOf(pid: number): Cpu {
   return { selfMs: (utime + stime) * TICK_MS, withChildrenMs: (utime + stime + cutime + cstime) * TICK_MS };
 }
 
-/** Resident memory in MB (VmRSS). */
+/**
+ * The daemon's long-lived helpers (the query server that starts its git and
+ * svn children): their CPU and memory are the daemon's own, but the kernel
+ * only adds a child's CPU to its parent when the child exits.
+ */
+export function helpersOf(pid: number): number[] {
+  const pids: number[] = [];
+  let tasks: string[] = [];
+  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return pids; }
+  for (const task of tasks) {
+    let children = '';
+    try { children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8'); } catch { continue; }
+    for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+      let cmdline = '';
+      try { cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8'); } catch { continue; }
+      if (cmdline.includes('spawner.pl')) pids.push(child);
+    }
+  }
+  return pids;
+}
+
+/** CPU of the process and its long-lived helpers (whose waited-for children count as children). */
+export function cpuOf(pid: number): Cpu {
+  const total = statOf(pid);
+  for (const helper of helpersOf(pid)) {
+    try {
+      const h = statOf(helper);
+      total.selfMs += h.selfMs;
+      total.withChildrenMs += h.withChildrenMs;
+    } catch { /* it exited between the listing and the read */ }
+  }
+  return total;
+}
+
+/** Resident memory in MB (VmRSS), the helpers' included. */
 export function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
+  let kb = 0;
+  for (const p of [pid, ...helpersOf(pid)]) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kb += m ? Number(m[1]) : 0;
+    } catch { /* gone */ }
+  }
+  return kb > 0 ? kb / 1024 : NaN;
 }
 
 export function median(values: number[]): number {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run, describeFailure, StagepostError,
+  run, runQuery, describeFailure, StagepostError,
   type CheckoutOptions, type Commit, type PluginContext, type QueryOptions, type RemoteRevision, type RunResult, type SourceSpec, type VcsPlugin,
 } from '../../src/plugin-api.js';
 import { credentialArgs, splitPassword, type GitRemoteUrl } from './credentials.js';
@@ -26,7 +26,7 @@ export interface GitPluginOptions {
 
 const HEX = /^[0-9a-f]{7,64}$/;
 
-interface RunGit { cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void }
+interface RunGit { cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void; query?: boolean }
 
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
   const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
@@ -37,6 +37,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     const args = [...credentials.args, ...gitArgs];
     options.onRun?.(['git', ...args]);
     const onOutput = o.onOutput;
+    if (o.query) return runQuery('git', args, { cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal });
     return run('git', args, {
       cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn,
       onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
@@ -69,7 +70,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       const valid = sources.filter((s) => invalidRef(s.ref) === null).map((s) => s.ref!);
       let table = new Map<string, string>();
       if (valid.length > 0) {
-        const r = await git(['ls-remote', '--', url, ...lsRemotePatterns(valid)], { remote, timeoutMs: query.timeoutMs, signal: query.signal });
+        const r = await git(['ls-remote', '--', url, ...lsRemotePatterns(valid)], { remote, timeoutMs: query.timeoutMs, signal: query.signal, query: true });
         if (!ok(r)) {
           throw new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
         }

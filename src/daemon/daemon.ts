@@ -23,6 +23,7 @@ import { createMetrics } from '../metrics.js';
 import type { MailCatcher } from '../site/mail-catcher.js';
 import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
+import { stopQueryServer, useQueryServer } from '../util/spawner.js';
 import { writeRuntimeFile } from './runtime-file.js';
 import { historyOf, statusDocument } from './status.js';
 
@@ -91,6 +92,8 @@ export class Daemon implements DaemonApi {
     }
     const pluginCtx = { log: this.log, stateDir: path.join(this.config.stateDir, 'plugins'), redact: (t: string) => redactor.redact(t) };
     this.vcs = new VcsRegistry(pluginCtx);
+    // Thousands of ls-remote a day: started by a small fork server, not by forking this process.
+    useQueryServer(true);
     await recoverInterrupted(this.store, this.config.branches.map((b) => b.name), this.log);
 
     this.dispatcher = new NotifyDispatcher({ stateDir: this.config.stateDir, log: this.log, redact: (t: string) => redactor.redact(t) });
@@ -439,6 +442,7 @@ export class Daemon implements DaemonApi {
       await idle;
     }
     await this.poller.idle();
+    await stopQueryServer();
     await Promise.race([this.dispatcher.flush(), new Promise((r) => setTimeout(r, 2000).unref?.())]);
     await this.dispatcher.close();
     await this.http?.close();

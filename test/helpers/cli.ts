@@ -95,3 +95,18 @@ export function writeFile(file: string, text: string): string {
   writeFileSync(file, text);
   return file;
 }
+
+/** A ci.yaml in `dir` with one branch `staging` on `url`'s main, polled every 100 ms, and a no-op step. */
+export function stagingConfig(dir: string, url: string): string {
+  const file = path.join(dir, 'ci.yaml');
+  writeFileSync(file, `version: 1
+state_dir: ./state
+poll: { interval: 100ms, timeout: 5s }
+steps: [{ name: noop, run: "true" }]
+branches:
+  staging:
+    dir: ./sites/staging
+    sources: [{ name: app, vcs: git, url: "${url}", ref: main }]
+`);
+  return file;
+}

@@ -3,11 +3,11 @@
  * answer the same thing every cycle writes no file, yet `stagepost status`
  * still learns of a poll error within a second.
  */
-import { renameSync, statSync, writeFileSync } from 'node:fs';
+import { renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote } from '../helpers/git.js';
-import { DaemonProcess, runCli, isBuildFinished, type LogEvent } from '../helpers/cli.js';
+import { DaemonProcess, runCli, isBuildFinished, stagingConfig, type LogEvent } from '../helpers/cli.js';
 import { readRuntimeFile } from '../../src/daemon/runtime-file.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -20,16 +20,7 @@ const polled = (e: LogEvent) => e.msg === 'polled';
 test('routine polls rewrite nothing; a poll error reaches runtime.json (and `status`) at once', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
-  const file = path.join(t.dir, 'ci.yaml');
-  writeFileSync(file, `version: 1
-state_dir: ./state
-poll: { interval: 100ms, timeout: 5s }
-steps: [{ name: noop, run: "true" }]
-branches:
-  staging:
-    dir: ./sites/staging
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: main }]
-`);
+  const file = stagingConfig(t.dir, remote.url);
   const stateDir = path.join(t.dir, 'state');
   const files = () => ['runtime.json', 'poll.json', 'branches/staging.json'].map((f) => {
     const s = statSync(path.join(stateDir, f));
