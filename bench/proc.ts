@@ -11,7 +11,8 @@ export interface Cpu {
   withChildrenMs: number;
 }
 
-function statOf(pid: number): Cpu {
+/** CPU of this one process (none of its helpers). */
+export function processCpuOf(pid: number): Cpu {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
@@ -43,10 +44,10 @@ export function helpersOf(pid: number): number[] {
 
 /** CPU of the process and its long-lived helpers (whose waited-for children count as children). */
 export function cpuOf(pid: number): Cpu {
-  const total = statOf(pid);
+  const total = processCpuOf(pid);
   for (const helper of helpersOf(pid)) {
     try {
-      const h = statOf(helper);
+      const h = processCpuOf(helper);
       total.selfMs += h.selfMs;
       total.withChildrenMs += h.withChildrenMs;
     } catch { /* it exited between the listing and the read */ }

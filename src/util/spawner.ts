@@ -27,6 +27,10 @@ const SCRIPT = fileURLToPath(new URL('./spawner.pl', import.meta.url));
 const DEFAULT_MAX_BUFFER = 4 * 1024 * 1024;
 const NL = 10;
 
+function uncork(stream: NodeJS.WritableStream & { uncork(): void }): void {
+  stream.uncork();
+}
+
 function killLater(pgid: number): void {
   killGroup(pgid, 'SIGKILL');
 }
@@ -198,7 +202,13 @@ export class Spawner {
 
       if (this.requests.size === 0) this.ref();
       this.requests.set(id, req);
-      this.child.stdin!.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)}\n${body}`);
+      // Requests made in the same tick (a poll cycle's repositories) leave in one write.
+      const stdin = this.child.stdin!;
+      if (stdin.writableCorked === 0) {
+        stdin.cork();
+        process.nextTick(uncork, stdin);
+      }
+      stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)}\n${body}`);
       if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req);
       if (options.signal) {
         if (options.signal.aborted) req.handleEvent();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, git } from '../helpers/git.js';
 import { trackKey } from '../../src/poll/tracks.js';
+import { alignedDelay } from '../../src/poll/poller.js';
 import { branchConfig, countingPoller } from '../../bench/inprocess.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -35,4 +36,33 @@ test('3 git repositories used by 9 branches on 6 refs: 3 git children per pollNo
   const revisions = branches.map((b) => poller.revisionOf(trackKey(b.sources[0]!))?.revision);
   expect(revisions.every((r) => r && /^[0-9a-f]{40}$/.test(r))).toBe(true);
   poller.stop();
+});
+
+test('polls snap to a shared grid, so repositories due together are asked in one wake-up', async () => {
+  // The grid is a quarter of the interval, at most 250 ms; rounding keeps the mean interval.
+  expect(alignedDelay(1_000_010, 1000, 60_000)).toBe(990);
+  expect(alignedDelay(1_000_140, 1000, 60_000)).toBe(1110);
+  expect(alignedDelay(1_000_000, 400, 400)).toBe(400);
+  expect(alignedDelay(1_000_049, 400, 400)).toBe(351);
+  expect(alignedDelay(1_000_000, 3, 400)).toBe(10);
+
+  // Three repositories whose polls start at different moments end up asked together.
+  const remotes = ['r0', 'r1', 'r2'].map((name) => { const r = makeGitRemote(t.dir, name); r.commit('main'); return r; });
+  const branches = remotes.map((r, i) => branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [{ vcs: 'git', url: r.url, ref: 'main' }], 400));
+  const { poller, children } = await countingPoller(branches, path.join(t.dir, 'state'));
+  const started: number[] = [];
+  const count = children.push.bind(children);
+  children.push = (...argv) => { started.push(Date.now()); return count(...argv); };
+  await poller.setBranches([branches[0]!]);
+  await new Promise((r) => setTimeout(r, 130));
+  await poller.setBranches(branches.slice(0, 2));
+  await new Promise((r) => setTimeout(r, 130));
+  await poller.setBranches(branches);
+  while (started.length < 3 + 18) await new Promise((r) => setTimeout(r, 50));
+  poller.stop();
+  // After the three first polls (130 ms apart), each query falls near a point
+  // of the 100 ms grid (by chance, half of them would); a busy machine may
+  // wake us late a few times.
+  const offGrid = started.slice(3, 21).map((at) => Math.min(at % 100, 100 - (at % 100)));
+  expect(offGrid.filter((d) => d <= 25).length).toBeGreaterThanOrEqual(15);
 });
