@@ -7,7 +7,8 @@ export const DAEMON_NODE_FLAGS = unitNodeFlags();
 /** A `stagepost run` child for the bench, and the two HTTP calls it makes to it. */
 export async function startDaemon(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
   // Info level: the at-rest figures must not pay for a debug line per query.
-  const daemon = new DaemonProcess(configFile, { STAGEPOST_LOG_LEVEL: 'info', NODE_OPTIONS: DAEMON_NODE_FLAGS.join(' '), ...env });
+  // Some V8 flags (--no-opt) are refused in NODE_OPTIONS: they go on node's command line, as in the unit.
+  const daemon = new DaemonProcess(configFile, { STAGEPOST_LOG_LEVEL: 'info', NODE_OPTIONS: '', ...env }, DAEMON_NODE_FLAGS);
   await daemon.waitFor((e) => e.msg === 'stagepost started', { timeoutMs: 60_000, what: 'the daemon to start' });
   return daemon;
 }

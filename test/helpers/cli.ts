@@ -35,8 +35,8 @@ export class DaemonProcess {
   private waiters: Array<() => void> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(configFile: string, env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [BIN, 'run', '--config', configFile], {
+  constructor(configFile: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []) {
+    this.child = spawn(process.execPath, [...nodeArgs, BIN, 'run', '--config', configFile], {
       cwd: path.dirname(configFile),
       env: { ...process.env, STAGEPOST_LOG_FORMAT: 'json', STAGEPOST_LOG_LEVEL: 'debug', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

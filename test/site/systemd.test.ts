@@ -30,7 +30,7 @@ describe('config/stagepost.service', () => {
   const one = (key: string) => { expect(service[key]).toHaveLength(1); return service[key]![0]!; };
 
   it('runs the daemon as the stagepost user with the config of /etc/stagepost', () => {
-    expect(one('ExecStart')).toBe('/usr/bin/node --max-semi-space-size=1 /opt/stagepost/bin/stagepost.js run --config /etc/stagepost/ci.yaml');
+    expect(one('ExecStart')).toBe('/usr/bin/node --max-semi-space-size=1 --no-opt /opt/stagepost/bin/stagepost.js run --config /etc/stagepost/ci.yaml');
     expect(one('User')).toBe('stagepost');
     expect(one('EnvironmentFile')).toBe('-/etc/stagepost/env');
     expect(one('WorkingDirectory')).toBe('/var/lib/stagepost');
@@ -39,9 +39,9 @@ describe('config/stagepost.service', () => {
     expect(one('RestartPreventExitStatus')).toBe('2');
   });
 
-  it('gives node only flags this node accepts, and they shrink the young generation', () => {
+  it('gives node only flags this node accepts: a small young generation, no optimizing compiler', () => {
     const flags = unitNodeFlags(UNIT);
-    expect(flags).toEqual(['--max-semi-space-size=1']);
+    expect(flags).toEqual(['--max-semi-space-size=1', '--no-opt']);
     // node exits 9 ("bad option") on a flag it does not know.
     // Survivors make V8 grow the young generation (to 32 MB by default).
     const grow = "let k = []; for (let r = 0; r < 30; r++) { for (let i = 0; i < 1e5; i++) k.push({ i }); k = k.slice(-1e5); } v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size";
@@ -51,6 +51,11 @@ describe('config/stagepost.service', () => {
     expect(r.status).toBe(0);
     expect(Number(r.stdout)).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(Number(young([]).stdout)).toBeGreaterThan(4 * 1024 * 1024);
+    // --no-opt: a function V8 is told to optimize stays unoptimized (bit 16: TurboFan code).
+    const turbofanned = (args: string[]) => Number(spawnSync(process.execPath, ['--allow-natives-syntax', ...args, '-p',
+      'function f(x) { return x + 1 } %PrepareFunctionForOptimization(f); f(1); %OptimizeFunctionOnNextCall(f); f(2); %GetOptimizationStatus(f) & 16'], { encoding: 'utf8' }).stdout);
+    expect(turbofanned(flags)).toBe(0);
+    expect(turbofanned([])).toBe(16);
   });
 
   it('lets running builds finish on stop: SIGTERM to the daemon first, a stop timeout beyond the shutdown grace', () => {
