@@ -84,7 +84,7 @@ try {
   const settleMs = QUICK ? 5000 : 20_000;
   report.section(`3. Daemon at rest (all built, nothing changing; ${settleMs / 1000} s to settle, then a ${windowMs / 1000} s window; CPU from /proc/<pid>/stat)`);
   report.info('  daemon started as config/stagepost.service does', `node ${DAEMON_NODE_FLAGS.join(' ')} bin/stagepost.js run`);
-  const idle = await measureAtRest(at('rest-idle'), git, { intervalMs: 3_600_000, settleMs: QUICK ? 3000 : 8000, windowMs: QUICK ? 5000 : 10_000 });
+  const idle = await measureAtRest(at('rest-idle'), git, { intervalMs: 3_600_000, settleMs, windowMs: QUICK ? 5000 : 10_000 });
   report.info(`  ${BRANCHES} branches, interval 1h (no queries): own CPU`, `${(idle.selfMs / (idle.windowMs / 1000)).toFixed(1)} ms/s, ${idle.rss.at(-1)!.toFixed(1)} MB RSS`);
   const floor = spawnFloor(git[0]!.source.url, QUICK ? 100 : 300);
   report.info('  floor: bare node (no tsx) spawning git ls-remote, per query', `own ${floor.selfMs.toFixed(2)} ms, git children ${floor.childrenMs.toFixed(2)} ms`);

@@ -7,6 +7,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export interface Metrics {
   registry: Registry;
+  /** One poll of each of these branches (failed or not): plain counts, published at scrape time. */
+  countPolls(branches: Iterable<string>, failed: boolean): void;
   pollsTotal: Counter<'branch'>;
   pollErrorsTotal: Counter<'branch'>;
   remoteQueriesTotal: Counter<'vcs'>;
@@ -24,10 +26,25 @@ export function createMetrics(): Metrics {
   // second, most of an idle daemon's CPU (bench/: 5-8 ms/s → 1 ms/s at 500 ms).
   collectDefaultMetrics({ register: registry, prefix: 'stagepost_', eventLoopMonitoringPrecision: 500 });
   const registers = [registry];
+  // Every remote answer counts a poll for each of its branches (100 per query
+  // with 1,000 branches on 10 repositories); prom-client's inc() hashes and
+  // checks the labels each time, so the counts live in Maps until a scrape.
+  const polls = new Map<string, number>();
+  const pollErrors = new Map<string, number>();
+  const publish = (counter: Counter<'branch'>, counts: Map<string, number>) => {
+    counter.reset();
+    for (const [branch, n] of counts) counter.inc({ branch }, n);
+  };
   return {
     registry,
-    pollsTotal: new Counter({ name: 'stagepost_polls_total', help: 'Polls of a branch (one per branch per poll round).', labelNames: ['branch'], registers }),
-    pollErrorsTotal: new Counter({ name: 'stagepost_poll_errors_total', help: 'Polls of a branch that failed.', labelNames: ['branch'], registers }),
+    countPolls(branches, failed) {
+      for (const b of branches) {
+        polls.set(b, (polls.get(b) ?? 0) + 1);
+        if (failed) pollErrors.set(b, (pollErrors.get(b) ?? 0) + 1);
+      }
+    },
+    pollsTotal: new Counter({ name: 'stagepost_polls_total', help: 'Polls of a branch (one per branch per poll round).', labelNames: ['branch'], registers, collect() { publish(this, polls); } }),
+    pollErrorsTotal: new Counter({ name: 'stagepost_poll_errors_total', help: 'Polls of a branch that failed.', labelNames: ['branch'], registers, collect() { publish(this, pollErrors); } }),
     remoteQueriesTotal: new Counter({ name: 'stagepost_remote_queries_total', help: 'Queries sent to remote repositories (ls-remote, svn info).', labelNames: ['vcs'], registers }),
     pollDurationSeconds: new Histogram({
       name: 'stagepost_poll_duration_seconds',

@@ -118,13 +118,14 @@ export class Daemon implements DaemonApi {
           // Only a poll that turns out differently from the last one (first
           // answer, a new or cleared error) is news for `stagepost status`.
           let news = false;
+          // One shared entry: this runs for every branch of the repository on every answer.
+          const entry = { at, error };
           for (const b of branches) {
             const before = this.lastPoll[b];
             if (!before || before.error !== error) news = true;
-            this.lastPoll[b] = { at, error };
-            this.metrics.pollsTotal.inc({ branch: b });
-            if (error) this.metrics.pollErrorsTotal.inc({ branch: b });
+            this.lastPoll[b] = entry;
           }
+          this.metrics.countPolls(branches, error !== null);
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
           this.changed({ type: 'poll' }, news);
         },

@@ -196,7 +196,7 @@ describe('http server', () => {
   });
 
   test('GET /metrics is Prometheus text with stagepost_ series and branch labels', async () => {
-    metrics.pollsTotal.inc({ branch: 'staging' });
+    metrics.countPolls(['staging'], false);
     metrics.buildsTotal.inc({ branch: 'branch1', result: 'failure' });
     metrics.buildDurationSeconds.observe({ branch: 'branch1' }, 61);
     metrics.buildRunning.set({ branch: 'staging' }, 1);
@@ -212,6 +212,15 @@ describe('http server', () => {
     expect(samples.get('stagepost_queue_length')).toBe(1);
     expect(samples.get('stagepost_outbox_size')).toBe(3);
     for (const name of samples.keys()) expect(name).toMatch(/^stagepost_/);
+
+    // Poll counts are kept apart and published per scrape: totals, never added twice.
+    metrics.countPolls(['staging', 'branch1'], true);
+    for (let scrape = 0; scrape < 2; scrape++) {
+      const again = parseExposition(await (await fetch(url('/metrics'))).text());
+      expect(again.get('stagepost_polls_total{branch="staging"}')).toBe(2);
+      expect(again.get('stagepost_polls_total{branch="branch1"}')).toBe(1);
+      expect(again.get('stagepost_poll_errors_total{branch="staging"}')).toBe(1);
+    }
   });
 
   test('GET /api/events streams change events and unsubscribes on close', async () => {
