@@ -26,6 +26,8 @@ export interface CountingPoller {
   poller: Poller;
   /** argv of every child process the plugins started, in order. */
   children: string[][];
+  /** The plugin instances the Poller uses, by name. */
+  plugins: Record<string, VcsPlugin>;
 }
 
 export async function countingPoller(branches: BranchConfig[], stateDir: string): Promise<CountingPoller> {
@@ -40,5 +42,5 @@ export async function countingPoller(branches: BranchConfig[], stateDir: string)
     events: { changed: () => undefined, polled: () => undefined },
   });
   await poller.setBranches(branches, false);
-  return { poller, children };
+  return { poller, children, plugins };
 }

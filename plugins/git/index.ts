@@ -53,6 +53,22 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     if (!url || url.startsWith('-')) throw new StagepostError(code, `git: "${shown(url)}" is not a repository URL; fix the source's url in ci.yaml`);
   };
 
+  // The Poller passes the same array for a repository every cycle: what does
+  // not depend on the answer (checks, the ls-remote patterns) is worked out once.
+  const prepared = new WeakMap<SourceSpec[], { remote: GitRemoteUrl; invalid: Array<string | null>; args: string[] | null }>();
+  const prepare = (sources: SourceSpec[]) => {
+    let p = prepared.get(sources);
+    if (!p) {
+      const remote = splitPassword(sources[0]!.url);
+      checkUrl(remote.url, 'EREMOTE');
+      const invalid = sources.map((s) => invalidRef(s.ref));
+      const valid = sources.filter((_, i) => invalid[i] === null).map((s) => s.ref!);
+      p = { remote, invalid, args: valid.length > 0 ? ['ls-remote', '--', remote.url, ...lsRemotePatterns(valid)] : null };
+      prepared.set(sources, p);
+    }
+    return p;
+  };
+
   const hasCommit = async (dir: string, revision: string, timeoutMs: number) =>
     ok(await git(['cat-file', '-e', `${revision}^{commit}`], { cwd: dir, timeoutMs }));
 
@@ -64,21 +80,19 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
 
     async remoteRevisions(sources: SourceSpec[], query: QueryOptions): Promise<RemoteRevision[]> {
       if (sources.length === 0) return [];
-      const remote = splitPassword(sources[0]!.url);
+      const { remote, invalid, args } = prepare(sources);
       const url = remote.url;
-      checkUrl(url, 'EREMOTE');
-      const valid = sources.filter((s) => invalidRef(s.ref) === null).map((s) => s.ref!);
       let table = new Map<string, string>();
-      if (valid.length > 0) {
-        const r = await git(['ls-remote', '--', url, ...lsRemotePatterns(valid)], { remote, timeoutMs: query.timeoutMs, signal: query.signal, query: true });
+      if (args !== null) {
+        const r = await git(args, { remote, timeoutMs: query.timeoutMs, signal: query.signal, query: true });
         if (!ok(r)) {
           throw new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
         }
         table = parseLsRemote(r.stdout);
       }
-      return sources.map((s): RemoteRevision => {
-        const invalid = invalidRef(s.ref);
-        if (invalid) return { missing: true, reason: invalid };
+      return sources.map((s, i): RemoteRevision => {
+        const reason = invalid[i];
+        if (reason) return { missing: true, reason };
         const revision = resolveRef(s.ref!, table);
         return revision ? { revision } : { missing: true, reason: `no branch or tag "${s.ref}" on ${shown(url)}` };
       });

@@ -41,6 +41,10 @@ interface Group {
   plugin: VcsPlugin;
   specs: Map<string, SourceSpec>;
   branches: Set<string>;
+  /** specs and branches as arrays, made once per setBranches: a plugin may prepare once per array. */
+  keys: string[];
+  sources: SourceSpec[];
+  branchList: string[];
   intervalMs: number;
   timeoutMs: number;
   timer?: NodeJS.Timeout;
@@ -66,6 +70,11 @@ export interface PollerOptions {
   now?: () => number;
   /** Longest backoff after repeated failures. */
   maxBackoffMs?: number;
+}
+
+/** Same source, field by field (specs are made anew at every reload). */
+function sameSpec(a: SourceSpec, b: SourceSpec): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 export class Poller {
@@ -98,7 +107,7 @@ export class Poller {
         if (!group) {
           const old = this.groups.get(id);
           group = {
-            id, vcs: source.vcs, plugin, specs: new Map(), branches: new Set(),
+            id, vcs: source.vcs, plugin, specs: new Map(), branches: new Set(), keys: [], sources: [], branchList: [],
             intervalMs: branch.poll.intervalMs, timeoutMs: branch.poll.timeoutMs,
             inFlight: old?.inFlight ?? null, again: false, failures: old?.failures ?? 0,
             lastError: old?.lastError ?? null, timer: old?.timer, fresh: !old,
@@ -111,6 +120,15 @@ export class Poller {
         group.intervalMs = Math.min(group.intervalMs, branch.poll.intervalMs);
         group.timeoutMs = Math.max(group.timeoutMs, branch.poll.timeoutMs);
       }
+    }
+    for (const group of next.values()) {
+      const old = this.groups.get(group.id);
+      const keys = [...group.specs.keys()];
+      // Unchanged sources keep their array, so the plugin's preparation of it stays valid.
+      const same = old && old.keys.length === keys.length && keys.every((k, i) => k === old.keys[i] && sameSpec(group.specs.get(k)!, old.specs.get(k)!));
+      group.keys = same ? old.keys : keys;
+      group.sources = same ? old.sources : keys.map((k) => group.specs.get(k)!);
+      group.branchList = [...group.branches];
     }
     const oldIntervals = new Map([...this.groups].map(([id, g]) => [id, g.intervalMs]));
     for (const [id, old] of this.groups) if (!next.has(id)) clearTimeout(old.timer);
@@ -202,21 +220,21 @@ export class Poller {
 
   private async query(group: Group): Promise<void> {
     if (this.stopped) return;
-    const specs = [...group.specs.entries()];
+    const { keys, sources, branchList } = group;
     const started = this.now();
     let answers: RemoteRevision[];
     try {
-      answers = await group.plugin.remoteRevisions(specs.map(([, s]) => s), { timeoutMs: group.timeoutMs });
+      answers = await group.plugin.remoteRevisions(sources, { timeoutMs: group.timeoutMs });
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       group.failures += 1;
       // Report the start of a failure (or a different failure), not every cycle;
       // timings inside the message do not make it a different failure.
       if (group.failures === 1 || message.replace(/\d+/g, '#') !== group.lastError?.replace(/\d+/g, '#')) {
-        this.options.log.warn({ repository: redactor.redact(group.id), branches: [...group.branches], error: message }, 'remote failing');
+        this.options.log.warn({ repository: redactor.redact(group.id), branches: branchList, error: message }, 'remote failing');
       }
       group.lastError = message;
-      this.options.events.polled([...group.branches], message, this.now() - started, group.vcs);
+      this.options.events.polled(branchList, message, this.now() - started, group.vcs);
       return;
     }
     if (group.failures > 0) {
@@ -226,7 +244,7 @@ export class Poller {
     group.lastError = null;
     const changedKeys: string[] = [];
     const at = new Date(this.now()).toISOString();
-    specs.forEach(([key], i) => {
+    keys.forEach((key, i) => {
       const answer = answers[i];
       const before = this.tracks[key];
       const revision = answer && 'revision' in answer ? answer.revision : null;
@@ -238,14 +256,14 @@ export class Poller {
         changedKeys.push(key);
       }
     });
-    this.options.events.polled([...group.branches], null, this.now() - started, group.vcs);
+    this.options.events.polled(branchList, null, this.now() - started, group.vcs);
     if (changedKeys.length > 0) this.options.persist(this.tracks);
     if (changedKeys.length > 0 || group.fresh) {
       group.fresh = false;
-      this.options.events.changed([...group.branches], changedKeys);
+      this.options.events.changed(branchList, changedKeys);
     }
     // svn learns its repository root on the first answer; regroup if keys moved.
-    const moved = specs.some(([, s]) => `${group.vcs}|${group.plugin.repositoryKey(s)}` !== group.id);
+    const moved = sources.some((s) => `${group.vcs}|${group.plugin.repositoryKey(s)}` !== group.id);
     if (moved && !this.stopped) void this.setBranches(this.branches);
   }
 

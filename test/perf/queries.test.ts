@@ -66,3 +66,28 @@ test('polls snap to a shared grid, so repositories due together are asked in one
   const offGrid = started.slice(3, 21).map((at) => Math.min(at % 100, 100 - (at % 100)));
   expect(offGrid.filter((d) => d <= 25).length).toBeGreaterThanOrEqual(15);
 });
+
+test('a repository\'s sources reach the plugin as the same array every cycle, and a new one only when they change', async () => {
+  const remote = makeGitRemote(t.dir);
+  const id = remote.commit('main');
+  git(remote.bare, ['update-ref', 'refs/heads/feature', id]);
+  const config = (refs: string[]) => refs.map((ref, i) => branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [{ vcs: 'git', url: remote.url, ref }]));
+  const { poller, plugins } = await countingPoller(config(['main']), path.join(t.dir, 'state'));
+  const seen: unknown[] = [];
+  const plugin = plugins.git!;
+  const ask = plugin.remoteRevisions.bind(plugin);
+  plugin.remoteRevisions = (sources, query) => { seen.push(sources); return ask(sources, query); };
+
+  await poller.pollNow();
+  await poller.pollNow();
+  // A reload with the same sources (new objects, same content) keeps the array.
+  await poller.setBranches(config(['main']), false);
+  await poller.pollNow();
+  expect(new Set(seen).size).toBe(1);
+  await poller.setBranches(config(['main', 'feature']), false);
+  await poller.pollNow();
+  expect(new Set(seen).size).toBe(2);
+  expect((seen[3] as Array<{ ref: string }>).map((s) => s.ref)).toEqual(['main', 'feature']);
+  expect(poller.revisionOf(trackKey(config(['main', 'feature'])[1]!.sources[0]!))?.revision).toBe(id);
+  poller.stop();
+});
