@@ -36,12 +36,10 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     const credentials = o.remote ? credentialArgs(o.remote) : { args: [], env: {} };
     const args = [...credentials.args, ...gitArgs];
     options.onRun?.(['git', ...args]);
+    const common = { cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal };
+    if (o.query) return runQuery('git', args, common);
     const onOutput = o.onOutput;
-    if (o.query) return runQuery('git', args, { cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal });
-    return run('git', args, {
-      cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn,
-      onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
-    });
+    return run('git', args, { ...common, onSpawn: o.onSpawn, onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))) });
   };
   const ok = (r: RunResult) => r.exitCode === 0 && !r.timedOut && !r.aborted;
   const why = (r: RunResult) => {

@@ -135,7 +135,7 @@ export class Poller {
     // A group whose refs were all seen before (svn regrouped under its learned
     // root, a second branch on a known ref) needs no extra query now.
     for (const group of next.values()) {
-      if (group.fresh && [...group.specs.keys()].every((k) => this.tracks[k]?.revision)) group.fresh = false;
+      if (group.fresh && group.keys.every((k) => this.tracks[k]?.revision)) group.fresh = false;
     }
     this.groups = next;
     if (!schedule || this.stopped) return;

@@ -53,6 +53,24 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+function killLater(pgid: number): void {
+  killGroup(pgid, 'SIGKILL');
+}
+
+/**
+ * TERM to the group, KILL after `graceMs` (the returned timer, unref'd).
+ * `leaderOnly`: a child between fork and setsid leads no group yet, so the
+ * TERM goes to its pid when the group does not exist (the query server's case).
+ */
+export function stopGroup(pgid: number, graceMs: number, leaderOnly = false): NodeJS.Timeout {
+  if (!killGroup(pgid, 'SIGTERM') && leaderOnly) {
+    try { process.kill(pgid, 'SIGTERM'); } catch { /* already gone */ }
+  }
+  const timer = setTimeout(killLater, graceMs, pgid);
+  timer.unref();
+  return timer;
+}
+
 export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
@@ -127,10 +145,7 @@ export function run(file: string, args: readonly string[], options: RunOptions =
 
     const stop = () => {
       if (child.pid === undefined) return;
-      const pgid = child.pid;
-      killGroup(pgid, 'SIGTERM');
-      killTimer = setTimeout(() => killGroup(pgid, 'SIGKILL'), options.killGraceMs ?? 2000);
-      killTimer.unref?.();
+      killTimer = stopGroup(child.pid, options.killGraceMs ?? 2000);
     };
     const onAbort = () => {
       aborted = true;

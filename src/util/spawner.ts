@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { killGroup, run, type RunResult } from './exec.js';
+import { killGroup, run, stopGroup, type RunResult } from './exec.js';
 
 /**
  * Remote queries (`git ls-remote` every few seconds per repository) through a
@@ -29,18 +29,6 @@ const NL = 10;
 
 function uncork(stream: NodeJS.WritableStream & { uncork(): void }): void {
   stream.uncork();
-}
-
-function killLater(pgid: number): void {
-  killGroup(pgid, 'SIGKILL');
-}
-
-function killPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
 }
 
 function onTimeout(req: Request): void {
@@ -97,9 +85,7 @@ class Request {
     if (this.killTimer !== undefined) return;
     // "started" is sent right after fork: for a moment the child has not made
     // itself a group leader yet, and only its pid reaches it.
-    if (!killGroup(this.pid, 'SIGTERM')) killPid(this.pid, 'SIGTERM');
-    this.killTimer = setTimeout(killLater, this.killGraceMs, this.pid);
-    this.killTimer.unref();
+    this.killTimer = stopGroup(this.pid, this.killGraceMs, true);
   }
 
   finish(exitCode: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, error?: Error): void {
@@ -252,7 +238,7 @@ export class Spawner {
     for (const req of this.requests.values()) {
       req.finish(null, null, '', '', reason);
       // Nobody would enforce its timeout or read its result any more.
-      if (req.pid !== undefined && killGroup(req.pid, 'SIGTERM')) setTimeout(killLater, req.killGraceMs, req.pid).unref();
+      if (req.pid !== undefined) stopGroup(req.pid, req.killGraceMs);
     }
     this.requests.clear();
     this.unref();
