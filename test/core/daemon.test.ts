@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
-import { makeGitRemote, type GitRemote } from '../helpers/git.js';
+import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { makeSvnRemote } from '../helpers/svn.js';
 import { hasTool, processAlive } from '../helpers/tools.js';
 import { DaemonProcess, runCli, isBuildFinished, isBuildStarted, isPolled } from '../helpers/cli.js';
@@ -19,14 +19,6 @@ function builds(dir: string): string[] {
 
 const RECORD_STEP = `  - name: record
     run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP prev=$STAGEPOST_PREV_REV_APP" >> builds.txt'`;
-
-function gitBranch(name: string, remote: GitRemote, ref: string, extra = ''): string {
-  return `  ${name}:
-    dir: ./sites/${name}
-    sources:
-      - { name: app, vcs: git, url: "${remote.url}", ref: ${ref}, path: src/app }
-${extra}`;
-}
 
 function config(root: string, branches: string, top = ''): string {
   const file = path.join(root, 'ci.yaml');
@@ -51,7 +43,7 @@ test('new branches build themselves once, then nothing is built while nothing ch
   const remote = makeGitRemote(t.dir);
   const a1 = remote.commit('main');
   const f1 = remote.commit('feature');
-  const file = config(t.dir, gitBranch('staging', remote, 'main') + gitBranch('branch1', remote, 'feature'));
+  const file = config(t.dir, gitBranchYaml('staging', remote.url, 'main') + gitBranchYaml('branch1', remote.url, 'feature'));
   daemon = new DaemonProcess(file);
   await daemon.waitFor(isBuildFinished(), { count: 2, what: 'two first builds' });
   expect(builds(path.join(t.dir, 'sites/staging'))).toEqual([`1 ${a1} prev=`]);
@@ -75,7 +67,7 @@ test('four commits during a build give exactly one more build, of the last', asy
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
   const gate = path.join(t.dir, 'gate');
-  const file = config(t.dir, gitBranch('b1', remote, 'main', `    steps:
+  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
       - name: wait
         run: 'while [ ! -f "$GATE" ]; do sleep 0.05; done; echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
 `));
@@ -100,7 +92,7 @@ test('four commits during a build give exactly one more build, of the last', asy
 test('a failing revision is reported and not retried; update without --force builds nothing; status says failing', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main', 'broken', { file: 'fail', content: 'yes' });
-  const file = config(t.dir, gitBranch('b1', remote, 'main', `    steps:
+  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
       - name: compile
         run: 'test ! -f src/app/fail'
 `));
@@ -136,7 +128,7 @@ test('a hung remote is killed at its timeout while other branches go on', async 
   mkdirSync(bin);
   writeFileSync(path.join(bin, 'ssh'), `#!/bin/sh\necho $$ >> "${path.join(t.dir, 'ssh.pids')}"\nexec sleep 60\n`);
   chmodSync(path.join(bin, 'ssh'), 0o755);
-  const file = config(t.dir, gitBranch('good', remote, 'main') + `  hung:
+  const file = config(t.dir, gitBranchYaml('good', remote.url, 'main') + `  hung:
     dir: ./sites/hung
     poll: { interval: 200ms, timeout: 700ms }
     sources:
@@ -166,7 +158,7 @@ test('a hung remote is killed at its timeout while other branches go on', async 
 test('a hanging step is killed with its children and recorded as timeout', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
-  const file = config(t.dir, gitBranch('b1', remote, 'main', `    steps:
+  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
       - name: hang
         timeout: 600ms
         run: 'sleep 60 & echo $! > child.pid; sleep 60'
@@ -182,7 +174,7 @@ test('a hanging step is killed with its children and recorded as timeout', async
 test('kill -9 during a build, then restart: the old step is ended and the build redone once', async () => {
   const remote = makeGitRemote(t.dir);
   const rev = remote.commit('main');
-  const file = config(t.dir, gitBranch('b1', remote, 'main', `    steps:
+  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
       - name: slow
         run: 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo $$ > pid.$n; if [ $n = 1 ]; then sleep 60; fi; echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP prev=$STAGEPOST_PREV_REV_APP" >> builds.txt'
 `));
@@ -210,7 +202,7 @@ test('kill -9 during a build, then restart: the old step is ended and the build 
 test('poll.quiet: a burst of commits builds once, after the revision stood still', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
-  const file = config(t.dir, gitBranch('b1', remote, 'main', `    poll: { interval: 100ms, quiet: 3s }
+  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    poll: { interval: 100ms, quiet: 3s }
 `));
   daemon = new DaemonProcess(file);
   await daemon.waitFor(isBuildFinished('b1'), { what: 'first build (after its quiet period)' });

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { tempDir } from '../helpers/tmp.js';
-import { makeGitRemote } from '../helpers/git.js';
+import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { describeIf, hasTool } from '../helpers/tools.js';
 import { freePort } from '../plugins/vcs-helpers.js';
 import { DaemonProcess, isBuildFinished, isBuildStarted } from '../helpers/cli.js';
@@ -33,13 +33,7 @@ http: { listen: ${port} }
 steps:
   - { name: compile, run: 'while [ ! -f "$GATE" ] && [ "$STAGEPOST_BUILD" -gt 1 ]; do sleep 0.05; done' }
 branches:
-  staging:
-    dir: ./sites/staging
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: main, path: src/app }]
-  branch1:
-    dir: ./sites/branch1
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: feature, path: src/app }]
-`);
+${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('branch1', remote.url, 'feature')}`);
     daemon = new DaemonProcess(file, { GATE: gate });
     await daemon.waitFor(isBuildFinished(), { count: 2 });
     browser = await chromium.launch({

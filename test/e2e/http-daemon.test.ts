@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { freePort } from '../plugins/vcs-helpers.js';
-import { makeGitRemote } from '../helpers/git.js';
+import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { DaemonProcess, runCli, isBuildFinished, isBuildStarted } from '../helpers/cli.js';
 
 
@@ -31,13 +31,7 @@ http:
 steps:
   - { name: record, run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt' }
 branches:
-  slow:
-    dir: ./sites/slow
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: main, path: src/app }]
-  other:
-    dir: ./sites/other
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: other, path: src/app }]
-`);
+${gitBranchYaml('slow', remote.url, 'main')}${gitBranchYaml('other', remote.url, 'other')}`);
   daemon = new DaemonProcess(file, { STAGEPOST_TOKEN: token });
   await daemon.waitFor(isBuildFinished(), { count: 2, what: 'first builds' });
   const base = `http://127.0.0.1:${port}`;

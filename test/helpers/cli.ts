@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gitBranchYaml } from './git.js';
 
 /** Drives the real CLI (bin/stagepost.js) as a user would. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -96,7 +97,7 @@ export function writeFile(file: string, text: string): string {
   return file;
 }
 
-/** A ci.yaml in `dir` with one branch `staging` on `url`'s main, polled every 100 ms, and a no-op step. */
+/** A ci.yaml in `dir` with one branch `staging` on `url`'s main (gitBranchYaml), polled every 100 ms, and a no-op step. */
 export function stagingConfig(dir: string, url: string): string {
   const file = path.join(dir, 'ci.yaml');
   writeFileSync(file, `version: 1
@@ -104,9 +105,6 @@ state_dir: ./state
 poll: { interval: 100ms, timeout: 5s }
 steps: [{ name: noop, run: "true" }]
 branches:
-  staging:
-    dir: ./sites/staging
-    sources: [{ name: app, vcs: git, url: "${url}", ref: main }]
-`);
+${gitBranchYaml('staging', url, 'main')}`);
   return file;
 }

@@ -64,3 +64,12 @@ export function makeGitRemote(root: string, name = 'repo', initialBranch = 'main
   };
   return remote;
 }
+
+/** One branch of ci.yaml on a git ref: `dir: ./sites/NAME`, one source `app` checked out at src/app. */
+export function gitBranchYaml(name: string, url: string, ref: string, extra = ''): string {
+  return `  ${name}:
+    dir: ./sites/${name}
+    sources:
+      - { name: app, vcs: git, url: ${JSON.stringify(url)}, ref: ${JSON.stringify(ref)}, path: src/app }
+${extra}`;
+}

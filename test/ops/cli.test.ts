@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
-import { makeGitRemote } from '../helpers/git.js';
+import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { runCli } from '../helpers/cli.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -19,13 +19,7 @@ state_dir: ./state
 steps:
   - { name: build, run: 'echo "built $STAGEPOST_BRANCH at $STAGEPOST_REV_APP"' }
 branches:
-  staging:
-    dir: ./sites/staging
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: main, path: src/app }]
-  branch1:
-    dir: ./sites/branch1
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: feature, path: src/app }]
-`);
+${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('branch1', remote.url, 'feature')}`);
   return { remote, main, feature, file };
 }
 
@@ -36,7 +30,7 @@ test('check: 0 for a valid file, 2 with file:line for a broken one, 1 with --rem
   expect(ok.stdout).toMatch(/valid — 2 branch/);
   expect((await runCli(['check', '--remote', '--config', file])).code).toBe(0);
 
-  writeFileSync(file, (await import('node:fs')).readFileSync(file, 'utf8').replace('ref: feature', 'ref: no-such-branch'));
+  writeFileSync(file, (await import('node:fs')).readFileSync(file, 'utf8').replace('ref: "feature"', 'ref: "no-such-branch"'));
   const remote = await runCli(['check', '--remote', '--config', file]);
   expect(remote.code).toBe(1);
   expect(remote.stderr).toMatch(/branch1: source app: .*no-such-branch/);

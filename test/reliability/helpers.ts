@@ -20,20 +20,13 @@ ${body}`);
 }
 
 /** One git source branch entry for `branches:`. */
-export function gitBranchYaml(name: string, url: string, ref: string, extra = ''): string {
-  return `  ${name}:
-    dir: ./sites/${name}
-    sources:
-      - { name: app, vcs: git, url: ${JSON.stringify(url)}, ref: ${JSON.stringify(ref)}, path: src/app }
-${extra}`;
-}
-
 export const RECORD_STEPS = `steps:
   - name: record
     run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
 `;
 
 export { gitHttpServer } from '../helpers/git-http-server.js';
+export { gitBranchYaml } from '../helpers/git.js';
 
 export function lines(file: string): string[] {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
