@@ -53,9 +53,11 @@ try {
   report.exact(`  \`stagepost poll\`, PATH shim: ${REPOS + 1} repos, ${BRANCHES + SVN_URLS} branches`, cliCalls.length, REPOS + 1);
 
   const d = await daemonChildren(at('daemon-shim'), git, shim, { intervalMs: 1000, windowMs: QUICK ? 4000 : 8000 });
-  const others = d.calls.filter((c) => !c.startsWith('git ls-remote'));
-  report.atMost(`  daemon, PATH shim: ${BRANCHES} branches, ${d.cycles} s at 1s`, others.length > 0 ? Infinity : d.calls.length / d.cycles, REPOS, 1, '',
-    `${(d.calls.length / d.cycles).toFixed(1)} (${d.calls.length} ls-remote, ${others.length} other)`);
+  const uploadPacks = d.calls.filter((c) => c.startsWith('git upload-pack --stateless-rpc')).length;
+  const lsRemotes = d.calls.filter((c) => c.startsWith('git ls-remote')).length;
+  const others = d.calls.length - uploadPacks - lsRemotes;
+  report.atMost(`  daemon, PATH shim: ${BRANCHES} branches, ${d.cycles} s at 1s`, others > 0 ? Infinity : d.calls.length / d.cycles, REPOS, 1, '',
+    `${(d.calls.length / d.cycles).toFixed(1)} (${uploadPacks} upload-pack, ${lsRemotes} ls-remote, ${others} other)`);
 
   progress('2. wall time of one poll');
   report.section('2. Wall time of one poll (median of 7, alternated in one run)');
@@ -86,8 +88,10 @@ try {
   report.info('  daemon started as config/stagepost.service does', `node ${DAEMON_NODE_FLAGS.join(' ')} bin/stagepost.js run`);
   const idle = await measureAtRest(at('rest-idle'), git, { intervalMs: 3_600_000, settleMs, windowMs: QUICK ? 5000 : 10_000 });
   report.info(`  ${BRANCHES} branches, interval 1h (no queries): own CPU`, `${(idle.selfMs / (idle.windowMs / 1000)).toFixed(1)} ms/s, ${idle.rss.at(-1)!.toFixed(1)} MB RSS`);
-  const floor = spawnFloor(git[0]!.source.url, QUICK ? 100 : 300);
+  const floor = spawnFloor('ls-remote', git[0]!.source.url, QUICK ? 100 : 300);
   report.info('  floor: bare node (no tsx) spawning git ls-remote, per query', `own ${floor.selfMs.toFixed(2)} ms, git children ${floor.childrenMs.toFixed(2)} ms`);
+  const floorLocal = spawnFloor('upload-pack', git[0]!.remote!.bare, QUICK ? 100 : 300);
+  report.info('  floor: the same spawning git upload-pack (ls-refs on stdin)', `own ${floorLocal.selfMs.toFixed(2)} ms, git children ${floorLocal.childrenMs.toFixed(2)} ms`);
   const restRows = (r: RestFigures, label: string, checkRss: boolean) => {
     report.info(`${label}: remote queries, builds started`, `${r.queries} (${(r.queries / r.cycles).toFixed(1)}/cycle), ${r.buildsStarted} builds`);
     const server = r.selfMs - r.daemonMs;

@@ -8,9 +8,11 @@ import { credentialArgs, splitPassword, type GitRemoteUrl } from './credentials.
 import { gitEnvironment } from './env.js';
 import { LOG_FORMAT, parseLog } from './log.js';
 import { invalidRef, lsRemotePatterns, parseLsRemote, refCandidates, resolveRef } from './refs.js';
+import { localRepositoryPath, lsRefsRequest, parseLsRefs } from './upload-pack.js';
 
 /**
- * The git VCS plugin: polls with one `git ls-remote` per repository and keeps
+ * The git VCS plugin: polls with one `git ls-remote` per repository (for a
+ * repository on this machine, the `git upload-pack` ls-remote would start) and keeps
  * checkouts with plain git commands. git is called directly (not through
  * simple-git) so every call is an argv array through `run`, with a timeout that
  * ends the whole process group (git's ssh and remote helpers included).
@@ -26,7 +28,22 @@ export interface GitPluginOptions {
 
 const HEX = /^[0-9a-f]{7,64}$/;
 
-interface RunGit { cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void; query?: boolean }
+interface RunGit {
+  cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void;
+  query?: boolean; input?: string; env?: NodeJS.ProcessEnv;
+}
+
+/** What one repository's poll needs that does not depend on the answer. */
+interface Prepared {
+  remote: GitRemoteUrl;
+  invalid: Array<string | null>;
+  /** ls-remote argv, or null when no source has a usable ref. */
+  args: string[] | null;
+  /** A repository on this machine: upload-pack argv and request, until upload-pack fails where ls-remote does not. */
+  local: { args: string[]; request: string } | null;
+}
+
+const PROTOCOL_V2 = { GIT_PROTOCOL: 'version=2' };
 
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
   const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
@@ -36,15 +53,18 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     const credentials = o.remote ? credentialArgs(o.remote) : { args: [], env: {} };
     const args = [...credentials.args, ...gitArgs];
     options.onRun?.(['git', ...args]);
-    const common = { cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal };
+    const common = { cwd: o.cwd, env: { ...env, ...credentials.env, ...o.env }, timeoutMs: o.timeoutMs, signal: o.signal, input: o.input };
     if (o.query) return runQuery('git', args, common);
     const onOutput = o.onOutput;
     return run('git', args, { ...common, onSpawn: o.onSpawn, onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))) });
   };
   const ok = (r: RunResult) => r.exitCode === 0 && !r.timedOut && !r.aborted;
+  // git's first "fatal:" says what went wrong; its last lines are often advice
+  // ("Please make sure you have the correct access rights and the repository exists.").
   const why = (r: RunResult) => {
-    const last = r.stderr.trim().split('\n').filter((l) => l.trim() !== '').pop();
-    return ctx.redact(last && !r.timedOut ? `${describeFailure(r)}: ${last.trim()}` : describeFailure(r));
+    const lines = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    const line = lines.find((l) => /^(fatal|error):/.test(l)) ?? lines.pop();
+    return ctx.redact(line && !r.timedOut ? `${describeFailure(r)}: ${line}` : describeFailure(r));
   };
   const shown = (url: string) => ctx.redact(url);
   const checkUrl = (url: string, code: 'EREMOTE' | 'ECHECKOUT') => {
@@ -53,18 +73,33 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
 
   // The Poller passes the same array for a repository every cycle: what does
   // not depend on the answer (checks, the ls-remote patterns) is worked out once.
-  const prepared = new WeakMap<SourceSpec[], { remote: GitRemoteUrl; invalid: Array<string | null>; args: string[] | null }>();
-  const prepare = (sources: SourceSpec[]) => {
+  const prepared = new WeakMap<SourceSpec[], Prepared>();
+  const prepare = (sources: SourceSpec[]): Prepared => {
     let p = prepared.get(sources);
     if (!p) {
       const remote = splitPassword(sources[0]!.url);
       checkUrl(remote.url, 'EREMOTE');
       const invalid = sources.map((s) => invalidRef(s.ref));
       const valid = sources.filter((_, i) => invalid[i] === null).map((s) => s.ref!);
-      p = { remote, invalid, args: valid.length > 0 ? ['ls-remote', '--', remote.url, ...lsRemotePatterns(valid)] : null };
+      const patterns = lsRemotePatterns(valid);
+      const dir = valid.length > 0 ? localRepositoryPath(remote.url) : null;
+      p = {
+        remote, invalid,
+        args: valid.length > 0 ? ['ls-remote', '--', remote.url, ...patterns] : null,
+        local: dir === null ? null : { args: ['upload-pack', '--stateless-rpc', '--', dir], request: lsRefsRequest(patterns) },
+      };
       prepared.set(sources, p);
     }
     return p;
+  };
+  const queryFailed = (url: string, r: RunResult) =>
+    new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
+
+  /** The table from upload-pack, or null to ask ls-remote (which also words any error as users know it). */
+  const askLocal = async (p: Prepared, query: QueryOptions): Promise<Map<string, string> | null> => {
+    const r = await git(p.local!.args, { timeoutMs: query.timeoutMs, signal: query.signal, query: true, input: p.local!.request, env: PROTOCOL_V2 });
+    if (r.timedOut || r.aborted) throw queryFailed(p.remote.url, r);
+    return ok(r) ? parseLsRefs(r.stdout) : null;
   };
 
   const hasCommit = async (dir: string, revision: string, timeoutMs: number) =>
@@ -78,15 +113,22 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
 
     async remoteRevisions(sources: SourceSpec[], query: QueryOptions): Promise<RemoteRevision[]> {
       if (sources.length === 0) return [];
-      const { remote, invalid, args } = prepare(sources);
+      const p = prepare(sources);
+      const { remote, invalid, args } = p;
       const url = remote.url;
       let table = new Map<string, string>();
-      if (args !== null) {
+      const local = p.local !== null ? await askLocal(p, query) : null;
+      if (local !== null) table = local;
+      else if (args !== null) {
         const r = await git(args, { remote, timeoutMs: query.timeoutMs, signal: query.signal, query: true });
-        if (!ok(r)) {
-          throw new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
-        }
+        if (!ok(r)) throw queryFailed(url, r);
         table = parseLsRemote(r.stdout);
+        if (p.local !== null) {
+          // upload-pack failed where ls-remote did not (a bundle file, a sha256
+          // repository, a git without protocol v2): ls-remote from now on.
+          ctx.log.info({ repository: shown(url) }, 'polling with git ls-remote: upload-pack did not answer for this local repository');
+          p.local = null;
+        }
       }
       return sources.map((s, i): RemoteRevision => {
         const reason = invalid[i];

@@ -3,8 +3,9 @@
 # `git ls-remote` costs it milliseconds of CPU; this process is ~5 MB, so its
 # fork is cheap. Only modules of perl-base (Essential on Debian) are used.
 #
-# Requests on stdin: "<id> <maxbytes> <length>\n" (maxbytes 0 = no limit), then
-#   <length> bytes of NUL-terminated fields: cwd, file, argc, argv[argc], NAME=VALUE...
+# Requests on stdin: "<id> <maxbytes> <length> <inputlength>\n" (maxbytes 0 = no limit), then
+#   <length> bytes of NUL-terminated fields: cwd, file, argc, argv[argc], NAME=VALUE...,
+#   then <inputlength> bytes for the command's stdin (0: /dev/null; at most a pipe's capacity).
 # Replies on stdout:
 #   "started <id> <pid>\n"   right after fork; the child then makes itself a session leader (pgid = pid)
 #   "done <id> <code|SIGNAME> <outlen> <errlen>\n" <stdout bytes><stderr bytes>
@@ -70,8 +71,28 @@ sub fail {
     POSIX::_exit(127);
 }
 
+# The child itself fills a pipe with the input before exec: the server does
+# no work for it, and a pipe holds 64 KiB (spawner.ts sends at most 16).
+sub stdin_from {
+    my ($st, $input) = @_;
+    if (!length $input) {
+        my $null = POSIX::open('/dev/null', POSIX::O_RDONLY());
+        return $null;
+    }
+    my ($r, $w) = POSIX::pipe();
+    fail($st) unless defined $r;
+    my $off = 0;
+    while ($off < length $input) {
+        my $n = POSIX::write($w, substr($input, $off), length($input) - $off);
+        fail($st) unless defined $n || $!{EINTR};
+        $off += $n // 0;
+    }
+    POSIX::close($w);
+    return $r;
+}
+
 sub child {
-    my ($out, $err, $st, $body) = @_;
+    my ($out, $err, $st, $body, $input) = @_;
     $SIG{$_} = 'DEFAULT' for qw(PIPE INT HUP QUIT CHLD);    # ignored signals would survive exec
     POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new);
     POSIX::setsid();
@@ -87,11 +108,11 @@ sub child {
     my ($cwd, $file, $argc) = splice @f, 0, 3;
     my @args = splice @f, 0, $argc;
     fail($st) if length $cwd && !chdir $cwd;
-    my $null = POSIX::open('/dev/null', POSIX::O_RDONLY());
-    POSIX::dup2($null, 0) if defined $null;
+    my $stdin = stdin_from($st, $input);
+    POSIX::dup2($stdin, 0) if defined $stdin;
     POSIX::dup2($out, 1);
     POSIX::dup2($err, 2);
-    POSIX::close($_) for grep { defined && $_ > 2 } $null, $out, $err;
+    POSIX::close($_) for grep { defined && $_ > 2 } $stdin, $out, $err;
     %ENV = ();
     for (@f) {
         my $i = index $_, '=';
@@ -104,7 +125,7 @@ sub child {
 # The request's body is only read, from the child's copy of $in, in the child:
 # what the parent copies, allocates and frees after a fork costs it page faults.
 sub start {
-    my ($id, $max, $off, $len) = @_;
+    my ($id, $max, $off, $len, $inlen) = @_;
     my @fds;
     for (1 .. 3) {
         my ($r, $w) = POSIX::pipe();
@@ -129,7 +150,7 @@ sub start {
     }
     if ($pid == 0) {
         POSIX::close($_) for $or, $er, $sr;
-        eval { child($ow, $ew, $sw, substr($in, $off, $len)) };
+        eval { child($ow, $ew, $sw, substr($in, $off, $len), substr($in, $off + $len, $inlen)) };
         POSIX::_exit(127);
     }
     reply("started $id $pid\n");
@@ -142,11 +163,12 @@ sub start {
 sub requests {
     my $pos = 0;
     while ((my $nl = index $in, "\n", $pos) >= 0) {
-        my ($id, $max, $len) = split / /, substr($in, $pos, $nl - $pos);
-        die "spawner: bad request header\n" unless defined $len && $len =~ /^\d+$/;
-        last if length($in) < $nl + 1 + $len;
-        start($id, $max, $nl + 1, $len);
-        $pos = $nl + 1 + $len;
+        my ($id, $max, $len, $inlen) = split / /, substr($in, $pos, $nl - $pos);
+        $inlen //= 0;
+        die "spawner: bad request header\n" unless defined $len && $len =~ /^\d+$/ && $inlen =~ /^\d+$/;
+        last if length($in) < $nl + 1 + $len + $inlen;
+        start($id, $max, $nl + 1, $len, $inlen);
+        $pos = $nl + 1 + $len + $inlen;
     }
     if ($pos == length $in) { $in = '' } else { substr($in, 0, $pos) = '' }
 }

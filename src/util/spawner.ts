@@ -21,7 +21,12 @@ export interface QueryRunOptions {
   signal?: AbortSignal;
   /** Keep at most this many bytes (so at most as many characters) of each stream, the tail. */
   maxBuffer?: number;
+  /** The command's stdin (else /dev/null); at most MAX_QUERY_INPUT bytes through the server. */
+  input?: string;
 }
+
+/** The server's child writes the input into a pipe before exec: it must fit the pipe (64 KiB on Linux). */
+export const MAX_QUERY_INPUT = 16 * 1024;
 
 const SCRIPT = fileURLToPath(new URL('./spawner.pl', import.meta.url));
 const DEFAULT_MAX_BUFFER = 4 * 1024 * 1024;
@@ -185,6 +190,9 @@ export class Spawner {
       let nuls = 0;
       for (let i = body.indexOf('\0'); i !== -1; i = body.indexOf('\0', i + 1)) nuls++;
       if (nuls !== fields || file === '') throw new TypeError(`spawner: an empty file, or a NUL byte in the command, its cwd or its environment: ${file}`);
+      const input = options.input ?? '';
+      const inputLength = Buffer.byteLength(input);
+      if (inputLength > MAX_QUERY_INPUT) throw new TypeError(`spawner: input of ${inputLength} bytes is over ${MAX_QUERY_INPUT}; use exec.ts run`);
 
       if (this.requests.size === 0) this.ref();
       this.requests.set(id, req);
@@ -194,7 +202,7 @@ export class Spawner {
         stdin.cork();
         process.nextTick(uncork, stdin);
       }
-      stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)}\n${body}`);
+      stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength}\n${body}${input}`);
       if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req);
       if (options.signal) {
         if (options.signal.aborted) req.handleEvent();
@@ -339,7 +347,7 @@ export function runQuery(file: string, args: readonly string[], options: QueryRu
     // spawn() error, a tick later, tells whether to stop trying.
     if (server.pid !== undefined) shared = server;
   }
-  if (useRun || shared === undefined) return run(file, args, options);
+  if (useRun || shared === undefined || (options.input !== undefined && Buffer.byteLength(options.input) > MAX_QUERY_INPUT)) return run(file, args, options);
   return shared.run(file, args, options);
 }
 

@@ -17,6 +17,16 @@ export function git(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): s
   return execFileSync('git', args, { cwd, env: { ...GIT_ENV, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
+/**
+ * Whether a git command line (the words after `git`, or an argv starting with
+ * `git`) is a remote query: `ls-remote`, or for a repository on this machine
+ * the `upload-pack` ls-remote would have started.
+ */
+export function isGitQuery(command: string | readonly string[]): boolean {
+  const words = typeof command === 'string' ? command.split(' ') : command[0] === 'git' ? command.slice(1) : command;
+  return words[0] === 'ls-remote' || (words[0] === 'upload-pack' && words[1] === '--stateless-rpc');
+}
+
 export interface GitRemote {
   bare: string;
   url: string;

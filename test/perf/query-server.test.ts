@@ -1,5 +1,5 @@
 /**
- * The daemon starts its `git ls-remote` children from the small fork server
+ * The daemon starts its remote queries (`git ls-remote`, `git upload-pack`) from the small fork server
  * (src/util/spawner.pl), not by forking itself; STAGEPOST_QUERY_SERVER=0
  * turns that off. A PATH shim records the parent of every git child.
  */
@@ -7,7 +7,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
-import { makeGitRemote } from '../helpers/git.js';
+import { isGitQuery, makeGitRemote } from '../helpers/git.js';
 import { DaemonProcess, isBuildFinished, stagingConfig, type LogEvent } from '../helpers/cli.js';
 import { describeIf, hasTool } from '../helpers/tools.js';
 
@@ -35,7 +35,7 @@ function gitShim(dir: string): { env: NodeJS.ProcessEnv; parents(): Array<{ pare
 }
 
 describeIf(hasTool('perl'))('the query server', () => {
-  test('ls-remote children of the daemon are started by spawner.pl; the build\'s git commands are not', async () => {
+  test('the remote queries of the daemon are started by spawner.pl; the build\'s git commands are not', async () => {
     const remote = makeGitRemote(t.dir);
     remote.commit('main');
     const shim = gitShim(t.dir);
@@ -43,11 +43,11 @@ describeIf(hasTool('perl'))('the query server', () => {
     await daemon.waitFor(isBuildFinished('staging'), { what: 'the first build' });
     await daemon.waitFor(polled, { count: 5, what: 'five polls' });
     const calls = shim.parents();
-    const queries = calls.filter((c) => c.args.startsWith('ls-remote'));
+    const queries = calls.filter((c) => isGitQuery(c.args));
     expect(queries.length).toBeGreaterThanOrEqual(5);
     for (const q of queries) expect(q.parent).toMatch(/perl .*spawner\.pl/);
     // Checkouts stream their output into the build log: started by the daemon itself.
-    const checkout = calls.filter((c) => !c.args.startsWith('ls-remote'));
+    const checkout = calls.filter((c) => !isGitQuery(c.args));
     expect(checkout.length).toBeGreaterThan(0);
     for (const c of checkout) expect(c.parent).not.toMatch(/spawner\.pl/);
     expect(await daemon.stop()).toBe(0);
@@ -59,7 +59,7 @@ describeIf(hasTool('perl'))('the query server', () => {
     const shim = gitShim(t.dir);
     daemon = new DaemonProcess(stagingConfig(t.dir, remote.url), { ...shim.env, STAGEPOST_QUERY_SERVER: '0' });
     await daemon.waitFor(polled, { count: 3, what: 'three polls' });
-    const queries = shim.parents().filter((c) => c.args.startsWith('ls-remote'));
+    const queries = shim.parents().filter((c) => isGitQuery(c.args));
     expect(queries.length).toBeGreaterThanOrEqual(3);
     for (const q of queries) expect(q.parent).toMatch(/stagepost\.js run/);
     expect(await daemon.stop()).toBe(0);

@@ -4,7 +4,7 @@ import { createGitPlugin } from '../../plugins/git/index.js';
 import { gitEnvironment } from '../../plugins/git/env.js';
 import gitPlugin from '../../plugins/git/index.js';
 import { StagepostError, type VcsPlugin } from '../../src/plugin-api.js';
-import { git, makeGitRemote, type GitRemote } from '../helpers/git.js';
+import { git, isGitQuery, makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { tempDir } from '../helpers/tmp.js';
 import { alive, eventually, freePort, pluginContext, startServer } from './vcs-helpers.js';
 
@@ -24,7 +24,9 @@ beforeEach(() => {
 });
 afterEach(() => tmp.cleanup());
 
-const lsRemoteCalls = () => calls.filter((a) => a.includes('ls-remote')).length;
+const queryCalls = () => calls.filter(isGitQuery);
+/** The same repository as remote.url, spelt so that only git itself can read it (git percent-decodes file URLs). */
+const encoded = (url: string) => url.replace(/\.git$/, '%2egit');
 const src = (ref: string, url = remote.url) => ({ name: 'app', url, ref });
 
 test('the default export is a factory of the git VCS plugin', () => {
@@ -36,7 +38,10 @@ test('the default export is a factory of the git VCS plugin', () => {
 });
 
 describe('remoteRevisions', () => {
-  test('matches refs exactly, peels annotated tags, and asks the remote once', async () => {
+  test.each([
+    ['a repository on this machine, with upload-pack', (url: string) => url, 'upload-pack'],
+    ['a URL only git reads, with ls-remote', encoded, 'ls-remote'],
+  ])('%s: matches refs exactly, peels annotated tags, and asks the remote once', async (_what, spell, command) => {
     const main = remote.commit('main');
     const nested = remote.commit('x/main');
     const dev = remote.commit('dev');
@@ -48,14 +53,15 @@ describe('remoteRevisions', () => {
     const annotatedObject = git(remote.bare, ['rev-parse', 'refs/tags/v2']);
     expect(annotatedObject).not.toBe(dev);
 
+    const url = spell(remote.url);
     const answers = await plugin.remoteRevisions(
-      [src('main'), src('x/main'), src('refs/heads/x/main'), src('dev'), src('light'), src('v2'), src('refs/tags/dev'), src('nope'), src('main')], Q);
+      ['main', 'x/main', 'refs/heads/x/main', 'dev', 'light', 'v2', 'refs/tags/dev', 'nope', 'main'].map((ref) => src(ref, url)), Q);
     expect(answers).toEqual([
       { revision: main }, { revision: nested }, { revision: nested }, { revision: dev }, { revision: main }, { revision: dev }, { revision: main },
       { missing: true, reason: expect.stringContaining('"nope"') }, { revision: main },
     ]);
     expect(main).not.toBe(nested);
-    expect(lsRemoteCalls()).toBe(1);
+    expect(queryCalls().map((a) => a[1])).toEqual([command]);
   });
 
   test('many refs are still one call (then without patterns)', async () => {
@@ -64,16 +70,39 @@ describe('remoteRevisions', () => {
     const answers = await plugin.remoteRevisions([src('main'), ...refs.map((r) => src(r))], Q);
     expect(answers[0]).toEqual({ revision: main });
     expect(answers.slice(1).every((a) => 'missing' in a)).toBe(true);
-    expect(lsRemoteCalls()).toBe(1);
-    const args = calls.find((a) => a.includes('ls-remote'))!;
-    expect(args[args.length - 1]).toBe(remote.url);
+    expect(queryCalls()).toEqual([['git', 'upload-pack', '--stateless-rpc', '--', remote.bare]]);
+    // The same through ls-remote: no patterns on its command line.
+    await plugin.remoteRevisions([src('main', encoded(remote.url)), ...refs.map((r) => src(r, encoded(remote.url)))], Q);
+    const args = queryCalls()[1]!;
+    expect(args.slice(1)).toEqual(['ls-remote', '--', encoded(remote.url)]);
+  });
+
+  test('a local repository upload-pack cannot read (a bundle file) is asked with ls-remote, from then on only so', async () => {
+    const main = remote.commit('main');
+    const bundle = path.join(tmp.dir, 'app.bundle');
+    git(remote.bare, ['bundle', 'create', bundle, 'refs/heads/main']);
+    const sources = [src('main', bundle)];
+    expect(await plugin.remoteRevisions(sources, Q)).toEqual([{ revision: main }]);
+    expect(queryCalls().map((a) => a[1])).toEqual(['upload-pack', 'ls-remote']);
+    expect(await plugin.remoteRevisions(sources, Q)).toEqual([{ revision: main }]);
+    expect(queryCalls().map((a) => a[1])).toEqual(['upload-pack', 'ls-remote', 'ls-remote']);
+  });
+
+  test('a missing local repository is EREMOTE in ls-remote\'s words, and upload-pack is tried again next poll', async () => {
+    const sources = [src('main', `file://${path.join(tmp.dir, 'gone.git')}`)];
+    for (let poll = 1; poll <= 2; poll++) {
+      const err = await plugin.remoteRevisions(sources, Q).catch((e: unknown) => e);
+      expect((err as StagepostError).code).toBe('EREMOTE');
+      expect((err as Error).message).toMatch(/git ls-remote file:\/\/.*gone\.git failed: exit code 128: fatal: .*(not appear to be a git repository|Could not read from remote)/);
+    }
+    expect(queryCalls().map((a) => a[1])).toEqual(['upload-pack', 'ls-remote', 'upload-pack', 'ls-remote']);
   });
 
   test('a ref that looks like an option is refused, not passed to git', async () => {
     remote.commit('main');
     const answers = await plugin.remoteRevisions([src('--upload-pack=touch x'), src('main')], Q);
     expect(answers[0]).toEqual({ missing: true, reason: expect.stringContaining('starts with "-"') });
-    expect(calls.flat().some((a) => a.includes('upload-pack'))).toBe(false);
+    expect(calls.flat().some((a) => a.includes('--upload-pack') || a.includes('touch x'))).toBe(false);
   });
 
   test('an unreachable remote is EREMOTE, with the password masked', async () => {

@@ -77,6 +77,31 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
     expect(groups).toBe(`${pid} ${pid}`);
   });
 
+  test('input reaches the command\'s stdin byte for byte, in requests mixed with others', async () => {
+    const inputs = ['0014command=ls-refs\n0001', 'ünïcødé ✓\0 nul and\nlines', 'x'.repeat(16 * 1024 - 3) + '€'];
+    const results = await Promise.all([
+      ...inputs.map((input) => runQuery(node, ['-e', 'process.stdin.pipe(process.stdout)'], { input })),
+      runQuery('sh', ['-c', 'cat; echo done']),
+    ]);
+    expect(results.map((r) => r.stdout)).toEqual([...inputs, 'done\n']);
+    expect(queryServerPid()).toBeDefined();
+  });
+
+  test('input over 16 KiB is refused by the server and taken by runQuery the plain way', async () => {
+    const server = Spawner.start();
+    try {
+      await expect(server.run('cat', [], { input: 'x'.repeat(16 * 1024 + 1) })).rejects.toThrow(/input of 16385 bytes is over 16384/);
+    } finally {
+      await server.close();
+    }
+    const big = 'y'.repeat(100_000);
+    const result = await runQuery('sh', ['-c', 'cat; echo "$PPID"'], { input: big });
+    const [out, parent] = [result.stdout.slice(0, big.length), Number(result.stdout.slice(big.length))];
+    expect(out).toBe(big);
+    // Through exec.ts: started by this process, not by perl.
+    expect(parent).toBe(process.pid);
+  });
+
   test('1 MB of output arrives intact; maxBuffer keeps the tail', async () => {
     const script = 'let s = ""; for (let i = 0; s.length < 1 << 20; i++) s += i + ","; process.stdout.write(s); process.stderr.write("é".repeat(600))';
     let expected = '';
