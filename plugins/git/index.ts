@@ -7,7 +7,7 @@ import {
 import { credentialArgs, splitPassword, type GitRemoteUrl } from './credentials.js';
 import { gitEnvironment } from './env.js';
 import { LOG_FORMAT, parseLog } from './log.js';
-import { invalidRef, lsRemotePatterns, parseLsRemote, refCandidates, resolveRef } from './refs.js';
+import { invalidRef, lsRemotePatterns, parseLsRemote, refCandidates, refLookups, resolveRef } from './refs.js';
 import { localRepositoryPath, lsRefsRequest, parseLsRefs } from './upload-pack.js';
 
 /**
@@ -28,22 +28,24 @@ export interface GitPluginOptions {
 
 const HEX = /^[0-9a-f]{7,64}$/;
 
-interface RunGit {
-  cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void;
-  query?: boolean; input?: string; env?: NodeJS.ProcessEnv;
-}
+interface RunGit { cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void }
+
+/** A remote query's argv (credentials included), its environment (frozen: the query server reads it once) and stdin. */
+interface GitQuery { args: string[]; env: NodeJS.ProcessEnv; input?: string }
 
 /** What one repository's poll needs that does not depend on the answer. */
 interface Prepared {
   remote: GitRemoteUrl;
   invalid: Array<string | null>;
-  /** ls-remote argv, or null when no source has a usable ref. */
-  args: string[] | null;
-  /** A repository on this machine: upload-pack argv and request, until upload-pack fails where ls-remote does not. */
-  local: { args: string[]; request: string } | null;
+  /** Per source, the names that answer it (refLookups); null for an invalid ref. */
+  lookups: Array<string[] | null>;
+  /** The last answers: an unchanged one is handed out again, not made anew (1,000 branches, every second). */
+  answers: RemoteRevision[];
+  /** null when no source has a usable ref. */
+  lsRemote: GitQuery | null;
+  /** A repository on this machine: upload-pack, until it fails where ls-remote does not. */
+  local: GitQuery | null;
 }
-
-const PROTOCOL_V2 = { GIT_PROTOCOL: 'version=2' };
 
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
   const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
@@ -53,10 +55,14 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     const credentials = o.remote ? credentialArgs(o.remote) : { args: [], env: {} };
     const args = [...credentials.args, ...gitArgs];
     options.onRun?.(['git', ...args]);
-    const common = { cwd: o.cwd, env: { ...env, ...credentials.env, ...o.env }, timeoutMs: o.timeoutMs, signal: o.signal, input: o.input };
-    if (o.query) return runQuery('git', args, common);
     const onOutput = o.onOutput;
-    return run('git', args, { ...common, onSpawn: o.onSpawn, onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))) });
+    return run('git', args, {
+      cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn, onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
+    });
+  };
+  const query = (q: GitQuery, o: QueryOptions): Promise<RunResult> => {
+    options.onRun?.(['git', ...q.args]);
+    return runQuery('git', q.args, { env: q.env, input: q.input, timeoutMs: o.timeoutMs, signal: o.signal });
   };
   const ok = (r: RunResult) => r.exitCode === 0 && !r.timedOut && !r.aborted;
   // git's first "fatal:" says what went wrong; its last lines are often advice
@@ -83,10 +89,15 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       const valid = sources.filter((_, i) => invalid[i] === null).map((s) => s.ref!);
       const patterns = lsRemotePatterns(valid);
       const dir = valid.length > 0 ? localRepositoryPath(remote.url) : null;
+      const credentials = credentialArgs(remote);
+      const queryEnv = Object.freeze({ ...env, ...credentials.env });
       p = {
-        remote, invalid,
-        args: valid.length > 0 ? ['ls-remote', '--', remote.url, ...patterns] : null,
-        local: dir === null ? null : { args: ['upload-pack', '--stateless-rpc', '--', dir], request: lsRefsRequest(patterns) },
+        remote, invalid, answers: [],
+        lookups: sources.map((s, i) => (invalid[i] === null ? refLookups(s.ref!) : null)),
+        lsRemote: valid.length > 0 ? { args: [...credentials.args, 'ls-remote', '--', remote.url, ...patterns], env: queryEnv } : null,
+        local: dir === null ? null : {
+          args: ['upload-pack', '--stateless-rpc', '--', dir], env: Object.freeze({ ...queryEnv, GIT_PROTOCOL: 'version=2' }), input: lsRefsRequest(patterns),
+        },
       };
       prepared.set(sources, p);
     }
@@ -96,8 +107,8 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
 
   /** The table from upload-pack, or null to ask ls-remote (which also words any error as users know it). */
-  const askLocal = async (p: Prepared, query: QueryOptions): Promise<Map<string, string> | null> => {
-    const r = await git(p.local!.args, { timeoutMs: query.timeoutMs, signal: query.signal, query: true, input: p.local!.request, env: PROTOCOL_V2 });
+  const askLocal = async (p: Prepared, o: QueryOptions): Promise<Map<string, string> | null> => {
+    const r = await query(p.local!, o);
     if (r.timedOut || r.aborted) throw queryFailed(p.remote.url, r);
     return ok(r) ? parseLsRefs(r.stdout) : null;
   };
@@ -111,16 +122,16 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     shortRevision: (revision) => revision.slice(0, 7),
     repositoryKey: (source) => source.url,
 
-    async remoteRevisions(sources: SourceSpec[], query: QueryOptions): Promise<RemoteRevision[]> {
+    async remoteRevisions(sources: SourceSpec[], o: QueryOptions): Promise<RemoteRevision[]> {
       if (sources.length === 0) return [];
       const p = prepare(sources);
-      const { remote, invalid, args } = p;
+      const { remote, invalid } = p;
       const url = remote.url;
       let table = new Map<string, string>();
-      const local = p.local !== null ? await askLocal(p, query) : null;
+      const local = p.local !== null ? await askLocal(p, o) : null;
       if (local !== null) table = local;
-      else if (args !== null) {
-        const r = await git(args, { remote, timeoutMs: query.timeoutMs, signal: query.signal, query: true });
+      else if (p.lsRemote !== null) {
+        const r = await query(p.lsRemote, o);
         if (!ok(r)) throw queryFailed(url, r);
         table = parseLsRemote(r.stdout);
         if (p.local !== null) {
@@ -130,12 +141,16 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
           p.local = null;
         }
       }
-      return sources.map((s, i): RemoteRevision => {
+      const previous = p.answers;
+      p.answers = sources.map((s, i): RemoteRevision => {
+        const before = previous[i];
         const reason = invalid[i];
-        if (reason) return { missing: true, reason };
-        const revision = resolveRef(s.ref!, table);
-        return revision ? { revision } : { missing: true, reason: `no branch or tag "${s.ref}" on ${shown(url)}` };
+        if (reason) return before ?? Object.freeze({ missing: true, reason });
+        const revision = resolveRef(p.lookups[i]!, table);
+        if (revision) return before !== undefined && 'revision' in before && before.revision === revision ? before : Object.freeze({ revision });
+        return before !== undefined && 'missing' in before ? before : Object.freeze({ missing: true, reason: `no branch or tag "${s.ref}" on ${shown(url)}` });
       });
+      return p.answers;
     },
 
     async checkout(source: SourceSpec, revision: string, o: CheckoutOptions): Promise<void> {

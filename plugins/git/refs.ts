@@ -47,10 +47,19 @@ export function parseLsRemote(stdout: string): Map<string, string> {
   return table;
 }
 
+/**
+ * The names to look up in a parseLsRemote table for a configured ref, first
+ * found wins: an annotated tag's peeled commit before the tag object, a branch
+ * before a tag. Worked out once per source, not on every answer.
+ */
+export function refLookups(ref: string): string[] {
+  return refCandidates(ref).flatMap((full) => [`${full}^{}`, full]);
+}
+
 /** The commit a ref names: an annotated tag resolves to its peeled commit. */
-export function resolveRef(ref: string, table: Map<string, string>): string | null {
-  for (const full of refCandidates(ref)) {
-    const id = table.get(`${full}^{}`) ?? table.get(full);
+export function resolveRef(lookups: readonly string[], table: Map<string, string>): string | null {
+  for (const name of lookups) {
+    const id = table.get(name);
     if (id) return id;
   }
   return null;

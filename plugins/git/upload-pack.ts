@@ -53,8 +53,10 @@ export function parseLsRefs(stdout: string): Map<string, string> | null {
   if (body === '') return table;
   if (!body.endsWith('\n')) return null;
   for (const line of body.slice(0, -1).split('\n')) {
-    // The length prefix counts itself and the newline, in bytes.
-    if (Number.parseInt(line.slice(0, 4), 16) !== Buffer.byteLength(line) + 1) return null;
+    // The length prefix counts itself and the newline, in bytes (as many as
+    // characters, unless the name is not ASCII).
+    const length = Number.parseInt(line.slice(0, 4), 16);
+    if (length !== line.length + 1 && length !== Buffer.byteLength(line) + 1) return null;
     const words = line.slice(4).split(' ');
     const [id, name] = words;
     if (id === undefined || name === undefined || name === '' || !OID.test(id) || CONTROL.test(name)) return null;

@@ -54,6 +54,8 @@ interface Group {
   lastError: string | null;
   /** First poll after the group appeared: compare every branch, changed or not. */
   fresh: boolean;
+  /** An answer came and the plugin still files every source under this group (svn learns its root from the first). */
+  keysSettled?: boolean;
 }
 
 export interface PollerOptions {
@@ -243,7 +245,7 @@ export class Poller {
     group.failures = 0;
     group.lastError = null;
     const changedKeys: string[] = [];
-    const at = new Date(this.now()).toISOString();
+    let at: string | undefined;
     keys.forEach((key, i) => {
       const answer = answers[i];
       const before = this.tracks[key];
@@ -252,6 +254,7 @@ export class Poller {
       if (!before || before.revision !== revision || before.missing !== missing) {
         if (missing && before?.missing !== missing) this.options.log.warn({ track: redactor.redact(key), reason: missing }, 'ref not found on remote');
         // A vanished ref keeps the last revision seen, so the site is kept, not rebuilt.
+        at ??= new Date(this.now()).toISOString();
         this.tracks[key] = { revision: revision ?? before?.revision ?? null, missing, changedAt: revision !== (before?.revision ?? null) && revision ? at : before?.changedAt ?? at };
         changedKeys.push(key);
       }
@@ -263,8 +266,10 @@ export class Poller {
       this.options.events.changed(branchList, changedKeys);
     }
     // svn learns its repository root on the first answer; regroup if keys moved.
+    if (group.keysSettled) return;
     const moved = sources.some((s) => `${group.vcs}|${group.plugin.repositoryKey(s)}` !== group.id);
     if (moved && !this.stopped) void this.setBranches(this.branches);
+    else group.keysSettled = true;
   }
 
   /** Revision now known for a source (null when never seen). */

@@ -14,6 +14,7 @@ import { killGroup, run, stopGroup, type RunResult } from './exec.js';
  */
 export interface QueryRunOptions {
   cwd?: string;
+  /** The whole environment (default process.env). Freeze it to have it read once, not on every run. */
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   /** Time between TERM and KILL. */
@@ -29,8 +30,38 @@ export interface QueryRunOptions {
 export const MAX_QUERY_INPUT = 16 * 1024;
 
 const SCRIPT = fileURLToPath(new URL('./spawner.pl', import.meta.url));
+/** Environments the server keeps; past this it is told to forget them all (passwords differ per repository). */
+const MAX_ENVIRONMENTS = 64;
 const DEFAULT_MAX_BUFFER = 4 * 1024 * 1024;
 const NL = 10;
+
+/** `NAME=VALUE\0`…, or null when a name or value holds a NUL. */
+function environmentText(env: NodeJS.ProcessEnv): string | null {
+  let text = '';
+  let variables = 0;
+  for (const name in env) {
+    const value = env[name];
+    if (value === undefined) continue;
+    text += name + '=' + value + '\0';
+    variables++;
+  }
+  return countNuls(text) === variables ? text : null;
+}
+
+// A frozen environment cannot change: its text is worked out once (the git
+// plugin freezes the one it prepares for each repository).
+const frozenTexts = new WeakMap<object, string | null>();
+function frozenEnvironment(env: NodeJS.ProcessEnv): string | null {
+  let text = frozenTexts.get(env);
+  if (text === undefined) frozenTexts.set(env, (text = environmentText(env)));
+  return text;
+}
+
+function countNuls(text: string): number {
+  let nuls = 0;
+  for (let i = text.indexOf('\0'); i !== -1; i = text.indexOf('\0', i + 1)) nuls++;
+  return nuls;
+}
 
 function uncork(stream: NodeJS.WritableStream & { uncork(): void }): void {
   stream.uncork();
@@ -112,6 +143,9 @@ export class Spawner {
   private readonly requests = new Map<number, Request>();
   private readonly closed: Promise<void>;
   private nextId = 1;
+  /** Environments sent to the server, by their text: requests name them by id. */
+  private readonly environments = new Map<string, number>();
+  private nextEnvId = 1;
   /** Why the server can take no more requests; set once. */
   private dead: Error | undefined;
   private closing = false;
@@ -177,19 +211,13 @@ export class Spawner {
       if (cwd.charCodeAt(0) !== 47) cwd = path.resolve(cwd);
       const env = options.env ?? process.env;
       const id = this.nextId++;
-      let fields = 3 + args.length;
       let body = `${cwd}\0${file}\0${args.length}\0`;
       for (const arg of args) body += arg + '\0';
-      for (const name in env) {
-        const value = env[name];
-        if (value === undefined) continue;
-        body += name + '=' + value + '\0';
-        fields++;
-      }
+      const environment = Object.isFrozen(env) ? frozenEnvironment(env) : environmentText(env);
       // A NUL inside a field would shift every field after it; spawn() throws on it too.
-      let nuls = 0;
-      for (let i = body.indexOf('\0'); i !== -1; i = body.indexOf('\0', i + 1)) nuls++;
-      if (nuls !== fields || file === '') throw new TypeError(`spawner: an empty file, or a NUL byte in the command, its cwd or its environment: ${file}`);
+      if (countNuls(body) !== 3 + args.length || environment === null || file === '') {
+        throw new TypeError(`spawner: an empty file, or a NUL byte in the command, its cwd or its environment: ${file}`);
+      }
       const input = options.input ?? '';
       const inputLength = Buffer.byteLength(input);
       if (inputLength > MAX_QUERY_INPUT) throw new TypeError(`spawner: input of ${inputLength} bytes is over ${MAX_QUERY_INPUT}; use exec.ts run`);
@@ -202,13 +230,28 @@ export class Spawner {
         stdin.cork();
         process.nextTick(uncork, stdin);
       }
-      stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength}\n${body}${input}`);
+      const envId = this.environmentId(environment, stdin);
+      stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength} ${envId}\n${body}${input}`);
       if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req);
       if (options.signal) {
         if (options.signal.aborted) req.handleEvent();
         else options.signal.addEventListener('abort', req, { once: true });
       }
     });
+  }
+
+  /** The id of an environment, sent to the server first if it has not got it. */
+  private environmentId(environment: string, stdin: NodeJS.WritableStream): number {
+    let envId = this.environments.get(environment);
+    if (envId !== undefined) return envId;
+    if (this.environments.size >= MAX_ENVIRONMENTS) {
+      this.environments.clear();
+      stdin.write('forget\n');
+    }
+    envId = this.nextEnvId++;
+    this.environments.set(environment, envId);
+    stdin.write(`env ${envId} ${Buffer.byteLength(environment)}\n${environment}`);
+    return envId;
   }
 
   /** Ends the server's stdin and waits for it to exit (SIGKILL after 2 s). */

@@ -77,6 +77,22 @@ describe('remoteRevisions', () => {
     expect(args.slice(1)).toEqual(['ls-remote', '--', encoded(remote.url)]);
   });
 
+  test('an unchanged answer is the same object next time; a moved ref gets a new one', async () => {
+    const first = remote.commit('main');
+    remote.commit('dev');
+    const sources = [src('main'), src('dev'), src('nope'), src('-x')];
+    const a = await plugin.remoteRevisions(sources, Q);
+    const b = await plugin.remoteRevisions(sources, Q);
+    expect(a[0]).toEqual({ revision: first });
+    b.forEach((answer, i) => expect(answer).toBe(a[i]));
+    const second = remote.commit('main');
+    const c = await plugin.remoteRevisions(sources, Q);
+    expect(c[0]).toEqual({ revision: second });
+    expect(c.slice(1)).toEqual(a.slice(1));
+    expect(c[1]).toBe(a[1]);
+    expect(Object.isFrozen(c[0])).toBe(true);
+  });
+
   test('a local repository upload-pack cannot read (a bundle file) is asked with ls-remote, from then on only so', async () => {
     const main = remote.commit('main');
     const bundle = path.join(tmp.dir, 'app.bundle');

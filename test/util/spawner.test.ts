@@ -77,6 +77,26 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
     expect(groups).toBe(`${pid} ${pid}`);
   });
 
+  test('each request gets its own environment, in any mix, past the 64 the server keeps', async () => {
+    const envs = Array.from({ length: 70 }, (_, i) => ({ PATH: '/usr/bin:/bin', WHICH: `env ${i % 70}`, ...(i % 2 ? { ODD: 'yes' } : {}) }));
+    // Runs of the same environment and alternations, all in one tick, twice over.
+    const order = [0, 0, 0, 1, 0, 1, 1, 2, 2, 0, ...Array.from({ length: 70 }, (_, i) => i), 3, 3, 0, 0, ...Array.from({ length: 70 }, (_, i) => 69 - i), 5, 5];
+    const print = [node, ['-e', 'process.stdout.write(JSON.stringify(process.env))']] as const;
+    const results = await Promise.all(order.map((i) => runQuery(print[0], print[1], { env: envs[i] })));
+    results.forEach((r, n) => expect(JSON.parse(r.stdout)).toEqual(envs[order[n]!]));
+    // And one at a time, where the server takes an environment on itself.
+    for (const i of [7, 7, 7, 8, 7, 7]) expect(JSON.parse((await runQuery(print[0], print[1], { env: envs[i] })).stdout)).toEqual(envs[i]);
+  });
+
+  test('the server has a process group of its own (Ctrl-C goes to the daemon\'s), and its children ignore no signal', async () => {
+    const result = await runQuery('sh', ['-c', 'grep "^SigIgn" /proc/$$/status']);
+    expect(result.stdout).toBe('SigIgn:\t0000000000000000\n');
+    const pid = queryServerPid()!;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    expect(pgrp).toBe(pid);
+  });
+
   test('input reaches the command\'s stdin byte for byte, in requests mixed with others', async () => {
     const inputs = ['0014command=ls-refs\n0001', 'ünïcødé ✓\0 nul and\nlines', 'x'.repeat(16 * 1024 - 3) + '€'];
     const results = await Promise.all([
