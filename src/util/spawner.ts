@@ -224,11 +224,14 @@ export class Spawner {
 
       if (this.requests.size === 0) this.ref();
       this.requests.set(id, req);
-      // Requests made in the same tick (a poll cycle's repositories) leave in one write.
+      // Requests made in one turn of the event loop leave in one write: the
+      // repositories due together are asked from separate timers, and Node
+      // runs the nextTick queue after each timer, so the write waits for
+      // setImmediate (after every timer due now).
       const stdin = this.child.stdin!;
       if (stdin.writableCorked === 0) {
         stdin.cork();
-        process.nextTick(uncork, stdin);
+        setImmediate(uncork, stdin);
       }
       const envId = this.environmentId(environment, stdin);
       stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength} ${envId}\n${body}${input}`);

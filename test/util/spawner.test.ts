@@ -97,6 +97,26 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
     expect(pgrp).toBe(pid);
   });
 
+  test('requests from timers due together leave in one write to the server', async () => {
+    const server = Spawner.start();
+    try {
+      // Count the writes of the pipe to the server (not of the write() calls, which cork gathers).
+      const stdin = (server as unknown as { child: { stdin: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } } }).child.stdin;
+      let writes = 0;
+      for (const method of ['_write', '_writev'] as const) {
+        const original = stdin[method].bind(stdin);
+        stdin[method] = (...a: unknown[]) => { writes++; original(...a); };
+      }
+      const env = Object.freeze({ PATH: '/usr/bin:/bin' });
+      const cycle = () => Promise.all(Array.from({ length: 10 }, () =>
+        new Promise<void>((resolve) => setTimeout(() => void server.run('true', [], { env }).then(() => resolve()), 5))));
+      for (let i = 0; i < 5; i++) await cycle();
+      expect(writes).toBeLessThanOrEqual(7);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('input reaches the command\'s stdin byte for byte, in requests mixed with others', async () => {
     const inputs = ['0014command=ls-refs\n0001', 'ünïcødé ✓\0 nul and\nlines', 'x'.repeat(16 * 1024 - 3) + '€'];
     const results = await Promise.all([
