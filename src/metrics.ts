@@ -7,8 +7,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export interface Metrics {
   registry: Registry;
-  /** One poll of each of these branches (failed or not): plain counts, published at scrape time. */
-  countPolls(branches: Iterable<string>, failed: boolean): void;
+  /**
+   * One poll of each of these branches (failed or not): plain counts, published
+   * at scrape time. Pass the same array for a repository each time: it is
+   * counted as a whole and spread over its branches only at a scrape.
+   */
+  countPolls(branches: readonly string[], failed: boolean): void;
   pollsTotal: Counter<'branch'>;
   pollErrorsTotal: Counter<'branch'>;
   remoteQueriesTotal: Counter<'vcs'>;
@@ -31,17 +35,31 @@ export function createMetrics(): Metrics {
   // checks the labels each time, so the counts live in Maps until a scrape.
   const polls = new Map<string, number>();
   const pollErrors = new Map<string, number>();
+  // Answers not yet spread over their branches, by the repository's branch list.
+  const pending = new Map<readonly string[], { polls: number; errors: number }>();
+  const spread = () => {
+    for (const [branches, n] of pending) {
+      for (const b of branches) {
+        polls.set(b, (polls.get(b) ?? 0) + n.polls);
+        if (n.errors > 0) pollErrors.set(b, (pollErrors.get(b) ?? 0) + n.errors);
+      }
+    }
+    pending.clear();
+  };
   const publish = (counter: Counter<'branch'>, counts: Map<string, number>) => {
+    spread();
     counter.reset();
     for (const [branch, n] of counts) counter.inc({ branch }, n);
   };
   return {
     registry,
     countPolls(branches, failed) {
-      for (const b of branches) {
-        polls.set(b, (polls.get(b) ?? 0) + 1);
-        if (failed) pollErrors.set(b, (pollErrors.get(b) ?? 0) + 1);
-      }
+      let n = pending.get(branches);
+      if (n === undefined) pending.set(branches, (n = { polls: 0, errors: 0 }));
+      n.polls++;
+      if (failed) n.errors++;
+      // Lists replaced by reloads would pile up between scrapes.
+      if (pending.size > 1000) spread();
     },
     pollsTotal: new Counter({ name: 'stagepost_polls_total', help: 'Polls of a branch (one per branch per poll round).', labelNames: ['branch'], registers, collect() { publish(this, polls); } }),
     pollErrorsTotal: new Counter({ name: 'stagepost_poll_errors_total', help: 'Polls of a branch that failed.', labelNames: ['branch'], registers, collect() { publish(this, pollErrors); } }),

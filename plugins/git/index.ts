@@ -41,6 +41,8 @@ interface Prepared {
   lookups: Array<string[] | null>;
   /** The last answers: an unchanged one is handed out again, not made anew (1,000 branches, every second). */
   answers: RemoteRevision[];
+  /** The output they came from (upload-pack's or ls-remote's): the same output again means the same answers. */
+  output?: string;
   /** null when no source has a usable ref. */
   lsRemote: GitQuery | null;
   /** A repository on this machine: upload-pack, until it fails where ls-remote does not. */
@@ -106,11 +108,14 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
   const queryFailed = (url: string, r: RunResult) =>
     new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
 
-  /** The table from upload-pack, or null to ask ls-remote (which also words any error as users know it). */
-  const askLocal = async (p: Prepared, o: QueryOptions): Promise<Map<string, string> | null> => {
+  /** upload-pack's output, parsed only when it differs from last time; null to ask ls-remote (which also words any error as users know it). */
+  const askLocal = async (p: Prepared, o: QueryOptions): Promise<{ output: string; table: Map<string, string> } | null> => {
     const r = await query(p.local!, o);
     if (r.timedOut || r.aborted) throw queryFailed(p.remote.url, r);
-    return ok(r) ? parseLsRefs(r.stdout) : null;
+    if (!ok(r)) return null;
+    if (r.stdout === p.output) return { output: r.stdout, table: new Map() };
+    const table = parseLsRefs(r.stdout);
+    return table && { output: r.stdout, table };
   };
 
   const hasCommit = async (dir: string, revision: string, timeoutMs: number) =>
@@ -128,19 +133,26 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       const { remote, invalid } = p;
       const url = remote.url;
       let table = new Map<string, string>();
+      let output = '';
       const local = p.local !== null ? await askLocal(p, o) : null;
-      if (local !== null) table = local;
-      else if (p.lsRemote !== null) {
+      if (local !== null) {
+        if (local.output === p.output) return p.answers;
+        ({ table, output } = local);
+      } else if (p.lsRemote !== null) {
         const r = await query(p.lsRemote, o);
         if (!ok(r)) throw queryFailed(url, r);
-        table = parseLsRemote(r.stdout);
         if (p.local !== null) {
           // upload-pack failed where ls-remote did not (a bundle file, a sha256
           // repository, a git without protocol v2): ls-remote from now on.
           ctx.log.info({ repository: shown(url) }, 'polling with git ls-remote: upload-pack did not answer for this local repository');
           p.local = null;
         }
+        // ls-remote's output cannot equal upload-pack's: tabs against length prefixes.
+        if (r.stdout === p.output) return p.answers;
+        output = r.stdout;
+        table = parseLsRemote(r.stdout);
       }
+      p.output = output;
       const previous = p.answers;
       p.answers = sources.map((s, i): RemoteRevision => {
         const before = previous[i];

@@ -56,6 +56,8 @@ interface Group {
   fresh: boolean;
   /** An answer came and the plugin still files every source under this group (svn learns its root from the first). */
   keysSettled?: boolean;
+  /** The answers of the last successful query, to tell an unchanged answer by identity. */
+  lastAnswers?: RemoteRevision[];
 }
 
 export interface PollerOptions {
@@ -246,8 +248,12 @@ export class Poller {
     group.lastError = null;
     const changedKeys: string[] = [];
     let at: string | undefined;
+    // A plugin that hands out the same (frozen) answer again says nothing changed.
+    const last = group.lastAnswers;
+    group.lastAnswers = answers;
     keys.forEach((key, i) => {
       const answer = answers[i];
+      if (answer !== undefined && answer === last?.[i] && Object.isFrozen(answer)) return;
       const before = this.tracks[key];
       const revision = answer && 'revision' in answer ? answer.revision : null;
       const missing = answer && 'missing' in answer ? answer.reason : undefined;

@@ -181,7 +181,8 @@ test('kill -9 during a build, then restart: the old step is ended and the build 
   daemon = new DaemonProcess(file);
   await daemon.waitFor(isBuildStarted('b1'));
   const dir = path.join(t.dir, 'sites/b1');
-  for (let i = 0; i < 200 && !existsSync(path.join(dir, 'pid.1')); i++) await new Promise((r) => setTimeout(r, 25));
+  // The step starts after the checkout: allow for a loaded machine (the whole suite in parallel).
+  for (let i = 0; i < 1200 && !existsSync(path.join(dir, 'pid.1')); i++) await new Promise((r) => setTimeout(r, 25));
   const oldPid = Number(readFileSync(path.join(dir, 'pid.1'), 'utf8'));
   await daemon.kill9();
   expect(processAlive(oldPid)).toBe(true); // the cut-off step outlived its daemon

@@ -214,13 +214,24 @@ describe('http server', () => {
     for (const name of samples.keys()) expect(name).toMatch(/^stagepost_/);
 
     // Poll counts are kept apart and published per scrape: totals, never added twice.
-    metrics.countPolls(['staging', 'branch1'], true);
+    const repository = ['staging', 'branch1'];
+    metrics.countPolls(repository, true);
     for (let scrape = 0; scrape < 2; scrape++) {
       const again = parseExposition(await (await fetch(url('/metrics'))).text());
       expect(again.get('stagepost_polls_total{branch="staging"}')).toBe(2);
       expect(again.get('stagepost_polls_total{branch="branch1"}')).toBe(1);
       expect(again.get('stagepost_poll_errors_total{branch="staging"}')).toBe(1);
     }
+    // The same list counted again between scrapes, and a list a reload replaced it with.
+    metrics.countPolls(repository, false);
+    metrics.countPolls(repository, true);
+    metrics.countPolls(['staging', 'branch1', 'branch2'], false);
+    const later = parseExposition(await (await fetch(url('/metrics'))).text());
+    expect(later.get('stagepost_polls_total{branch="staging"}')).toBe(5);
+    expect(later.get('stagepost_polls_total{branch="branch1"}')).toBe(4);
+    expect(later.get('stagepost_polls_total{branch="branch2"}')).toBe(1);
+    expect(later.get('stagepost_poll_errors_total{branch="branch1"}')).toBe(2);
+    expect(later.get('stagepost_poll_errors_total{branch="branch2"}')).toBeUndefined();
   });
 
   test('GET /api/events streams change events and unsubscribes on close', async () => {
