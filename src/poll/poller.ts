@@ -169,7 +169,9 @@ export class Poller {
   stop(): void {
     this.stopped = true;
     for (const g of this.groups.values()) clearTimeout(g.timer);
-    this.queue.clear();
+    // Queued queries are left to run: each returns at once now (query() checks
+    // `stopped`). p-queue's clear() would drop them with their promises
+    // pending, and idle() - the daemon's shutdown - would wait for ever.
   }
 
   /** Wait for polls in flight (for a clean shutdown). */
