@@ -67,9 +67,20 @@ function uncork(stream: NodeJS.WritableStream & { uncork(): void }): void {
   stream.uncork();
 }
 
-function onTimeout(req: Request): void {
+/** After a timeout, how long past the kill grace the server has to answer before it counts as hung. */
+const ANSWER_GRACE_MS = 3000;
+
+function onTimeout(req: Request, server: Spawner): void {
   req.timedOut = true;
   req.stop();
+  // Only the server's answer ends a request: were the server itself stuck,
+  // the query would never end. Then it is killed, and every request it held
+  // fails; the next query starts a new server.
+  req.lostTimer = setTimeout(onLost, req.killGraceMs + ANSWER_GRACE_MS, server);
+}
+
+function onLost(server: Spawner): void {
+  server.kill(new Error(`query server did not answer ${ANSWER_GRACE_MS / 1000} s after a timed-out command was killed; restarted`));
 }
 
 /** Like the error of child_process.spawn, so callers see the same thing from both paths. */
@@ -97,6 +108,7 @@ class Request {
   stopWhenStarted = false;
   timer: NodeJS.Timeout | undefined = undefined;
   killTimer: NodeJS.Timeout | undefined = undefined;
+  lostTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly file: string,
@@ -127,6 +139,7 @@ class Request {
   finish(exitCode: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, error?: Error): void {
     clearTimeout(this.timer);
     clearTimeout(this.killTimer);
+    clearTimeout(this.lostTimer);
     this.signal?.removeEventListener('abort', this);
     const result: RunResult = {
       command: [this.file, ...this.args].join(' '),
@@ -235,7 +248,7 @@ export class Spawner {
       }
       const envId = this.environmentId(environment, stdin);
       stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength} ${envId}\n${body}${input}`);
-      if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req);
+      if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req, this);
       if (options.signal) {
         if (options.signal.aborted) req.handleEvent();
         else options.signal.addEventListener('abort', req, { once: true });
@@ -255,6 +268,12 @@ export class Spawner {
     this.environments.set(environment, envId);
     stdin.write(`env ${envId} ${Buffer.byteLength(environment)}\n${environment}`);
     return envId;
+  }
+
+  /** Kills a server that stopped answering: its requests fail with `reason`. */
+  kill(reason: Error): void {
+    this.markDead(reason);
+    this.child.kill('SIGKILL');
   }
 
   /** Ends the server's stdin and waits for it to exit (SIGKILL after 2 s). */

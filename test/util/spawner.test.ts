@@ -246,6 +246,23 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
     expect(queryServerPid()).not.toBe(first);
   });
 
+  test('a server that stops answering does not hold a timed-out query: it is killed, and the next query gets a new one', async () => {
+    await runQuery('true', []);
+    const stuck = queryServerPid()!;
+    process.kill(stuck, 'SIGSTOP');
+    try {
+      // Without the guard this would wait for ever (the test's timeout).
+      const result = await runQuery('sleep', ['30'], { timeoutMs: 200, killGraceMs: 100 });
+      expect(result.timedOut).toBe(true);
+      expect(result.spawnError?.message).toMatch(/query server did not answer .* restarted/);
+      await until(() => !processAlive(stuck));
+    } finally {
+      try { process.kill(stuck, 'SIGCONT'); } catch { /* gone */ }
+    }
+    expect((await runQuery('echo', ['again'])).stdout).toBe('again\n');
+    expect(queryServerPid()).not.toBe(stuck);
+  });
+
   test('Spawner.close() leaves no server process; later runs fail as data', async () => {
     const spawner = Spawner.start();
     expect((await spawner.run('echo', ['hi'])).stdout).toBe('hi\n');
