@@ -3,6 +3,7 @@
  * one poll cycle starts exactly one git child per repository.
  */
 import path from 'node:path';
+import { jest } from '@jest/globals';
 import { tempDir } from '../helpers/tmp.js';
 import { isGitQuery, makeGitRemote, git } from '../helpers/git.js';
 import { trackKey } from '../../src/poll/tracks.js';
@@ -39,7 +40,7 @@ test('3 git repositories used by 9 branches on 6 refs: 3 git children per pollNo
   poller.stop();
 });
 
-test('polls snap to a shared grid, so repositories due together are asked in one wake-up', async () => {
+test('polls snap to a shared grid of a quarter interval, so repositories due together wake the daemon once', async () => {
   // The grid is a quarter of the interval, at most 250 ms; rounding keeps the mean interval.
   expect(alignedDelay(1_000_010, 1000, 60_000)).toBe(990);
   expect(alignedDelay(1_000_140, 1000, 60_000)).toBe(1110);
@@ -47,25 +48,36 @@ test('polls snap to a shared grid, so repositories due together are asked in one
   expect(alignedDelay(1_000_049, 400, 400)).toBe(351);
   expect(alignedDelay(1_000_000, 3, 400)).toBe(10);
 
-  // Three repositories whose polls start at different moments end up asked together.
-  const remotes = ['r0', 'r1', 'r2'].map((name) => { const r = makeGitRemote(t.dir, name); r.commit('main'); return r; });
-  const branches = remotes.map((r, i) => branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [{ vcs: 'git', url: r.url, ref: 'main' }], 400));
-  const { poller, children } = await countingPoller(branches, path.join(t.dir, 'state'));
-  const started: number[] = [];
-  const count = children.push.bind(children);
-  children.push = (...argv) => { started.push(Date.now()); return count(...argv); };
-  await poller.setBranches([branches[0]!]);
-  await new Promise((r) => setTimeout(r, 130));
-  await poller.setBranches(branches.slice(0, 2));
-  await new Promise((r) => setTimeout(r, 130));
-  await poller.setBranches(branches);
-  while (started.length < 3 + 18) await new Promise((r) => setTimeout(r, 50));
-  poller.stop();
-  // After the three first polls (130 ms apart), each query falls near a point
-  // of the 100 ms grid (by chance, half of them would); a busy machine may
-  // wake us late a few times.
-  const offGrid = started.slice(3, 21).map((at) => Math.min(at % 100, 100 - (at % 100)));
-  expect(offGrid.filter((d) => d <= 25).length).toBeGreaterThanOrEqual(15);
+  // Polls of three repositories that started at odd moments, on a fake
+  // clock (the git children are real): every later query starts on a point
+  // of the 100 ms grid. No wall-clock timing is asserted.
+  jest.useFakeTimers({ now: 1_000_000_007, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate'] });
+  try {
+    const remotes = ['r0', 'r1', 'r2'].map((name) => { const r = makeGitRemote(t.dir, name); r.commit('main'); return r; });
+    const branches = remotes.map((r, i) => branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [{ vcs: 'git', url: r.url, ref: 'main' }], 400));
+    const { poller, children } = await countingPoller(branches, path.join(t.dir, 'state'));
+    const started: number[] = [];
+    const count = children.push.bind(children);
+    children.push = (...argv) => { started.push(Date.now()); return count(...argv); };
+    for (let n = 1; n <= 3; n++) {
+      await poller.setBranches(branches.slice(0, n));
+      await poller.idle();
+      jest.advanceTimersByTime(130);
+      await poller.idle();
+    }
+    // Small steps, each query awaited: no query sees its timeout pass.
+    while (started.length < 3 + 18) {
+      jest.advanceTimersByTime(10);
+      await poller.idle();
+    }
+    poller.stop();
+    // Only the first polls of the repositories that appeared later (b1 at
+    // +130 ms, b2 at +260 ms) are off the grid; b0 was known, so it waited.
+    expect(started.filter((at) => at % 100 !== 0).map((at) => at % 100)).toEqual([37, 67]);
+    expect(started.length).toBeGreaterThanOrEqual(21);
+  } finally {
+    jest.useRealTimers();
+  }
 });
 
 test('a repository\'s sources reach the plugin as the same array every cycle, and a new one only when they change', async () => {
