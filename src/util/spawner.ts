@@ -67,20 +67,16 @@ function uncork(stream: NodeJS.WritableStream & { uncork(): void }): void {
   stream.uncork();
 }
 
-/** After a timeout, how long past the kill grace the server has to answer before it counts as hung. */
+/** After a timeout or an abort, how long past the kill grace the server has to answer before it counts as hung. */
 const ANSWER_GRACE_MS = 3000;
 
-function onTimeout(req: Request, server: Spawner): void {
+function onTimeout(req: Request): void {
   req.timedOut = true;
   req.stop();
-  // Only the server's answer ends a request: were the server itself stuck,
-  // the query would never end. Then it is killed, and every request it held
-  // fails; the next query starts a new server.
-  req.lostTimer = setTimeout(onLost, req.killGraceMs + ANSWER_GRACE_MS, server);
 }
 
 function onLost(server: Spawner): void {
-  server.kill(new Error(`query server did not answer ${ANSWER_GRACE_MS / 1000} s after a timed-out command was killed; restarted`));
+  server.kill(new Error(`query server did not answer ${ANSWER_GRACE_MS / 1000} s after a stopped command was killed; restarted`));
 }
 
 /** Like the error of child_process.spawn, so callers see the same thing from both paths. */
@@ -111,6 +107,7 @@ class Request {
   lostTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
+    readonly server: Spawner,
     readonly file: string,
     readonly args: readonly string[],
     readonly maxBuffer: number,
@@ -126,6 +123,10 @@ class Request {
   }
 
   stop(): void {
+    // Only the server's answer ends a request: were the server itself stuck,
+    // a timed-out or aborted query would never end. Then it is killed, and
+    // every request it held fails; the next query starts a new server.
+    this.lostTimer ??= setTimeout(onLost, this.killGraceMs + ANSWER_GRACE_MS, this.server);
     if (this.pid === undefined) {
       this.stopWhenStarted = true;
       return;
@@ -215,7 +216,7 @@ export class Spawner {
   run(file: string, args: readonly string[], options: QueryRunOptions = {}): Promise<RunResult> {
     return new Promise((resolve) => {
       const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
-      const req = new Request(file, args, Number.isFinite(max) && max > 0 ? Math.ceil(max) : 0, options.killGraceMs ?? 2000, options.signal, resolve);
+      const req = new Request(this, file, args, Number.isFinite(max) && max > 0 ? Math.ceil(max) : 0, options.killGraceMs ?? 2000, options.signal, resolve);
       if (this.dead !== undefined) {
         req.finish(null, null, '', '', this.dead);
         return;
@@ -248,7 +249,7 @@ export class Spawner {
       }
       const envId = this.environmentId(environment, stdin);
       stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength} ${envId}\n${body}${input}`);
-      if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req, this);
+      if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req);
       if (options.signal) {
         if (options.signal.aborted) req.handleEvent();
         else options.signal.addEventListener('abort', req, { once: true });

@@ -263,6 +263,25 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
     expect(queryServerPid()).not.toBe(stuck);
   });
 
+  test('nor an aborted query', async () => {
+    const server = Spawner.start();
+    try {
+      await server.run('true', []);
+      process.kill(server.pid!, 'SIGSTOP');
+      const controller = new AbortController();
+      const pending = server.run('sleep', ['30'], { signal: controller.signal, killGraceMs: 100 });
+      controller.abort();
+      // Without the guard this would wait for ever (the test's timeout).
+      const result = await pending;
+      expect(result.aborted).toBe(true);
+      expect(result.spawnError?.message).toMatch(/query server did not answer .* restarted/);
+      expect(server.alive).toBe(false);
+    } finally {
+      try { process.kill(server.pid!, 'SIGCONT'); } catch { /* gone */ }
+      await server.close();
+    }
+  });
+
   test('Spawner.close() leaves no server process; later runs fail as data', async () => {
     const spawner = Spawner.start();
     expect((await spawner.run('echo', ['hi'])).stdout).toBe('hi\n');
