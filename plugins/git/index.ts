@@ -108,16 +108,6 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
   const queryFailed = (url: string, r: RunResult) =>
     new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
 
-  /** upload-pack's output, parsed only when it differs from last time; null to ask ls-remote (which also words any error as users know it). */
-  const askLocal = async (p: Prepared, o: QueryOptions): Promise<{ output: string; table: Map<string, string> } | null> => {
-    const r = await query(p.local!, o);
-    if (r.timedOut || r.aborted) throw queryFailed(p.remote.url, r);
-    if (!ok(r)) return null;
-    if (r.stdout === p.output) return { output: r.stdout, table: new Map() };
-    const table = parseLsRefs(r.stdout);
-    return table && { output: r.stdout, table };
-  };
-
   const hasCommit = async (dir: string, revision: string, timeoutMs: number) =>
     ok(await git(['cat-file', '-e', `${revision}^{commit}`], { cwd: dir, timeoutMs }));
 
@@ -132,13 +122,20 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       const p = prepare(sources);
       const { remote, invalid } = p;
       const url = remote.url;
-      let table = new Map<string, string>();
+      let table: Map<string, string> | null = null;
       let output = '';
-      const local = p.local !== null ? await askLocal(p, o) : null;
-      if (local !== null) {
-        if (local.output === p.output) return p.answers;
-        ({ table, output } = local);
-      } else if (p.lsRemote !== null) {
+      if (p.local !== null) {
+        const r = await query(p.local, o);
+        if (r.timedOut || r.aborted) throw queryFailed(url, r);
+        // Any other failure, or an answer that is not ls-refs', is asked again
+        // with ls-remote, which also words an error as users know it.
+        if (ok(r)) {
+          if (r.stdout === p.output) return p.answers;
+          table = parseLsRefs(r.stdout);
+          output = r.stdout;
+        }
+      }
+      if (table === null && p.lsRemote !== null) {
         const r = await query(p.lsRemote, o);
         if (!ok(r)) throw queryFailed(url, r);
         if (p.local !== null) {
@@ -152,6 +149,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         output = r.stdout;
         table = parseLsRemote(r.stdout);
       }
+      table ??= new Map();
       p.output = output;
       const previous = p.answers;
       p.answers = sources.map((s, i): RemoteRevision => {
