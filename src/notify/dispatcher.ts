@@ -284,11 +284,17 @@ export class NotifyDispatcher {
     return this.pending.size;
   }
 
-  /** Try every waiting message now and wait for the running dispatches (tests, shutdown). */
+  /**
+   * Try every waiting message now and wait for the running dispatches (tests,
+   * shutdown). A delivery a retry timer started is waited for too: it leaves
+   * `pending` before its outbox file is removed, and flush() resolving in
+   * between would show a delivered message still on disk.
+   */
   async flush(): Promise<void> {
     await Promise.all([...this.dispatches]);
     await this.configuring;
-    await Promise.all([...this.pending.keys()].filter((id) => !this.orphans.has(id)).map((id) => this.attempt(id)));
+    const waiting = [...this.pending.keys()].filter((id) => !this.orphans.has(id)).map((id) => this.attempt(id));
+    await Promise.all([...waiting, ...this.inFlight.values()]);
   }
 
   /** Stop retrying (the outbox stays on disk for the next start) and close the notifiers. */

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NotifyDispatcher, type DispatcherOptions } from '../../src/notify/dispatcher.js';
-import { memoryLogger } from '../../src/log.js';
+import { createLogger, memoryLogger } from '../../src/log.js';
 import type { NotifierConfig } from '../../src/config/types.js';
 import type { EventName } from '../../src/plugin-api.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -102,6 +102,28 @@ describe('NotifyDispatcher', () => {
     expect(readFileSync(target, 'utf8').trim().split('\n')).toHaveLength(2);
     expect(d.outboxSize()).toBe(0);
     expect(outboxFiles()).toEqual([]);
+  });
+
+  it('flush() waits for a delivery a retry timer started until its outbox file is gone', async () => {
+    // The retry's delivery succeeds and logs its recovery before it removes the
+    // file: a flush() asked at that very moment must still wait for the removal.
+    const target = path.join(tmp.dir, 'not-yet', 'sent.jsonl');
+    let filesAtRecovery: string[] = [];
+    let filesWhenFlushed: (files: string[]) => void = () => undefined;
+    const flushed = new Promise<string[]>((resolve) => { filesWhenFlushed = resolve; });
+    const log = createLogger({ level: 'debug', format: 'json', write: (line) => {
+      if (JSON.parse(line).msg !== 'notification delivery works again') return;
+      filesAtRecovery = outboxFiles();
+      void d.flush().then(() => filesWhenFlushed(outboxFiles()));
+    } });
+    const { d } = make({ log, retryBaseMs: 1, retryMaxMs: 1 });
+    await d.setNotifiers([recorder(['failure'], target)], new Map());
+    await d.dispatch(buildDraft(), ['failure']);
+    expect(outboxFiles()).toHaveLength(1);
+    mkdirSync(path.dirname(target));
+    expect(await flushed).toEqual([]);
+    expect(filesAtRecovery).toHaveLength(1);
+    expect(readFileSync(target, 'utf8').trim().split('\n')).toHaveLength(1);
   });
 
   it('routes a branch to its own notifiers, anything else to the global ones', async () => {
