@@ -16,6 +16,7 @@ export { runQuery } from './util/spawner.js';
 export { StagepostError } from './errors.js';
 export { notificationTitle, headlineEvent, oneLine } from './notify/summary.js';
 export { parseDuration, formatDuration } from './util/duration.js';
+export { sharedSshWords } from './util/ssh.js';
 export { unknownOptionProblems, type OptionProblem } from './notify/options.js';
 
 export interface PluginContext {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run, describeFailure, StagepostError,
+  run, describeFailure, sharedSshWords, StagepostError,
   type CheckoutOptions, type Commit, type PluginContext, type QueryOptions, type RemoteRevision, type RunResult, type SourceSpec, type VcsPlugin,
 } from '../../src/plugin-api.js';
 import { authArgs, sameUrlKey, splitCredentials, type SvnTarget } from './credentials.js';
@@ -35,18 +35,35 @@ function guessRoot(url: string): string {
   return (m ? m[1]! : url).replace(/\/+$/, '');
 }
 
-function messageEnvironment(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  // English messages (stderr is parsed) without forcing LC_CTYPE=C, which would
-  // make svn refuse non-ASCII file names.
+/**
+ * The environment of every svn child: English messages (stderr is parsed)
+ * without forcing LC_CTYPE=C, which would make svn refuse non-ASCII file
+ * names; and for svn+ssh:// one shared ssh connection per host, as git has.
+ */
+export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, LC_MESSAGES: 'C', LANGUAGE: 'C' };
   if (env.LC_ALL) { env.LC_CTYPE = env.LC_ALL; delete env.LC_ALL; }
+  // svn's built-in tunnel is `$SVN_SSH ssh -q --`: an SVN_SSH of the operator's wins.
+  if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(stateDir);
   return env;
+}
+
+/**
+ * SVN_SSH with the shared connection. svn splits it into words itself
+ * (apr_tokenize_to_argv: a word may be wrapped in quotes, backslash escapes),
+ * not through a shell; a state dir it could not quote gets no sharing.
+ */
+function svnTunnel(stateDir: string): string {
+  const { words } = sharedSshWords(stateDir);
+  const quoted = words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`));
+  const usable = quoted.every((w) => w !== null) ? quoted : words.slice(0, 3);
+  return [...usable, '-q', '--'].join(' ');
 }
 
 interface RunSvn { timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void; auth?: SvnTarget }
 
 export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = {}): VcsPlugin {
-  const env = messageEnvironment({ ...process.env, ...options.env });
+  const env = svnEnvironment(ctx.stateDir, { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
   /** Repository roots learned from `svn info`, by URL (without credentials). */
   const roots = new Map<string, string>();

@@ -259,7 +259,7 @@ test('ssh polls share one connection per host; an operator\'s GIT_SSH_COMMAND wi
   const { env, sharedSsh } = gitEnvironment(state, { PATH: '/bin' });
   expect(sharedSsh).toBe(true);
   expect(env.GIT_TERMINAL_PROMPT).toBe('0');
-  expect(env.GIT_SSH_COMMAND).toBe(`ssh -o BatchMode=yes -o ControlMaster=auto -o ControlPersist=60s -o 'ControlPath=${state}/ssh/%C'`);
+  expect(env.GIT_SSH_COMMAND).toBe(`ssh -o BatchMode=yes -o ControlMaster=auto -o ControlPersist=10m -o 'ControlPath="${state}/ssh/%C"'`);
   expect(statSync(path.join(state, 'ssh')).mode & 0o777).toBe(0o700);
   // A socket path too long for a unix socket: batch mode without sharing.
   const long = gitEnvironment(path.join(tmp.dir, 'x'.repeat(90)), {});
