@@ -12,6 +12,7 @@ import { makeShim } from './shim.js';
 import { cliChildren, daemonChildren, inProcessPerCycle } from './queries.js';
 import { measureWall, type RawQuery } from './wall.js';
 import { measureAtRest, type RestFigures } from './rest.js';
+import { measureSsh } from './ssh.js';
 import { DAEMON_NODE_FLAGS } from './daemon.js';
 import { measureLatency } from './latency.js';
 import { median } from './proc.js';
@@ -122,6 +123,20 @@ try {
   report.atMost(`  polling every 2s: max (median ${median(polled).toFixed(0)} ms)`, Math.max(...polled), 3000, 0, 'ms');
   const hooked = await measureLatency(at('latency-hook'), git, { mode: 'hook', interval: '1h', samples });
   report.atMost(`  commit hook POST /api/poll, 1h interval: max (median ${median(hooked).toFixed(0)} ms)`, Math.max(...hooked), 1000, 0, 'ms');
+
+  progress('5. ssh remote');
+  report.section('5. An ssh remote (a real sshd on 127.0.0.1), polled by the git plugin');
+  const ssh = await measureSsh(at('ssh'), QUICK ? 5 : 15);
+  if (!ssh) {
+    report.info('  skipped: no /usr/sbin/sshd (Debian: openssh-server)', '');
+  } else {
+    report.exact(`  ssh logins for ${ssh.polls} polls with the shared connection`, ssh.sharedLogins, 1);
+    report.info('  first poll (opens the connection)', `${ssh.firstMs.toFixed(1)} ms`);
+    report.info('  later polls, shared connection: median', `${median(ssh.sharedMs).toFixed(1)} ms`);
+    report.info('  polls with a login each (own GIT_SSH_COMMAND): median', `${median(ssh.loginMs).toFixed(1)} ms`);
+    report.info('  `ssh host true` over the shared connection: median', `${median(ssh.trueMs).toFixed(1)} ms`);
+    report.ratio('  ratio: poll over the shared connection / `ssh host true`', median(ssh.sharedMs), median(ssh.trueMs), 1.5);
+  }
 } finally {
   t.cleanup();
 }
