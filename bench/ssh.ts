@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -42,7 +41,7 @@ export async function measureSsh(dir: string, polls: number): Promise<SshFigures
     const trueMs: number[] = [];
     const muxedTrue = () => {
       const t0 = performance.now();
-      execFileSync(path.join(sshd.clientBin, 'ssh'), ['-o', `ControlPath="${state}/ssh/%C"`, sshd.host, 'true'], { stdio: 'ignore' });
+      if (!sshd.viaShared(state, ['true'])) throw new Error('bench: `ssh host true` over the shared connection failed');
       return performance.now() - t0;
     };
     let sharedLogins = sshd.logins();
@@ -56,9 +55,7 @@ export async function measureSsh(dir: string, polls: number): Promise<SshFigures
     }
     return { firstMs, sharedMs, loginMs, trueMs, sharedLogins, polls: polls + 1 };
   } finally {
-    try {
-      execFileSync(path.join(sshd.clientBin, 'ssh'), ['-o', `ControlPath="${state}/ssh/%C"`, '-O', 'exit', sshd.host], { stdio: 'ignore' });
-    } catch { /* no master left */ }
+    sshd.viaShared(state, ['-O', 'exit']);
     await sshd.stop();
   }
 }

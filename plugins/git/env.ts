@@ -11,8 +11,8 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 export function gitEnvironment(stateDir: string, base: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; sharedSsh: boolean } {
   const env: NodeJS.ProcessEnv = { ...base, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', LANGUAGE: 'C' };
   if (env.GIT_SSH_COMMAND || env.GIT_SSH) return { env, sharedSsh: false };
-  const { words, controlPath } = sharedSshWords(stateDir);
+  const ssh = sharedSshWords(stateDir);
   // git runs GIT_SSH_COMMAND through sh.
-  env.GIT_SSH_COMMAND = words.map(shellQuote).join(' ');
-  return { env, sharedSsh: controlPath !== null };
+  env.GIT_SSH_COMMAND = [...ssh.base, ...ssh.sharing].map(shellQuote).join(' ');
+  return { env, sharedSsh: ssh.sharing.length > 0 };
 }

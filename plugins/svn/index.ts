@@ -54,10 +54,9 @@ export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJ
  * not through a shell; a state dir it could not quote gets no sharing.
  */
 function svnTunnel(stateDir: string): string {
-  const { words } = sharedSshWords(stateDir);
-  const quoted = words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`));
-  const usable = quoted.every((w) => w !== null) ? quoted : words.slice(0, 3);
-  return [...usable, '-q', '--'].join(' ');
+  const { base, sharing } = sharedSshWords(stateDir);
+  const quoted = sharing.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`));
+  return [...base, ...(quoted.every((w) => w !== null) ? quoted : []), '-q', '--'].join(' ');
 }
 
 interface RunSvn { timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void; auth?: SvnTarget }

@@ -17,6 +17,12 @@ export interface TestSshd {
   clientBin: string;
   /** Logins sshd accepted so far (one per new connection). */
   logins(): number;
+  /**
+   * Runs ssh through the shared connection of a stagepost state dir (its
+   * `ssh/%C` socket): `['-O', 'check']`, `['-O', 'exit']`, or a command.
+   * False when ssh failed (no connection to check, none to end).
+   */
+  viaShared(stateDir: string, args: string[]): boolean;
   stop(): Promise<void>;
 }
 
@@ -68,6 +74,14 @@ export async function startSshd(dir: string): Promise<TestSshd> {
     host,
     clientBin,
     logins: () => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('Accepted publickey')).length,
+    viaShared(stateDir, args) {
+      try {
+        execFileSync(path.join(clientBin, 'ssh'), ['-o', `ControlPath="${stateDir}/ssh/%C"`, host, ...args], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    },
     stop: server.stop,
   };
 }

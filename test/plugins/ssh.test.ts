@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { createGitPlugin } from '../../plugins/git/index.js';
 import { createSvnPlugin } from '../../plugins/svn/index.js';
@@ -29,22 +28,13 @@ describeIf(hasTool('ssh') && hasTool(SSHD))('ssh remotes, against a real sshd on
   });
   afterEach(async () => {
     // The shared connection outlives a poll by design; end it with the test.
-    try {
-      execFileSync(path.join(sshd.clientBin, 'ssh'), ['-o', `ControlPath="${state}/ssh/%C"`, '-O', 'exit', sshd.host], { stdio: 'ignore' });
-    } catch { /* no master left: nothing to end */ }
+    sshd.viaShared(state, ['-O', 'exit']);
     await sshd.stop();
     tmp.cleanup();
   });
 
   const env = () => ({ PATH: `${sshd.clientBin}:${process.env.PATH}` });
-  const masterRunning = () => {
-    try {
-      execFileSync(path.join(sshd.clientBin, 'ssh'), ['-o', `ControlPath="${state}/ssh/%C"`, '-O', 'check', sshd.host], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const masterRunning = () => sshd.viaShared(state, ['-O', 'check']);
 
   async function pollsShareOneLogin(plugin: VcsPlugin, source: { name: string; url: string; ref: string }, commit: () => string): Promise<void> {
     const first = commit();
