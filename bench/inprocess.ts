@@ -12,13 +12,41 @@ import { createSvnPlugin } from '../plugins/svn/index.js';
  * counting every child process they start (their `onRun` option), so a poll
  * cycle's remote queries are counted without a PATH shim.
  */
-export interface BenchSource { vcs: 'git' | 'svn'; url: string; ref?: string; name?: string }
+export interface BenchSource {
+  vcs: 'git' | 'svn';
+  url: string;
+  ref?: string;
+  name?: string;
+}
 
-export function branchConfig(name: string, dir: string, sources: BenchSource[], intervalMs = 60_000): BranchConfig {
+export function branchConfig(
+  name: string,
+  dir: string,
+  sources: BenchSource[],
+  intervalMs = 60_000,
+): BranchConfig {
   return {
-    name, dir, customers: [], mailin: [], mailout: false, keep: 5, steps: [], create: [], notify: [], line: 1,
-    poll: { intervalMs, timeoutMs: 30_000, quietMs: 0 }, stepTimeoutMs: 60_000,
-    sources: sources.map((s, i) => ({ name: s.name ?? `s${i}`, vcs: s.vcs, url: s.url, ref: s.ref, path: `src/s${i}`, options: {}, line: 1 })),
+    name,
+    dir,
+    customers: [],
+    mailin: [],
+    mailout: false,
+    keep: 5,
+    steps: [],
+    create: [],
+    notify: [],
+    line: 1,
+    poll: { intervalMs, timeoutMs: 30_000, quietMs: 0 },
+    stepTimeoutMs: 60_000,
+    sources: sources.map((s, i) => ({
+      name: s.name ?? `s${i}`,
+      vcs: s.vcs,
+      url: s.url,
+      ref: s.ref,
+      path: `src/s${i}`,
+      options: {},
+      line: 1,
+    })),
   };
 }
 
@@ -30,15 +58,30 @@ export interface CountingPoller {
   plugins: Record<string, VcsPlugin>;
 }
 
-export async function countingPoller(branches: BranchConfig[], stateDir: string): Promise<CountingPoller> {
+export async function countingPoller(
+  branches: BranchConfig[],
+  stateDir: string,
+): Promise<CountingPoller> {
   const children: string[][] = [];
-  const ctx: PluginContext = { log: createLogger({ level: 'error' }), stateDir, redact: (t) => redactor.redact(t) };
-  const onRun = (argv: readonly string[]) => { children.push([...argv]); };
-  const plugins: Record<string, VcsPlugin> = { git: createGitPlugin(ctx, { onRun }), svn: createSvnPlugin(ctx, { onRun }) };
+  const ctx: PluginContext = {
+    log: createLogger({ level: 'error' }),
+    stateDir,
+    redact: (t) => redactor.redact(t),
+  };
+  const onRun = (argv: readonly string[]) => {
+    children.push([...argv]);
+  };
+  const plugins: Record<string, VcsPlugin> = {
+    git: createGitPlugin(ctx, { onRun }),
+    svn: createSvnPlugin(ctx, { onRun }),
+  };
   // Only `get` of the registry is used by the Poller.
-  const vcs = { get: async (name: string) => plugins[name]! } as unknown as VcsRegistry;
+  const vcs = { get: async (name: string) => plugins[name] } as unknown as VcsRegistry;
   const poller = new Poller({
-    vcs, log: ctx.log, tracks: {}, persist: () => undefined,
+    vcs,
+    log: ctx.log,
+    tracks: {},
+    persist: () => undefined,
     events: { changed: () => undefined, polled: () => undefined },
   });
   await poller.setBranches(branches, false);

@@ -10,7 +10,11 @@ import { sleep } from './proc.js';
  * JSON log says `build started` for that branch (its own timestamp). With the
  * hook, the push is followed at once by POST /api/poll.
  */
-export async function measureLatency(dir: string, branches: BenchBranch[], o: { mode: 'poll' | 'hook'; interval: string; samples: number }): Promise<number[]> {
+export async function measureLatency(
+  dir: string,
+  branches: BenchBranch[],
+  o: { mode: 'poll' | 'hook'; interval: string; samples: number },
+): Promise<number[]> {
   const port = await freePort();
   const token = 'bench-token';
   const file = writeConfig(dir, branches, { interval: o.interval, http: { port, token } });
@@ -21,16 +25,24 @@ export async function measureLatency(dir: string, branches: BenchBranch[], o: { 
     await sleep(500);
     for (let k = 0; k < o.samples; k++) {
       // A branch in another repository each time, committed at a random phase of the interval.
-      const branch = branches[(k * 7) % branches.length]!;
+      const branch = branches[(k * 7) % branches.length];
       const startedBefore = daemon.count(isBuildStarted(branch.name));
       const finishedBefore = daemon.count(isBuildFinished(branch.name));
       await sleep(Math.random() * 1000);
       branch.remote!.commit(branch.source.ref!);
       const pushed = Date.now();
       if (o.mode === 'hook') await postPoll(port, token);
-      const started = await daemon.waitFor(isBuildStarted(branch.name), { count: startedBefore + 1, timeoutMs: 60_000, what: `build of ${branch.name}` });
+      const started = await daemon.waitFor(isBuildStarted(branch.name), {
+        count: startedBefore + 1,
+        timeoutMs: 60_000,
+        what: `build of ${branch.name}`,
+      });
       latencies.push(Date.parse(String(started.at(-1)!.time)) - pushed);
-      await daemon.waitFor(isBuildFinished(branch.name), { count: finishedBefore + 1, timeoutMs: 60_000, what: `build of ${branch.name} to finish` });
+      await daemon.waitFor(isBuildFinished(branch.name), {
+        count: finishedBefore + 1,
+        timeoutMs: 60_000,
+        what: `build of ${branch.name} to finish`,
+      });
     }
   } finally {
     await stopDaemon(daemon);

@@ -4,7 +4,11 @@ import os from 'node:os';
 /** The machine and tool versions the figures were measured on. */
 export function machineLines(): string[] {
   const version = (file: string, args: string[]) => {
-    try { return execFileSync(file, args, { encoding: 'utf8' }).trim().split('\n')[0]; } catch { return 'not installed'; }
+    try {
+      return execFileSync(file, args, { encoding: 'utf8' }).trim().split('\n')[0];
+    } catch {
+      return 'not installed';
+    }
   };
   const cpus = os.cpus();
   return [

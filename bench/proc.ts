@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** CPU and memory of a process (and its long-lived helpers) from /proc (Linux), and small statistics. */
-const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
+const TICK_MS =
+  1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
 
 export interface Cpu {
   /** utime + stime of the process itself. */
@@ -15,10 +16,16 @@ export interface Cpu {
 export function processCpuOf(pid: number): Cpu {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   // f[0] is field 3 (state): utime is field 14 → f[11].
-  const [utime, stime, cutime, cstime] = [f[11]!, f[12]!, f[13]!, f[14]!];
-  return { selfMs: (utime + stime) * TICK_MS, withChildrenMs: (utime + stime + cutime + cstime) * TICK_MS };
+  const [utime, stime, cutime, cstime] = [f[11], f[12], f[13], f[14]];
+  return {
+    selfMs: (utime + stime) * TICK_MS,
+    withChildrenMs: (utime + stime + cutime + cstime) * TICK_MS,
+  };
 }
 
 /**
@@ -29,13 +36,25 @@ export function processCpuOf(pid: number): Cpu {
 export function helpersOf(pid: number): number[] {
   const pids: number[] = [];
   let tasks: string[] = [];
-  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return pids; }
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return pids;
+  }
   for (const task of tasks) {
     let children = '';
-    try { children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8'); } catch { continue; }
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
+    } catch {
+      continue;
+    }
     for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
       let cmdline = '';
-      try { cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8'); } catch { continue; }
+      try {
+        cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
       if (cmdline.includes('spawner.pl')) pids.push(child);
     }
   }
@@ -50,7 +69,9 @@ export function cpuOf(pid: number): Cpu {
       const h = processCpuOf(helper);
       total.selfMs += h.selfMs;
       total.withChildrenMs += h.withChildrenMs;
-    } catch { /* it exited between the listing and the read */ }
+    } catch {
+      /* it exited between the listing and the read */
+    }
   }
   return total;
 }
@@ -62,7 +83,9 @@ export function rssOf(pid: number): number {
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
       kb += m ? Number(m[1]) : 0;
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return kb > 0 ? kb / 1024 : NaN;
 }
@@ -70,7 +93,7 @@ export function rssOf(pid: number): number {
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 export async function timed(fn: () => unknown): Promise<number> {

@@ -26,9 +26,16 @@ export interface RestFigures {
   buildsStarted: number;
 }
 
-export async function measureAtRest(dir: string, branches: BenchBranch[], o: { intervalMs: number; settleMs: number; windowMs: number; env?: NodeJS.ProcessEnv }): Promise<RestFigures> {
+export async function measureAtRest(
+  dir: string,
+  branches: BenchBranch[],
+  o: { intervalMs: number; settleMs: number; windowMs: number; env?: NodeJS.ProcessEnv },
+): Promise<RestFigures> {
   const port = await freePort();
-  const file = writeConfig(dir, branches, { interval: `${o.intervalMs}ms`, http: { port, token: 'bench-token' } });
+  const file = writeConfig(dir, branches, {
+    interval: `${o.intervalMs}ms`,
+    http: { port, token: 'bench-token' },
+  });
   await writeBuiltState(path.dirname(file), branches);
   const daemon = await startDaemon(file, o.env);
   try {
@@ -39,13 +46,24 @@ export async function measureAtRest(dir: string, branches: BenchBranch[], o: { i
     const own0 = processCpuOf(pid);
     const rss = [rssOf(pid)];
     const seconds = Math.round(o.windowMs / 1000);
-    for (let s = 0; s < seconds; s++) { await sleep(1000); rss.push(rssOf(pid)); }
+    for (let s = 0; s < seconds; s++) {
+      await sleep(1000);
+      rss.push(rssOf(pid));
+    }
     const cpu1 = cpuOf(pid);
     const own1 = processCpuOf(pid);
     const q1 = await remoteQueries(port);
     return {
-      branches: branches.length, windowMs: seconds * 1000, intervalMs: o.intervalMs, queries: q1 - q0, cycles: (seconds * 1000) / o.intervalMs,
-      selfMs: cpu1.selfMs - cpu0.selfMs, daemonMs: own1.selfMs - own0.selfMs, withChildrenMs: cpu1.withChildrenMs - cpu0.withChildrenMs, rss, buildsStarted: daemon.count(isBuildStarted()),
+      branches: branches.length,
+      windowMs: seconds * 1000,
+      intervalMs: o.intervalMs,
+      queries: q1 - q0,
+      cycles: (seconds * 1000) / o.intervalMs,
+      selfMs: cpu1.selfMs - cpu0.selfMs,
+      daemonMs: own1.selfMs - own0.selfMs,
+      withChildrenMs: cpu1.withChildrenMs - cpu0.withChildrenMs,
+      rss,
+      buildsStarted: daemon.count(isBuildStarted()),
     };
   } finally {
     await stopDaemon(daemon);

@@ -19,10 +19,15 @@ export function makeShim(dir: string): Shim {
   const log = path.join(dir, 'calls.log');
   writeFileSync(log, '');
   for (const tool of ['git', 'svn']) {
-    const real = execFileSync('sh', ['-c', 'command -v "$1"', 'sh', tool], { encoding: 'utf8' }).trim();
+    const real = execFileSync('sh', ['-c', 'command -v "$1"', 'sh', tool], {
+      encoding: 'utf8',
+    }).trim();
     const file = path.join(dir, tool);
     // The log path comes from the environment, never from the script text.
-    writeFileSync(file, `#!/bin/sh\nprintf '%s\\n' "${tool} $*" >> "$BENCH_SHIM_LOG"\nexec '${real.replace(/'/g, `'\\''`)}' "$@"\n`);
+    writeFileSync(
+      file,
+      `#!/bin/sh\nprintf '%s\\n' "${tool} $*" >> "$BENCH_SHIM_LOG"\nexec '${real.replace(/'/g, `'\\''`)}' "$@"\n`,
+    );
     chmodSync(file, 0o755);
   }
   return {

@@ -28,7 +28,9 @@ export async function measureSsh(dir: string, polls: number): Promise<SshFigures
     remote.commit('main');
     const PATH = `${sshd.clientBin}:${process.env.PATH}`;
     const shared = createGitPlugin(pluginContext(state), { env: { PATH } });
-    const login = createGitPlugin(pluginContext(path.join(dir, 'state-login')), { env: { PATH, GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' } });
+    const login = createGitPlugin(pluginContext(path.join(dir, 'state-login')), {
+      env: { PATH, GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' },
+    });
     const source = [{ name: 'app', url: `ssh://${sshd.host}${remote.bare}`, ref: 'main' }];
     const timed = async (plugin: typeof shared) => {
       const t0 = performance.now();
@@ -41,7 +43,8 @@ export async function measureSsh(dir: string, polls: number): Promise<SshFigures
     const trueMs: number[] = [];
     const muxedTrue = () => {
       const t0 = performance.now();
-      if (!sshd.viaShared(state, ['true'])) throw new Error('bench: `ssh host true` over the shared connection failed');
+      if (!sshd.viaShared(state, ['true']))
+        throw new Error('bench: `ssh host true` over the shared connection failed');
       return performance.now() - t0;
     };
     let sharedLogins = sshd.logins();

@@ -11,10 +11,21 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 function distIsFresh() {
   if (process.env.STAGEPOST_FROM_SOURCE) return false;
   let stamp;
-  try { stamp = statSync(path.join(root, 'dist', '.stamp')).mtimeMs; } catch { return false; }
+  try {
+    stamp = statSync(path.join(root, 'dist', '.stamp')).mtimeMs;
+  } catch {
+    return false;
+  }
   for (const top of ['src', 'plugins']) {
-    for (const entry of readdirSync(path.join(root, top), { recursive: true, withFileTypes: true })) {
-      if (entry.isFile() && statSync(path.join(entry.parentPath ?? entry.path, entry.name)).mtimeMs > stamp) return false;
+    for (const entry of readdirSync(path.join(root, top), {
+      recursive: true,
+      withFileTypes: true,
+    })) {
+      if (
+        entry.isFile() &&
+        statSync(path.join(entry.parentPath ?? entry.path, entry.name)).mtimeMs > stamp
+      )
+        return false;
     }
   }
   return true;

@@ -11,10 +11,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 rmSync(dist, { recursive: true, force: true });
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], {
+  stdio: 'inherit',
+});
 if (result.status !== 0) {
   rmSync(dist, { recursive: true, force: true });
-  console.error('stagepost: compiling failed; bin/stagepost.js will run the TypeScript sources through tsx');
+  console.error(
+    'stagepost: compiling failed; bin/stagepost.js will run the TypeScript sources through tsx',
+  );
   process.exit(0);
 }
 // Files the code reads at run time (dashboard page, demo app).

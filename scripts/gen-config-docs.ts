@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { configJsonSchemaText, configMarkdown } from '../src/config/docs.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-for (const [file, text] of [['docs/config.md', configMarkdown()], ['config/ci.schema.json', configJsonSchemaText()]] as const) {
+for (const [file, text] of [
+  ['docs/config.md', configMarkdown()],
+  ['config/ci.schema.json', configJsonSchemaText()],
+] as const) {
   writeFileSync(path.join(root, file), text);
   console.log(`wrote ${file}`);
 }

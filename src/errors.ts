@@ -3,24 +3,28 @@
  * the CLI key on it); `message` says what happened, where, and what to do.
  */
 export type ErrorCode =
-  | 'ECONFIG'        // ci.yaml is invalid (exit 2)
+  | 'ECONFIG' // ci.yaml is invalid (exit 2)
   | 'ECONFIGMISSING' // ci.yaml not found (exit 2)
-  | 'EUSAGE'         // bad command line (exit 2)
-  | 'ENOBRANCH'      // branch not in ci.yaml
-  | 'EREMOTE'        // a remote query failed
-  | 'ECHECKOUT'      // bringing a checkout to a revision failed
-  | 'EBUILD'         // a build failed
-  | 'ELOCKED'        // another process holds the lock
-  | 'ESTATE'         // state_dir unreadable or unwritable
-  | 'EPLUGIN'        // a plugin failed to load or has the wrong shape
-  | 'ENOTIFY'        // a notifier failed
-  | 'EEXISTS'        // something exists that must not
-  | 'ENOTFOUND';     // something asked for does not exist
+  | 'EUSAGE' // bad command line (exit 2)
+  | 'ENOBRANCH' // branch not in ci.yaml
+  | 'EREMOTE' // a remote query failed
+  | 'ECHECKOUT' // bringing a checkout to a revision failed
+  | 'EBUILD' // a build failed
+  | 'ELOCKED' // another process holds the lock
+  | 'ESTATE' // state_dir unreadable or unwritable
+  | 'EPLUGIN' // a plugin failed to load or has the wrong shape
+  | 'ENOTIFY' // a notifier failed
+  | 'EEXISTS' // something exists that must not
+  | 'ENOTFOUND'; // something asked for does not exist
 
 export class StagepostError extends Error {
   readonly code: ErrorCode;
   readonly details?: Record<string, unknown>;
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StagepostError';
     this.code = code;
@@ -30,7 +34,11 @@ export class StagepostError extends Error {
 
 /** Exit status of SPEC: 2 bad config or usage, 1 anything else that failed. */
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof StagepostError && (err.code === 'ECONFIG' || err.code === 'ECONFIGMISSING' || err.code === 'EUSAGE')) return 2;
+  if (
+    err instanceof StagepostError &&
+    (err.code === 'ECONFIG' || err.code === 'ECONFIGMISSING' || err.code === 'EUSAGE')
+  )
+    return 2;
   return 1;
 }
 

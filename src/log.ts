@@ -28,7 +28,9 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}, bound: Meta = {}): Logger {
   const envLevel = process.env.STAGEPOST_LOG_LEVEL as Level | undefined;
   const level = options.level ?? (envLevel && envLevel in ORDER ? envLevel : 'info');
-  const format = options.format ?? (process.env.STAGEPOST_LOG_FORMAT === 'json' || !process.stderr.isTTY ? 'json' : 'pretty');
+  const format =
+    options.format ??
+    (process.env.STAGEPOST_LOG_FORMAT === 'json' || !process.stderr.isTTY ? 'json' : 'pretty');
   const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
   const now = options.now ?? (() => new Date());
 
@@ -39,10 +41,15 @@ export function createLogger(options: LoggerOptions = {}, bound: Meta = {}): Log
       write(JSON.stringify({ time: now().toISOString(), level: lvl, msg, ...fields }));
     } else {
       const time = now().toISOString().slice(11, 19);
-      const where = fields.branch ? `[${fields.branch}${fields.build ? `#${fields.build}` : ''}] ` : '';
+      const where = fields.branch
+        ? `[${fields.branch}${fields.build ? `#${fields.build}` : ''}] `
+        : '';
       const rest = Object.entries(fields)
         .filter(([k]) => k !== 'branch' && k !== 'build')
-        .map(([k, v]) => `${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`)
+        .map(
+          ([k, v]) =>
+            `${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`,
+        )
         .join(' ');
       write(`${time} ${lvl.toUpperCase().padEnd(5)} ${where}${msg}${rest ? '  ' + rest : ''}`);
     }
@@ -69,6 +76,10 @@ function normalize(meta: Meta): Meta {
 /** A logger that keeps its lines, for tests. */
 export function memoryLogger(): Logger & { lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(JSON.parse(l)) });
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    write: (l) => lines.push(JSON.parse(l)),
+  });
   return Object.assign(logger, { lines });
 }

@@ -28,7 +28,11 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   // prom-client samples event-loop delay every 10 ms by default: 100 wake-ups a
   // second, most of an idle daemon's CPU (bench/: 5-8 ms/s → 1 ms/s at 500 ms).
-  collectDefaultMetrics({ register: registry, prefix: 'stagepost_', eventLoopMonitoringPrecision: 500 });
+  collectDefaultMetrics({
+    register: registry,
+    prefix: 'stagepost_',
+    eventLoopMonitoringPrecision: 500,
+  });
   const registers = [registry];
   // Every remote answer counts a poll for each of its branches (100 per query
   // with 1,000 branches on 10 repositories); prom-client's inc() hashes and
@@ -61,9 +65,30 @@ export function createMetrics(): Metrics {
       // Lists replaced by reloads would pile up between scrapes.
       if (pending.size > 1000) spread();
     },
-    pollsTotal: new Counter({ name: 'stagepost_polls_total', help: 'Polls of a branch (one per branch per poll round).', labelNames: ['branch'], registers, collect() { publish(this, polls); } }),
-    pollErrorsTotal: new Counter({ name: 'stagepost_poll_errors_total', help: 'Polls of a branch that failed.', labelNames: ['branch'], registers, collect() { publish(this, pollErrors); } }),
-    remoteQueriesTotal: new Counter({ name: 'stagepost_remote_queries_total', help: 'Queries sent to remote repositories (ls-remote, svn info).', labelNames: ['vcs'], registers }),
+    pollsTotal: new Counter({
+      name: 'stagepost_polls_total',
+      help: 'Polls of a branch (one per branch per poll round).',
+      labelNames: ['branch'],
+      registers,
+      collect() {
+        publish(this, polls);
+      },
+    }),
+    pollErrorsTotal: new Counter({
+      name: 'stagepost_poll_errors_total',
+      help: 'Polls of a branch that failed.',
+      labelNames: ['branch'],
+      registers,
+      collect() {
+        publish(this, pollErrors);
+      },
+    }),
+    remoteQueriesTotal: new Counter({
+      name: 'stagepost_remote_queries_total',
+      help: 'Queries sent to remote repositories (ls-remote, svn info).',
+      labelNames: ['vcs'],
+      registers,
+    }),
     pollDurationSeconds: new Histogram({
       name: 'stagepost_poll_duration_seconds',
       help: 'Duration of one remote query.',
@@ -71,7 +96,12 @@ export function createMetrics(): Metrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
-    buildsTotal: new Counter({ name: 'stagepost_builds_total', help: 'Finished builds by result.', labelNames: ['branch', 'result'], registers }),
+    buildsTotal: new Counter({
+      name: 'stagepost_builds_total',
+      help: 'Finished builds by result.',
+      labelNames: ['branch', 'result'],
+      registers,
+    }),
     buildDurationSeconds: new Histogram({
       name: 'stagepost_build_duration_seconds',
       help: 'Duration of finished builds.',
@@ -79,8 +109,21 @@ export function createMetrics(): Metrics {
       buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 2700],
       registers,
     }),
-    queueLength: new Gauge({ name: 'stagepost_queue_length', help: 'Builds and jobs waiting in the queue.', registers }),
-    outboxSize: new Gauge({ name: 'stagepost_outbox_size', help: 'Notifications waiting to be delivered.', registers }),
-    buildRunning: new Gauge({ name: 'stagepost_build_running', help: '1 while a build of the branch runs.', labelNames: ['branch'], registers }),
+    queueLength: new Gauge({
+      name: 'stagepost_queue_length',
+      help: 'Builds and jobs waiting in the queue.',
+      registers,
+    }),
+    outboxSize: new Gauge({
+      name: 'stagepost_outbox_size',
+      help: 'Notifications waiting to be delivered.',
+      registers,
+    }),
+    buildRunning: new Gauge({
+      name: 'stagepost_build_running',
+      help: '1 while a build of the branch runs.',
+      labelNames: ['branch'],
+      registers,
+    }),
   };
 }

@@ -87,21 +87,28 @@ export interface VcsPlugin {
    * Commits after `from` up to and including `to`, newest first, bounded by `limit`.
    * `from` null (first build) or unreachable (force-push): a sensible short list.
    */
-  commitsBetween(source: SourceSpec, from: string | null, to: string, options: CheckoutOptions & { limit: number }): Promise<Commit[]>;
+  commitsBetween(
+    source: SourceSpec,
+    from: string | null,
+    to: string,
+    options: CheckoutOptions & { limit: number },
+  ): Promise<Commit[]>;
 }
 
 // ---------------------------------------------------------------- notifiers
 
 export type EventName =
-  | 'started'
-  | 'success'
-  | 'failure'
-  | 'fixed'
-  | 'still-failing'
-  | 'job-failure'
-  | 'config-error';
+  'started' | 'success' | 'failure' | 'fixed' | 'still-failing' | 'job-failure' | 'config-error';
 
-export const EVENT_NAMES: readonly EventName[] = ['started', 'success', 'failure', 'fixed', 'still-failing', 'job-failure', 'config-error'];
+export const EVENT_NAMES: readonly EventName[] = [
+  'started',
+  'success',
+  'failure',
+  'fixed',
+  'still-failing',
+  'job-failure',
+  'config-error',
+];
 
 export type BuildResult = 'success' | 'failure' | 'timeout' | 'interrupted';
 
@@ -193,7 +200,9 @@ export interface NotifierPlugin {
    * `use` and `on`). Return problems as `{ path, message }`; the core adds the
    * file and line.
    */
-  validate?(options: Record<string, unknown>): Array<{ path: Array<string | number>; message: string }>;
+  validate?(
+    options: Record<string, unknown>,
+  ): Array<{ path: Array<string | number>; message: string }>;
   create(options: Record<string, unknown>, ctx: NotifierContext): Notifier | Promise<Notifier>;
 }
 

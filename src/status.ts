@@ -47,7 +47,12 @@ export interface BranchStatus {
   name: string;
   state: BranchState;
   sources: SourceStatus[];
-  lastBuild: { id: number; result: BuildResult | null; startedAt: string; durationMs: number | null } | null;
+  lastBuild: {
+    id: number;
+    result: BuildResult | null;
+    startedAt: string;
+    durationMs: number | null;
+  } | null;
   lastPoll: { at: string; error: string | null } | null;
   current: CurrentBuild | null;
   customers: Array<{ name: string; url: string | null; mailin: boolean }>;

@@ -11,7 +11,9 @@ test('git helper makes commits on a bare remote', () => {
     const b = r.commit('feature');
     expect(r.head('main')).toBe(a);
     expect(r.head('feature')).toBe(b);
-  } finally { t.cleanup(); }
+  } finally {
+    t.cleanup();
+  }
 });
 
 describeIf(hasTool('svnadmin'))('svn helper', () => {
@@ -22,6 +24,8 @@ describeIf(hasTool('svnadmin'))('svn helper', () => {
       const r1 = r.commit('trunk', 'one', { author: 'chris' });
       const r2 = r.copy('trunk', 'branches/b1');
       expect(Number(r2)).toBeGreaterThan(Number(r1));
-    } finally { t.cleanup(); }
+    } finally {
+      t.cleanup();
+    }
   });
 });

@@ -9,7 +9,8 @@ export interface Mailbox {
   address: string;
 }
 
-const ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const ADDRESS =
+  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 const NAMED = /^\s*"?([^"<>\r\n]*?)"?\s*<([^<>\s]+)>\s*$/;
 /** More committers than this in one build is a merge of history, not an audience. */
 export const MAX_COMMITTERS = 20;
@@ -24,8 +25,8 @@ export function parseMailbox(text: unknown): Mailbox | null {
   const trimmed = text.trim();
   if (isAddress(trimmed)) return { address: trimmed };
   const m = NAMED.exec(trimmed);
-  if (!m || !isAddress(m[2]!)) return null;
-  return m[1] ? { name: m[1], address: m[2]! } : { address: m[2]! };
+  if (!m || !isAddress(m[2])) return null;
+  return m[1] ? { name: m[1], address: m[2] } : { address: m[2] };
 }
 
 export function listOption(value: unknown): unknown[] {

@@ -1,4 +1,10 @@
-import { formatDuration, oneLine, type BuildNotification, type JobNotification, type Notification } from '../../src/plugin-api.js';
+import {
+  formatDuration,
+  oneLine,
+  type BuildNotification,
+  type JobNotification,
+  type Notification,
+} from '../../src/plugin-api.js';
 
 /**
  * The body of a notification mail, built once as sections and rendered twice:
@@ -20,12 +26,22 @@ const MAX_COMMITS = 50;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_LINE = 500;
 
-const RESULT_WORDS: Record<string, string> = { success: 'SUCCESS', failure: 'FAILED', timeout: 'TIMED OUT', interrupted: 'INTERRUPTED', skipped: 'skipped' };
+const RESULT_WORDS: Record<string, string> = {
+  success: 'SUCCESS',
+  failure: 'FAILED',
+  timeout: 'TIMED OUT',
+  interrupted: 'INTERRUPTED',
+  skipped: 'skipped',
+};
 
 export function bodySections(n: Notification): Section[] {
   if (n.type === 'config') {
     return [
-      { lines: [`The edit of ${oneLine(n.file, 300)} was rejected; the daemon keeps running with the last good config.`] },
+      {
+        lines: [
+          `The edit of ${oneLine(n.file, 300)} was rejected; the daemon keeps running with the last good config.`,
+        ],
+      },
       { heading: 'Problems', pre: boundedLines(n.message.split('\n'), 200) },
     ];
   }
@@ -35,25 +51,55 @@ export function bodySections(n: Notification): Section[] {
 
 function buildSections(n: BuildNotification): Section[] {
   const b = n.build;
-  const word = b.result ? RESULT_WORDS[b.result] ?? b.result : 'STARTED';
+  const word = b.result ? (RESULT_WORDS[b.result] ?? b.result) : 'STARTED';
   const where = b.failedStep ? ` at step ${b.failedStep}` : '';
-  const sections: Section[] = [{ lines: [oneLine(`${n.branch}: build #${b.id} ${word}${b.result && b.result !== 'success' ? where : ''}${b.durationMs !== undefined ? ` after ${formatDuration(b.durationMs)}` : ''}${b.forced ? ' (forced)' : ''}`, 500)] }];
-  if (n.customerUrls.length > 0) sections.push({ heading: 'Customer sites', lines: n.customerUrls.map((u) => oneLine(u, 500)) });
+  const sections: Section[] = [
+    {
+      lines: [
+        oneLine(
+          `${n.branch}: build #${b.id} ${word}${b.result && b.result !== 'success' ? where : ''}${b.durationMs !== undefined ? ` after ${formatDuration(b.durationMs)}` : ''}${b.forced ? ' (forced)' : ''}`,
+          500,
+        ),
+      ],
+    },
+  ];
+  if (n.customerUrls.length > 0)
+    sections.push({ heading: 'Customer sites', lines: n.customerUrls.map((u) => oneLine(u, 500)) });
   if (n.revisions.length > 0) {
     sections.push({
       heading: 'Revisions',
-      rows: n.revisions.map((r) => [r.source, r.short, r.previous === null ? '(first build)' : r.previous === r.revision ? '(unchanged)' : `(was ${r.previousShort ?? r.previous})`].map((c) => oneLine(c, 100))),
+      rows: n.revisions.map((r) =>
+        [
+          r.source,
+          r.short,
+          r.previous === null
+            ? '(first build)'
+            : r.previous === r.revision
+              ? '(unchanged)'
+              : `(was ${r.previousShort ?? r.previous})`,
+        ].map((c) => oneLine(c, 100)),
+      ),
     });
   }
   if (n.commits.length > 0) {
-    const rows = n.commits.slice(0, MAX_COMMITS).map((c) => [oneLine(c.id, 12), oneLine(c.author || '?', 80), oneLine(c.subject, 200)]);
-    if (n.commits.length > MAX_COMMITS) rows.push(['…', '', `and ${n.commits.length - MAX_COMMITS} more`]);
+    const rows = n.commits
+      .slice(0, MAX_COMMITS)
+      .map((c) => [oneLine(c.id, 12), oneLine(c.author || '?', 80), oneLine(c.subject, 200)]);
+    if (n.commits.length > MAX_COMMITS)
+      rows.push(['…', '', `and ${n.commits.length - MAX_COMMITS} more`]);
     sections.push({ heading: 'Commits since the last build', rows });
   }
   if (b.steps.length > 0) {
     sections.push({
       heading: 'Steps',
-      rows: b.steps.map((s) => [s.name, RESULT_WORDS[s.result] ?? s.result, s.result === 'skipped' ? '' : formatDuration(s.durationMs), s.reason ?? ''].map((c) => oneLine(c, 200))),
+      rows: b.steps.map((s) =>
+        [
+          s.name,
+          RESULT_WORDS[s.result] ?? s.result,
+          s.result === 'skipped' ? '' : formatDuration(s.durationMs),
+          s.reason ?? '',
+        ].map((c) => oneLine(c, 200)),
+      ),
     });
   }
   return [...sections, ...logSections(b.result !== 'success' ? b.logTail : [], b.logUrl)];
@@ -61,7 +107,14 @@ function buildSections(n: BuildNotification): Section[] {
 
 function jobSections(n: JobNotification): Section[] {
   return [
-    { lines: [oneLine(`Job ${n.job} on ${n.branch}: ${RESULT_WORDS[n.result] ?? n.result} after ${formatDuration(n.durationMs)} (started ${n.startedAt})`, 500)] },
+    {
+      lines: [
+        oneLine(
+          `Job ${n.job} on ${n.branch}: ${RESULT_WORDS[n.result] ?? n.result} after ${formatDuration(n.durationMs)} (started ${n.startedAt})`,
+          500,
+        ),
+      ],
+    },
     ...logSections(n.logTail, n.logUrl),
   ];
 }
@@ -69,7 +122,11 @@ function jobSections(n: JobNotification): Section[] {
 function logSections(logTail: string[], logUrl: string | undefined): Section[] {
   const out: Section[] = [];
   const tail = logTail.slice(-MAX_LOG_LINES);
-  if (tail.length > 0) out.push({ heading: `Last ${tail.length} lines of the log`, pre: boundedLines(tail, MAX_LOG_LINES) });
+  if (tail.length > 0)
+    out.push({
+      heading: `Last ${tail.length} lines of the log`,
+      pre: boundedLines(tail, MAX_LOG_LINES),
+    });
   if (logUrl) out.push({ link: { label: 'Full log', url: logUrl } });
   return out;
 }
@@ -89,8 +146,13 @@ export function renderText(sections: Section[]): string {
     const indent = s.heading ? '  ' : '';
     for (const l of s.lines ?? []) out.push(indent + l);
     if (s.rows) {
-      const widths = s.rows[0]!.map((_, i) => Math.max(...s.rows!.map((r) => (r[i] ?? '').length)));
-      for (const r of s.rows) out.push((indent + r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ')).trimEnd());
+      const widths = s.rows[0].map((_, i) => Math.max(...s.rows!.map((r) => (r[i] ?? '').length)));
+      for (const r of s.rows)
+        out.push(
+          (
+            indent + r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ')
+          ).trimEnd(),
+        );
     }
     for (const l of s.pre ?? []) out.push(`  | ${l}`);
     if (s.link) out.push(`${s.link.label}: ${s.link.url}`);
@@ -100,20 +162,36 @@ export function renderText(sections: Section[]): string {
 }
 
 export function renderHtml(sections: Section[], title: string): string {
-  const out: string[] = [`<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body style="font-family: sans-serif">`];
+  const out: string[] = [
+    `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body style="font-family: sans-serif">`,
+  ];
   for (const s of sections) {
     if (s.heading) out.push(`<h3>${escapeHtml(s.heading)}</h3>`);
-    if (s.lines) out.push(s.heading ? `<ul>${s.lines.map((l) => `<li>${linkOrText(l)}</li>`).join('')}</ul>` : s.lines.map((l) => `<p>${escapeHtml(l)}</p>`).join(''));
-    if (s.rows) out.push(`<table cellpadding="3">${s.rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</table>`);
-    if (s.pre) out.push(`<pre style="font-size: smaller">${s.pre.map(escapeHtml).join('\n')}</pre>`);
-    if (s.link) out.push(`<p><a href="${escapeHtml(safeHref(s.link.url))}">${escapeHtml(s.link.label)}</a></p>`);
+    if (s.lines)
+      out.push(
+        s.heading
+          ? `<ul>${s.lines.map((l) => `<li>${linkOrText(l)}</li>`).join('')}</ul>`
+          : s.lines.map((l) => `<p>${escapeHtml(l)}</p>`).join(''),
+      );
+    if (s.rows)
+      out.push(
+        `<table cellpadding="3">${s.rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</table>`,
+      );
+    if (s.pre)
+      out.push(`<pre style="font-size: smaller">${s.pre.map(escapeHtml).join('\n')}</pre>`);
+    if (s.link)
+      out.push(
+        `<p><a href="${escapeHtml(safeHref(s.link.url))}">${escapeHtml(s.link.label)}</a></p>`,
+      );
   }
   out.push('</body></html>');
   return out.join('\n');
 }
 
 function linkOrText(text: string): string {
-  return /^https?:\/\//i.test(text) ? `<a href="${escapeHtml(text)}">${escapeHtml(text)}</a>` : escapeHtml(text);
+  return /^https?:\/\//i.test(text)
+    ? `<a href="${escapeHtml(text)}">${escapeHtml(text)}</a>`
+    : escapeHtml(text);
 }
 
 function safeHref(url: string): string {
@@ -121,5 +199,8 @@ function safeHref(url: string): string {
 }
 
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
-  StagepostError, headlineEvent, notificationTitle, unknownOptionProblems,
-  type Notification, type NotifierContext, type NotifierPlugin, type OptionProblem,
+  StagepostError,
+  headlineEvent,
+  notificationTitle,
+  unknownOptionProblems,
+  type Notification,
+  type NotifierContext,
+  type NotifierPlugin,
+  type OptionProblem,
 } from '../../src/plugin-api.js';
 import { listOption, parseMailbox, recipients, type Mailbox } from './addresses.js';
 import { bodySections, renderHtml, renderText } from './body.js';
@@ -19,11 +25,26 @@ function validate(options: Record<string, unknown>, baseDir = process.cwd()): Op
   const problems = unknownOptionProblems(options, OPTIONS);
   const transport = parseTransport(options.transport, baseDir);
   if (typeof transport === 'string') problems.push({ path: ['transport'], message: transport });
-  if (!parseMailbox(options.from)) problems.push({ path: ['from'], message: 'give the sender address, e.g. "Staging <staging@example.com>"' });
+  if (!parseMailbox(options.from))
+    problems.push({
+      path: ['from'],
+      message: 'give the sender address, e.g. "Staging <staging@example.com>"',
+    });
   const to = listOption(options.to);
-  to.forEach((t, i) => { if (!parseMailbox(t)) problems.push({ path: Array.isArray(options.to) ? ['to', i] : ['to'], message: `${JSON.stringify(t)} is not a mail address` }); });
-  if (options.committers !== undefined && typeof options.committers !== 'boolean') problems.push({ path: ['committers'], message: 'give true or false' });
-  if (to.length === 0 && options.committers !== true) problems.push({ path: ['to'], message: 'give at least one address in `to` (or set committers: true)' });
+  to.forEach((t, i) => {
+    if (!parseMailbox(t))
+      problems.push({
+        path: Array.isArray(options.to) ? ['to', i] : ['to'],
+        message: `${JSON.stringify(t)} is not a mail address`,
+      });
+  });
+  if (options.committers !== undefined && typeof options.committers !== 'boolean')
+    problems.push({ path: ['committers'], message: 'give true or false' });
+  if (to.length === 0 && options.committers !== true)
+    problems.push({
+      path: ['to'],
+      message: 'give at least one address in `to` (or set committers: true)',
+    });
   return problems;
 }
 
@@ -34,16 +55,26 @@ const emailPlugin: NotifierPlugin = {
   create(options, ctx: NotifierContext) {
     const baseDir = ctx.configDir ?? process.cwd();
     const problems = validate(options, baseDir);
-    if (problems.length > 0) throw new StagepostError('EPLUGIN', `email: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`);
+    if (problems.length > 0)
+      throw new StagepostError(
+        'EPLUGIN',
+        `email: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`,
+      );
     const from = parseMailbox(options.from)!;
     const to = listOption(options.to).map((t) => parseMailbox(t)!);
     const committers = options.committers === true;
-    const spec = parseTransport(options.transport, baseDir) as Exclude<ReturnType<typeof parseTransport>, string>;
+    const spec = parseTransport(options.transport, baseDir) as Exclude<
+      ReturnType<typeof parseTransport>,
+      string
+    >;
     let sender: MailSender | null = null;
 
     return {
       prepare(n: Notification): PreparedMail | null {
-        const rcpt: Mailbox[] = recipients(to, committers && n.type === 'build' ? n.commits.map((c) => c.email) : []);
+        const rcpt: Mailbox[] = recipients(
+          to,
+          committers && n.type === 'build' ? n.commits.map((c) => c.email) : [],
+        );
         if (rcpt.length === 0) return null;
         const title = `[stagepost] ${notificationTitle(n)}`;
         const sections = bodySections(n);
@@ -55,7 +86,10 @@ const emailPlugin: NotifierPlugin = {
           subject: title,
           text: renderText(sections),
           html: renderHtml(sections, title),
-          headers: { 'Auto-Submitted': 'auto-generated', 'X-Stagepost-Event': headlineEvent(n.events) ?? '' },
+          headers: {
+            'Auto-Submitted': 'auto-generated',
+            'X-Stagepost-Event': headlineEvent(n.events) ?? '',
+          },
         };
       },
       async deliver(message) {
@@ -63,7 +97,11 @@ const emailPlugin: NotifierPlugin = {
         try {
           await sender.send(message as PreparedMail);
         } catch (err) {
-          throw new StagepostError('ENOTIFY', `email: sending failed: ${ctx.redact((err as Error).message)}`, { cause: err });
+          throw new StagepostError(
+            'ENOTIFY',
+            `email: sending failed: ${ctx.redact((err as Error).message)}`,
+            { cause: err },
+          );
         }
       },
       close() {

@@ -23,12 +23,19 @@ export function splitPassword(url: string): GitRemoteUrl {
   if (!m) return { url };
   const [, scheme, user, password, rest] = m as unknown as [string, string, string, string, string];
   let decoded = password;
-  try { decoded = decodeURIComponent(password); } catch { /* keep as written */ }
+  try {
+    decoded = decodeURIComponent(password);
+  } catch {
+    /* keep as written */
+  }
   return { url: `${scheme}${user ? `${user}@` : ''}${rest}`, password: decoded };
 }
 
 /** Leading `-c` options and environment that give git the password, if any. */
 export function credentialArgs(remote: GitRemoteUrl): { args: string[]; env: NodeJS.ProcessEnv } {
   if (remote.password === undefined) return { args: [], env: {} };
-  return { args: ['-c', 'credential.helper=', '-c', `credential.helper=${HELPER}`], env: { [PASSWORD_VARIABLE]: remote.password } };
+  return {
+    args: ['-c', 'credential.helper=', '-c', `credential.helper=${HELPER}`],
+    env: { [PASSWORD_VARIABLE]: remote.password },
+  };
 }

@@ -1,6 +1,7 @@
 import { sharedSshWords } from '../../src/plugin-api.js';
 
-const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+const shellQuote = (s: string) =>
+  /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
  * The environment of every git child: never prompt (a prompt would hang a poll
@@ -8,7 +9,10 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
  * connection per host (sharedSshWords). A GIT_SSH_COMMAND or GIT_SSH the
  * operator set wins: they chose their ssh deliberately.
  */
-export function gitEnvironment(stateDir: string, base: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; sharedSsh: boolean } {
+export function gitEnvironment(
+  stateDir: string,
+  base: NodeJS.ProcessEnv,
+): { env: NodeJS.ProcessEnv; sharedSsh: boolean } {
   const env: NodeJS.ProcessEnv = { ...base, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', LANGUAGE: 'C' };
   if (env.GIT_SSH_COMMAND || env.GIT_SSH) return { env, sharedSsh: false };
   const ssh = sharedSshWords(stateDir);

@@ -1,13 +1,30 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run, runQuery, describeFailure, StagepostError,
-  type CheckoutOptions, type Commit, type PluginContext, type QueryOptions, type RemoteRevision, type RunResult, type SourceSpec, type VcsPlugin,
+  run,
+  runQuery,
+  describeFailure,
+  StagepostError,
+  type CheckoutOptions,
+  type Commit,
+  type PluginContext,
+  type QueryOptions,
+  type RemoteRevision,
+  type RunResult,
+  type SourceSpec,
+  type VcsPlugin,
 } from '../../src/plugin-api.js';
 import { credentialArgs, splitPassword, type GitRemoteUrl } from './credentials.js';
 import { gitEnvironment } from './env.js';
 import { LOG_FORMAT, parseLog } from './log.js';
-import { invalidRef, lsRemotePatterns, parseLsRemote, refCandidates, refLookups, resolveRef } from './refs.js';
+import {
+  invalidRef,
+  lsRemotePatterns,
+  parseLsRemote,
+  refCandidates,
+  refLookups,
+  resolveRef,
+} from './refs.js';
 import { localRepositoryPath, lsRefsRequest, parseLsRefs } from './upload-pack.js';
 
 /**
@@ -28,10 +45,21 @@ export interface GitPluginOptions {
 
 const HEX = /^[0-9a-f]{7,64}$/;
 
-interface RunGit { cwd?: string; remote?: GitRemoteUrl; timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void }
+interface RunGit {
+  cwd?: string;
+  remote?: GitRemoteUrl;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onOutput?: (chunk: string) => void;
+  onSpawn?: (pgid: number) => void;
+}
 
 /** A remote query's argv (credentials included), its environment (frozen: the query server reads it once) and stdin. */
-interface GitQuery { args: string[]; env: NodeJS.ProcessEnv; input?: string }
+interface GitQuery {
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  input?: string;
+}
 
 /** What one repository's poll needs that does not depend on the answer. */
 interface Prepared {
@@ -59,24 +87,41 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     options.onRun?.(['git', ...args]);
     const onOutput = o.onOutput;
     return run('git', args, {
-      cwd: o.cwd, env: { ...env, ...credentials.env }, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn, onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
+      cwd: o.cwd,
+      env: { ...env, ...credentials.env },
+      timeoutMs: o.timeoutMs,
+      signal: o.signal,
+      onSpawn: o.onSpawn,
+      onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
     });
   };
   const query = (q: GitQuery, o: QueryOptions): Promise<RunResult> => {
     options.onRun?.(['git', ...q.args]);
-    return runQuery('git', q.args, { env: q.env, input: q.input, timeoutMs: o.timeoutMs, signal: o.signal });
+    return runQuery('git', q.args, {
+      env: q.env,
+      input: q.input,
+      timeoutMs: o.timeoutMs,
+      signal: o.signal,
+    });
   };
   const ok = (r: RunResult) => r.exitCode === 0 && !r.timedOut && !r.aborted;
   // git's first "fatal:" says what went wrong; its last lines are often advice
   // ("Please make sure you have the correct access rights and the repository exists.").
   const why = (r: RunResult) => {
-    const lines = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    const lines = r.stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
     const line = lines.find((l) => /^(fatal|error):/.test(l)) ?? lines.pop();
     return ctx.redact(line && !r.timedOut ? `${describeFailure(r)}: ${line}` : describeFailure(r));
   };
   const shown = (url: string) => ctx.redact(url);
   const checkUrl = (url: string, code: 'EREMOTE' | 'ECHECKOUT') => {
-    if (!url || url.startsWith('-')) throw new StagepostError(code, `git: "${shown(url)}" is not a repository URL; fix the source's url in ci.yaml`);
+    if (!url || url.startsWith('-'))
+      throw new StagepostError(
+        code,
+        `git: "${shown(url)}" is not a repository URL; fix the source's url in ci.yaml`,
+      );
   };
 
   // The Poller passes the same array for a repository every cycle: what does
@@ -85,7 +130,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
   const prepare = (sources: SourceSpec[]): Prepared => {
     let p = prepared.get(sources);
     if (!p) {
-      const remote = splitPassword(sources[0]!.url);
+      const remote = splitPassword(sources[0].url);
       checkUrl(remote.url, 'EREMOTE');
       const invalid = sources.map((s) => invalidRef(s.ref));
       const valid = sources.filter((_, i) => invalid[i] === null).map((s) => s.ref!);
@@ -94,19 +139,36 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       const credentials = credentialArgs(remote);
       const queryEnv = Object.freeze({ ...env, ...credentials.env });
       p = {
-        remote, invalid, answers: [],
+        remote,
+        invalid,
+        answers: [],
         lookups: sources.map((s, i) => (invalid[i] === null ? refLookups(s.ref!) : null)),
-        lsRemote: valid.length > 0 ? { args: [...credentials.args, 'ls-remote', '--', remote.url, ...patterns], env: queryEnv } : null,
-        local: dir === null ? null : {
-          args: ['upload-pack', '--stateless-rpc', '--', dir], env: Object.freeze({ ...queryEnv, GIT_PROTOCOL: 'version=2' }), input: lsRefsRequest(patterns),
-        },
+        lsRemote:
+          valid.length > 0
+            ? {
+                args: [...credentials.args, 'ls-remote', '--', remote.url, ...patterns],
+                env: queryEnv,
+              }
+            : null,
+        local:
+          dir === null
+            ? null
+            : {
+                args: ['upload-pack', '--stateless-rpc', '--', dir],
+                env: Object.freeze({ ...queryEnv, GIT_PROTOCOL: 'version=2' }),
+                input: lsRefsRequest(patterns),
+              },
       };
       prepared.set(sources, p);
     }
     return p;
   };
   const queryFailed = (url: string, r: RunResult) =>
-    new StagepostError('EREMOTE', `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`, { details: { timedOut: r.timedOut } });
+    new StagepostError(
+      'EREMOTE',
+      `git ls-remote ${shown(url)} failed: ${why(r)} — check the URL, the network and this host's access (ssh key, credentials); the next poll retries`,
+      { details: { timedOut: r.timedOut } },
+    );
 
   const hasCommit = async (dir: string, revision: string, timeoutMs: number) =>
     ok(await git(['cat-file', '-e', `${revision}^{commit}`], { cwd: dir, timeoutMs }));
@@ -141,7 +203,10 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         if (p.local !== null) {
           // upload-pack failed where ls-remote did not (a bundle file, a sha256
           // repository, a git without protocol v2): ls-remote from now on.
-          ctx.log.info({ repository: shown(url) }, 'polling with git ls-remote: upload-pack did not answer for this local repository');
+          ctx.log.info(
+            { repository: shown(url) },
+            'polling with git ls-remote: upload-pack did not answer for this local repository',
+          );
           p.local = null;
         }
         // ls-remote's output cannot equal upload-pack's: tabs against length prefixes.
@@ -157,8 +222,16 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         const reason = invalid[i];
         if (reason) return before ?? Object.freeze({ missing: true, reason });
         const revision = resolveRef(p.lookups[i]!, table);
-        if (revision) return before !== undefined && 'revision' in before && before.revision === revision ? before : Object.freeze({ revision });
-        return before !== undefined && 'missing' in before ? before : Object.freeze({ missing: true, reason: `no branch or tag "${s.ref}" on ${shown(url)}` });
+        if (revision)
+          return before !== undefined && 'revision' in before && before.revision === revision
+            ? before
+            : Object.freeze({ revision });
+        return before !== undefined && 'missing' in before
+          ? before
+          : Object.freeze({
+              missing: true,
+              reason: `no branch or tag "${s.ref}" on ${shown(url)}`,
+            });
       });
       return p.answers;
     },
@@ -167,13 +240,22 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       const deadline = Date.now() + o.timeoutMs;
       const left = () => Math.max(1, deadline - Date.now());
       const fail = (what: string, r: RunResult): never => {
-        throw new StagepostError('ECHECKOUT', `git ${what} in ${o.dir} failed: ${why(r)}`, { details: { timedOut: r.timedOut } });
+        throw new StagepostError('ECHECKOUT', `git ${what} in ${o.dir} failed: ${why(r)}`, {
+          details: { timedOut: r.timedOut },
+        });
       };
       const step = async (what: string, args: string[]) => {
-        const r = await git(args, { cwd: o.dir, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+        const r = await git(args, {
+          cwd: o.dir,
+          timeoutMs: left(),
+          signal: o.signal,
+          onOutput: o.onOutput,
+          onSpawn: o.onSpawn,
+        });
         return ok(r) ? r : fail(what, r);
       };
-      if (!HEX.test(revision)) throw new StagepostError('ECHECKOUT', `git: "${revision}" is not a commit id`);
+      if (!HEX.test(revision))
+        throw new StagepostError('ECHECKOUT', `git: "${revision}" is not a commit id`);
       const remote = splitPassword(source.url);
       checkUrl(remote.url, 'ECHECKOUT');
       const badRef = invalidRef(source.ref);
@@ -184,43 +266,97 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         await step('init', ['init', '-q']);
         await step('remote add', ['remote', 'add', 'origin', remote.url]);
       } else {
-        const current = await git(['remote', 'get-url', 'origin'], { cwd: o.dir, timeoutMs: left() });
+        const current = await git(['remote', 'get-url', 'origin'], {
+          cwd: o.dir,
+          timeoutMs: left(),
+        });
         if (!ok(current)) await step('remote add', ['remote', 'add', 'origin', remote.url]);
         // A `switch` to another repository: fetch from the new one from now on.
-        else if (current.stdout.trim() !== remote.url) await step('remote set-url', ['remote', 'set-url', 'origin', remote.url]);
+        else if (current.stdout.trim() !== remote.url)
+          await step('remote set-url', ['remote', 'set-url', 'origin', remote.url]);
       }
 
       if (!(await hasCommit(o.dir, revision, left()))) {
         // Fetch the ref into a ref of our own, so its history stays (commitsBetween needs it).
         for (const full of refCandidates(source.ref!)) {
-          const r = await git(['fetch', '--no-tags', '--force', 'origin', `+${full}:refs/stagepost/${full}`],
-            { cwd: o.dir, remote, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+          const r = await git(
+            ['fetch', '--no-tags', '--force', 'origin', `+${full}:refs/stagepost/${full}`],
+            {
+              cwd: o.dir,
+              remote,
+              timeoutMs: left(),
+              signal: o.signal,
+              onOutput: o.onOutput,
+              onSpawn: o.onSpawn,
+            },
+          );
           if (ok(r)) break;
-          if (!/couldn't find remote ref/i.test(r.stderr)) fail(`fetch ${full} from ${shown(remote.url)}`, r);
+          if (!/couldn't find remote ref/i.test(r.stderr))
+            fail(`fetch ${full} from ${shown(remote.url)}`, r);
         }
         // The ref may have moved on or been force-pushed since the poll: ask for the commit itself.
         if (!(await hasCommit(o.dir, revision, left()))) {
-          const r = await git(['fetch', '--no-tags', 'origin', revision], { cwd: o.dir, remote, timeoutMs: left(), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn });
+          const r = await git(['fetch', '--no-tags', 'origin', revision], {
+            cwd: o.dir,
+            remote,
+            timeoutMs: left(),
+            signal: o.signal,
+            onOutput: o.onOutput,
+            onSpawn: o.onSpawn,
+          });
           if (!ok(r)) {
-            throw new StagepostError('ECHECKOUT', `git: commit ${revision} of "${source.ref}" is not on ${shown(remote.url)} any more (force-pushed?): ${why(r)}; the next poll picks up the new revision`);
+            throw new StagepostError(
+              'ECHECKOUT',
+              `git: commit ${revision} of "${source.ref}" is not on ${shown(remote.url)} any more (force-pushed?): ${why(r)}; the next poll picks up the new revision`,
+            );
           }
         }
       }
-      await step(`checkout ${revision}`, ['-c', 'advice.detachedHead=false', 'checkout', '--force', '--detach', revision]);
+      await step(`checkout ${revision}`, [
+        '-c',
+        'advice.detachedHead=false',
+        'checkout',
+        '--force',
+        '--detach',
+        revision,
+      ]);
     },
 
-    async commitsBetween(_source: SourceSpec, from: string | null, to: string, o: CheckoutOptions & { limit: number }): Promise<Commit[]> {
-      if (!HEX.test(to) || (from !== null && !HEX.test(from))) throw new StagepostError('ECHECKOUT', `git: not a commit id: ${HEX.test(to) ? from : to}`);
+    async commitsBetween(
+      _source: SourceSpec,
+      from: string | null,
+      to: string,
+      o: CheckoutOptions & { limit: number },
+    ): Promise<Commit[]> {
+      if (!HEX.test(to) || (from !== null && !HEX.test(from)))
+        throw new StagepostError('ECHECKOUT', `git: not a commit id: ${HEX.test(to) ? from : to}`);
       if (from === to) return [];
-      if (!existsSync(path.join(o.dir, '.git'))) throw new StagepostError('ECHECKOUT', `git: ${o.dir} is not a checkout; check it out before listing commits`);
+      if (!existsSync(path.join(o.dir, '.git')))
+        throw new StagepostError(
+          'ECHECKOUT',
+          `git: ${o.dir} is not a checkout; check it out before listing commits`,
+        );
       // `from..to` is right even after a force-push: it lists what `to` has beyond
       // the merge-base. Only a `from` we never had leaves nothing to compare with.
       const known = from !== null && (await hasCommit(o.dir, from, o.timeoutMs));
       const count = known ? o.limit : Math.min(o.limit, fallbackCommits);
       const range = known ? `${from}..${to}` : to;
-      const r = await git(['-c', 'log.showSignature=false', 'log', '-z', LOG_FORMAT, `--max-count=${count}`, '--end-of-options', range, '--'],
-        { cwd: o.dir, timeoutMs: o.timeoutMs, signal: o.signal });
-      if (!ok(r)) throw new StagepostError('ECHECKOUT', `git log ${range} in ${o.dir} failed: ${why(r)}`);
+      const r = await git(
+        [
+          '-c',
+          'log.showSignature=false',
+          'log',
+          '-z',
+          LOG_FORMAT,
+          `--max-count=${count}`,
+          '--end-of-options',
+          range,
+          '--',
+        ],
+        { cwd: o.dir, timeoutMs: o.timeoutMs, signal: o.signal },
+      );
+      if (!ok(r))
+        throw new StagepostError('ECHECKOUT', `git log ${range} in ${o.dir} failed: ${why(r)}`);
       return parseLog(r.stdout);
     },
   };

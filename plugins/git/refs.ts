@@ -15,7 +15,8 @@ export function invalidRef(ref: string | undefined): string | null {
   if (!ref) return 'no ref configured (set `ref:` to a branch, tag or full ref name)';
   if (ref.startsWith('-')) return `ref "${ref}" starts with "-"`;
   // eslint-disable-next-line no-control-regex
-  if (/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\//.test(ref)) return `"${ref}" is not a valid git ref name`;
+  if (/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\//.test(ref))
+    return `"${ref}" is not a valid git ref name`;
   return null;
 }
 

@@ -59,10 +59,17 @@ export function parseLsRefs(stdout: string): Map<string, string> | null {
     if (length !== line.length + 1 && length !== Buffer.byteLength(line) + 1) return null;
     const words = line.slice(4).split(' ');
     const [id, name] = words;
-    if (id === undefined || name === undefined || name === '' || !OID.test(id) || CONTROL.test(name)) return null;
+    if (
+      id === undefined ||
+      name === undefined ||
+      name === '' ||
+      !OID.test(id) ||
+      CONTROL.test(name)
+    )
+      return null;
     table.set(name, id);
     for (let i = 2; i < words.length; i++) {
-      const word = words[i]!;
+      const word = words[i];
       if (!word.startsWith('peeled:')) continue;
       const peeled = word.slice('peeled:'.length);
       if (!OID.test(peeled)) return null;

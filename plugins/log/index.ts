@@ -1,6 +1,11 @@
 import {
-  headlineEvent, notificationTitle, unknownOptionProblems,
-  type Notification, type NotifierContext, type NotifierPlugin, type OptionProblem,
+  headlineEvent,
+  notificationTitle,
+  unknownOptionProblems,
+  type Notification,
+  type NotifierContext,
+  type NotifierPlugin,
+  type OptionProblem,
 } from '../../src/plugin-api.js';
 
 /**
@@ -22,17 +27,26 @@ const logPlugin: NotifierPlugin = {
   name: 'log',
   validate(options) {
     const problems: OptionProblem[] = unknownOptionProblems(options, ['level']);
-    if (options.level !== undefined && !LEVELS.includes(options.level as Level)) problems.push({ path: ['level'], message: `level must be one of ${LEVELS.join(', ')}` });
+    if (options.level !== undefined && !LEVELS.includes(options.level as Level))
+      problems.push({ path: ['level'], message: `level must be one of ${LEVELS.join(', ')}` });
     return problems;
   },
   create(options, ctx: NotifierContext) {
     return {
       prepare(n: Notification): LogMessage {
         const event = headlineEvent(n.events);
-        const level = (options.level as Level | undefined) ?? (event && BAD_NEWS.has(event) ? 'warn' : 'info');
+        const level =
+          (options.level as Level | undefined) ?? (event && BAD_NEWS.has(event) ? 'warn' : 'info');
         const meta: Record<string, unknown> = { events: n.events };
-        if (n.type === 'build') Object.assign(meta, { branch: n.branch, build: n.build.id, result: n.build.result, logUrl: n.build.logUrl });
-        if (n.type === 'job') Object.assign(meta, { branch: n.branch, job: n.job, result: n.result, logUrl: n.logUrl });
+        if (n.type === 'build')
+          Object.assign(meta, {
+            branch: n.branch,
+            build: n.build.id,
+            result: n.build.result,
+            logUrl: n.build.logUrl,
+          });
+        if (n.type === 'job')
+          Object.assign(meta, { branch: n.branch, job: n.job, result: n.result, logUrl: n.logUrl });
         if (n.type === 'config') Object.assign(meta, { file: n.file, error: n.message });
         return { level, title: notificationTitle(n), meta };
       },

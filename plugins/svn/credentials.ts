@@ -13,7 +13,11 @@ export interface SvnTarget {
 const URL_PARTS = /^([a-z][a-z0-9+.-]*:\/\/)([^/]*)(.*)$/i;
 
 const decode = (s: string) => {
-  try { return decodeURIComponent(s); } catch { return s; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 };
 
 export function splitCredentials(url: string): SvnTarget {
@@ -30,13 +34,20 @@ export function splitCredentials(url: string): SvnTarget {
   // ssh authenticates svn+ssh (keys, agent): the user stays in the URL for ssh,
   // and svn has no way to hand ssh a password, so it is dropped.
   if (scheme.toLowerCase().startsWith('svn+')) return { url: `${scheme}${user}@${host}${rest}` };
-  return { url: `${scheme}${host}${rest}`, username: decode(user), password: decode(userinfo.slice(colon + 1)) };
+  return {
+    url: `${scheme}${host}${rest}`,
+    username: decode(user),
+    password: decode(userinfo.slice(colon + 1)),
+  };
 }
 
 /** svn's argv and stdin for a target's credentials. */
 export function authArgs(target: SvnTarget): { args: string[]; input?: string } {
   if (target.password === undefined) return { args: [] };
-  return { args: ['--username', target.username ?? '', '--password-from-stdin', '--no-auth-cache'], input: target.password };
+  return {
+    args: ['--username', target.username ?? '', '--password-from-stdin', '--no-auth-cache'],
+    input: target.password,
+  };
 }
 
 /** A form of a URL for comparing what svn prints with what was asked. */

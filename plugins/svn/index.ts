@@ -1,8 +1,18 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run, describeFailure, sharedSshWords, StagepostError,
-  type CheckoutOptions, type Commit, type PluginContext, type QueryOptions, type RemoteRevision, type RunResult, type SourceSpec, type VcsPlugin,
+  run,
+  describeFailure,
+  sharedSshWords,
+  StagepostError,
+  type CheckoutOptions,
+  type Commit,
+  type PluginContext,
+  type QueryOptions,
+  type RemoteRevision,
+  type RunResult,
+  type SourceSpec,
+  type VcsPlugin,
 } from '../../src/plugin-api.js';
 import { authArgs, sameUrlKey, splitCredentials, type SvnTarget } from './credentials.js';
 import { parseInfo, parseLog } from './xml.js';
@@ -32,7 +42,7 @@ const target = (p: string) => (p.includes('@') ? `${p}@` : p);
 /** The repository root by the standard layout, until svn tells the real one. */
 function guessRoot(url: string): string {
   const m = /^(.*?)\/(?:trunk(?:\/|$)|branches\/|tags\/)/.exec(url);
-  return (m ? m[1]! : url).replace(/\/+$/, '');
+  return (m ? m[1] : url).replace(/\/+$/, '');
 }
 
 /**
@@ -42,7 +52,10 @@ function guessRoot(url: string): string {
  */
 export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, LC_MESSAGES: 'C', LANGUAGE: 'C' };
-  if (env.LC_ALL) { env.LC_CTYPE = env.LC_ALL; delete env.LC_ALL; }
+  if (env.LC_ALL) {
+    env.LC_CTYPE = env.LC_ALL;
+    delete env.LC_ALL;
+  }
   // svn's built-in tunnel is `$SVN_SSH ssh -q --`: an SVN_SSH of the operator's wins.
   if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(stateDir);
   return env;
@@ -55,11 +68,19 @@ export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJ
  */
 function svnTunnel(stateDir: string): string {
   const { base, sharing } = sharedSshWords(stateDir);
-  const quoted = sharing.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`));
+  const quoted = sharing.map((w) =>
+    /^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`,
+  );
   return [...base, ...(quoted.every((w) => w !== null) ? quoted : []), '-q', '--'].join(' ');
 }
 
-interface RunSvn { timeoutMs: number; signal?: AbortSignal; onOutput?: (chunk: string) => void; onSpawn?: (pgid: number) => void; auth?: SvnTarget }
+interface RunSvn {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onOutput?: (chunk: string) => void;
+  onSpawn?: (pgid: number) => void;
+  auth?: SvnTarget;
+}
 
 export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = {}): VcsPlugin {
   const env = svnEnvironment(ctx.stateDir, { ...process.env, ...options.env });
@@ -73,21 +94,34 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
     options.onRun?.(['svn', ...argv]);
     const onOutput = o.onOutput;
     return run('svn', argv, {
-      env, timeoutMs: o.timeoutMs, signal: o.signal, onSpawn: o.onSpawn, input: auth.input,
+      env,
+      timeoutMs: o.timeoutMs,
+      signal: o.signal,
+      onSpawn: o.onSpawn,
+      input: auth.input,
       onOutput: onOutput && ((chunk) => onOutput(ctx.redact(chunk))),
     });
   };
   const ok = (r: RunResult) => r.exitCode === 0 && !r.timedOut && !r.aborted;
   const why = (r: RunResult) => {
-    const last = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('svn: E')).pop()
-      ?? r.stderr.trim().split('\n').pop()?.trim();
+    const last =
+      r.stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith('svn: E'))
+        .pop() ?? r.stderr.trim().split('\n').pop()?.trim();
     return ctx.redact(last && !r.timedOut ? `${describeFailure(r)}: ${last}` : describeFailure(r));
   };
   const checkUrl = (url: string, code: 'EREMOTE' | 'ECHECKOUT') => {
-    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new StagepostError(code, `svn: "${ctx.redact(url)}" is not a repository URL; fix the source's url in ci.yaml`);
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url))
+      throw new StagepostError(
+        code,
+        `svn: "${ctx.redact(url)}" is not a repository URL; fix the source's url in ci.yaml`,
+      );
   };
   const checkRevision = (revision: string) => {
-    if (!REVISION.test(revision)) throw new StagepostError('ECHECKOUT', `svn: "${revision}" is not a revision number`);
+    if (!REVISION.test(revision))
+      throw new StagepostError('ECHECKOUT', `svn: "${revision}" is not a revision number`);
   };
 
   return {
@@ -105,21 +139,38 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
       for (const s of sources) checkUrl(s.url, 'EREMOTE');
       const urls = [...new Set(targets.map((t) => t.url))];
       const auth = targets.find((t) => t.password !== undefined);
-      const r = await svn(['info', '--xml', '--', ...urls.map(target)], { timeoutMs: query.timeoutMs, signal: query.signal, auth });
-      const shown = ctx.redact(urls.length === 1 ? urls[0]! : `${guessRoot(urls[0]!)} (${urls.length} URLs)`);
+      const r = await svn(['info', '--xml', '--', ...urls.map(target)], {
+        timeoutMs: query.timeoutMs,
+        signal: query.signal,
+        auth,
+      });
+      const shown = ctx.redact(
+        urls.length === 1 ? urls[0] : `${guessRoot(urls[0])} (${urls.length} URLs)`,
+      );
       const fail = (why: string): never => {
-        throw new StagepostError('EREMOTE', `svn info ${shown} failed: ${why} — check the URL, the network and this host's access (credentials, ssh key); the next poll retries`, { details: { timedOut: r.timedOut } });
+        throw new StagepostError(
+          'EREMOTE',
+          `svn info ${shown} failed: ${why} — check the URL, the network and this host's access (credentials, ssh key); the next poll retries`,
+          { details: { timedOut: r.timedOut } },
+        );
       };
 
       const entries = parseInfo(r.stdout);
       const answered = new Map(entries.map((e) => [sameUrlKey(e.url), e]));
-      const codes = [...r.stderr.matchAll(/\bsvn: (?:warning: )?([EW]\d{6}):/g)].map((m) => m[1]!);
+      const codes = [...r.stderr.matchAll(/\bsvn: (?:warning: )?([EW]\d{6}):/g)].map((m) => m[1]);
       const notFound = new Set<string>();
       for (const line of r.stderr.split('\n')) {
         const quoted = /'([^']+)'/.exec(line);
-        if (NOT_FOUND.test(line) && quoted) notFound.add(sameUrlKey(quoted[1]!));
+        if (NOT_FOUND.test(line) && quoted) notFound.add(sameUrlKey(quoted[1]));
       }
-      if (r.timedOut || r.aborted || r.spawnError || codes.some((c) => !ALLOWED_ERRORS.has(c)) || (!ok(r) && entries.length === 0 && notFound.size === 0)) fail(why(r));
+      if (
+        r.timedOut ||
+        r.aborted ||
+        r.spawnError ||
+        codes.some((c) => !ALLOWED_ERRORS.has(c)) ||
+        (!ok(r) && entries.length === 0 && notFound.size === 0)
+      )
+        fail(why(r));
 
       const root = entries.find((e) => e.root)?.root;
       for (const e of entries) if (e.root) roots.set(sameUrlKey(e.url), e.root);
@@ -128,7 +179,8 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
         const entry = answered.get(key);
         if (entry && REVISION.test(entry.lastChanged)) return { revision: entry.lastChanged };
         if (root && key.startsWith(sameUrlKey(root))) roots.set(key, root);
-        if (notFound.has(key) || (!ok(r) && notFound.size > 0)) return { missing: true, reason: `${ctx.redact(t.url)} does not exist in the repository` };
+        if (notFound.has(key) || (!ok(r) && notFound.size > 0))
+          return { missing: true, reason: `${ctx.redact(t.url)} does not exist in the repository` };
         return fail(`no answer for ${ctx.redact(t.url)}`);
       });
     },
@@ -139,25 +191,68 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
       const remote = splitCredentials(source.url);
       const deadline = Date.now() + o.timeoutMs;
       const step = async (what: string, args: string[]) => {
-        const r = await svn(args, { timeoutMs: Math.max(1, deadline - Date.now()), signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn, auth: remote });
-        if (!ok(r)) throw new StagepostError('ECHECKOUT', `svn ${what} of ${ctx.redact(remote.url)} at r${revision} in ${o.dir} failed: ${why(r)}`, { details: { timedOut: r.timedOut } });
+        const r = await svn(args, {
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          signal: o.signal,
+          onOutput: o.onOutput,
+          onSpawn: o.onSpawn,
+          auth: remote,
+        });
+        if (!ok(r))
+          throw new StagepostError(
+            'ECHECKOUT',
+            `svn ${what} of ${ctx.redact(remote.url)} at r${revision} in ${o.dir} failed: ${why(r)}`,
+            { details: { timedOut: r.timedOut } },
+          );
         return r;
       };
       if (!existsSync(path.join(o.dir, '.svn'))) {
         mkdirSync(path.dirname(o.dir), { recursive: true });
-        await step('checkout', ['checkout', '-r', revision, '--', target(remote.url), target(o.dir)]);
+        await step('checkout', [
+          'checkout',
+          '-r',
+          revision,
+          '--',
+          target(remote.url),
+          target(o.dir),
+        ]);
         return;
       }
-      const info = parseInfo((await step('info', ['info', '--xml', '--', target(o.dir)])).stdout)[0];
+      const info = parseInfo(
+        (await step('info', ['info', '--xml', '--', target(o.dir)])).stdout,
+      )[0];
       // The repository's version wins over local edits: the site shows exactly `revision`.
       if (info && sameUrlKey(info.url) !== sameUrlKey(remote.url)) {
-        await step('switch', ['switch', '--ignore-ancestry', '--accept', 'theirs-full', '-r', revision, '--', target(remote.url), target(o.dir)]);
+        await step('switch', [
+          'switch',
+          '--ignore-ancestry',
+          '--accept',
+          'theirs-full',
+          '-r',
+          revision,
+          '--',
+          target(remote.url),
+          target(o.dir),
+        ]);
       } else {
-        await step('update', ['update', '--accept', 'theirs-full', '-r', revision, '--', target(o.dir)]);
+        await step('update', [
+          'update',
+          '--accept',
+          'theirs-full',
+          '-r',
+          revision,
+          '--',
+          target(o.dir),
+        ]);
       }
     },
 
-    async commitsBetween(source: SourceSpec, from: string | null, to: string, o: CheckoutOptions & { limit: number }): Promise<Commit[]> {
+    async commitsBetween(
+      source: SourceSpec,
+      from: string | null,
+      to: string,
+      o: CheckoutOptions & { limit: number },
+    ): Promise<Commit[]> {
       checkRevision(to);
       if (from !== null) checkRevision(from);
       if (from === to) return [];
@@ -168,8 +263,15 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
       const range = bounded ? `${to}:${Number(from) + 1}` : `${to}:1`;
       const limit = bounded ? o.limit : Math.min(o.limit, fallbackCommits);
       // Peg the URL at `to`, so a branch deleted since still has a history.
-      const r = await svn(['log', '--xml', '-r', range, '--limit', String(limit), '--', `${remote.url}@${to}`], { timeoutMs: o.timeoutMs, signal: o.signal, auth: remote });
-      if (!ok(r)) throw new StagepostError('ECHECKOUT', `svn log ${ctx.redact(remote.url)} -r ${range} failed: ${why(r)}`);
+      const r = await svn(
+        ['log', '--xml', '-r', range, '--limit', String(limit), '--', `${remote.url}@${to}`],
+        { timeoutMs: o.timeoutMs, signal: o.signal, auth: remote },
+      );
+      if (!ok(r))
+        throw new StagepostError(
+          'ECHECKOUT',
+          `svn log ${ctx.redact(remote.url)} -r ${range} failed: ${why(r)}`,
+        );
       return parseLog(r.stdout);
     },
   };

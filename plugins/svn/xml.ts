@@ -19,7 +19,12 @@ export interface InfoEntry {
 }
 
 type Node = Record<string, unknown>;
-const text = (v: unknown): string => (typeof v === 'string' ? v : v && typeof v === 'object' && '#text' in v ? String((v as Node)['#text']) : '');
+const text = (v: unknown): string =>
+  typeof v === 'string'
+    ? v
+    : v && typeof v === 'object' && '#text' in v
+      ? String((v as Node)['#text'])
+      : '';
 
 /** Entries of `svn info --xml`; an output cut short by an error gives what is complete. */
 export function parseInfo(xml: string): InfoEntry[] {
@@ -38,6 +43,6 @@ export function parseLog(xml: string): Commit[] {
     id: String(e.revision),
     author: text(e.author),
     date: text(e.date) || undefined,
-    subject: text(e.msg).trimStart().split(/\r?\n/)[0]!.trimEnd(),
+    subject: text(e.msg).trimStart().split(/\r?\n/)[0].trimEnd(),
   }));
 }

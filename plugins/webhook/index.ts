@@ -1,6 +1,13 @@
 import {
-  StagepostError, headlineEvent, notificationTitle, parseDuration, unknownOptionProblems,
-  type Notification, type NotifierContext, type NotifierPlugin, type OptionProblem,
+  StagepostError,
+  headlineEvent,
+  notificationTitle,
+  parseDuration,
+  unknownOptionProblems,
+  type Notification,
+  type NotifierContext,
+  type NotifierPlugin,
+  type OptionProblem,
 } from '../../src/plugin-api.js';
 
 /**
@@ -13,10 +20,17 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 
 function validate(options: Record<string, unknown>): OptionProblem[] {
   const problems = unknownOptionProblems(options, ['url', 'timeout', 'headers']);
-  if (typeof options.url !== 'string' || !/^https?:\/\/[^\s]+$/i.test(options.url)) problems.push({ path: ['url'], message: 'give the http(s) URL to POST to' });
-  if (options.timeout !== undefined && parseDuration(options.timeout) === undefined) problems.push({ path: ['timeout'], message: 'give a duration like 10s' });
+  if (typeof options.url !== 'string' || !/^https?:\/\/[^\s]+$/i.test(options.url))
+    problems.push({ path: ['url'], message: 'give the http(s) URL to POST to' });
+  if (options.timeout !== undefined && parseDuration(options.timeout) === undefined)
+    problems.push({ path: ['timeout'], message: 'give a duration like 10s' });
   const headers = options.headers;
-  if (headers !== undefined && (typeof headers !== 'object' || headers === null || Object.values(headers).some((v) => typeof v !== 'string'))) {
+  if (
+    headers !== undefined &&
+    (typeof headers !== 'object' ||
+      headers === null ||
+      Object.values(headers).some((v) => typeof v !== 'string'))
+  ) {
     problems.push({ path: ['headers'], message: 'give a map of header names to strings' });
   }
   return problems;
@@ -28,13 +42,21 @@ const webhookPlugin: NotifierPlugin = {
   validate,
   create(options, ctx: NotifierContext) {
     const problems = validate(options);
-    if (problems.length > 0) throw new StagepostError('EPLUGIN', `webhook: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`);
+    if (problems.length > 0)
+      throw new StagepostError(
+        'EPLUGIN',
+        `webhook: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`,
+      );
     const url = options.url as string;
     const timeoutMs = parseDuration(options.timeout) ?? DEFAULT_TIMEOUT_MS;
     const headers = (options.headers as Record<string, string> | undefined) ?? {};
     return {
       prepare(n: Notification) {
-        return { ...n, event: headlineEvent(n.events), text: `[stagepost] ${notificationTitle(n)}` };
+        return {
+          ...n,
+          event: headlineEvent(n.events),
+          text: `[stagepost] ${notificationTitle(n)}`,
+        };
       },
       async deliver(message) {
         let response: Response;
@@ -46,12 +68,20 @@ const webhookPlugin: NotifierPlugin = {
             signal: AbortSignal.timeout(timeoutMs),
           });
         } catch (err) {
-          const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-          throw new StagepostError('ENOTIFY', `webhook POST to ${ctx.redact(new URL(url).origin)} failed: ${ctx.redact(String(cause))}`);
+          const cause =
+            (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+          throw new StagepostError(
+            'ENOTIFY',
+            `webhook POST to ${ctx.redact(new URL(url).origin)} failed: ${ctx.redact(String(cause))}`,
+          );
         }
         // Drain the body so the connection is released.
         const body = (await response.text().catch(() => '')).slice(0, 200);
-        if (!response.ok) throw new StagepostError('ENOTIFY', `webhook POST to ${ctx.redact(new URL(url).origin)} answered ${response.status}: ${ctx.redact(body)}`);
+        if (!response.ok)
+          throw new StagepostError(
+            'ENOTIFY',
+            `webhook POST to ${ctx.redact(new URL(url).origin)} answered ${response.status}: ${ctx.redact(body)}`,
+          );
       },
     };
   },

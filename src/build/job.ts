@@ -28,15 +28,29 @@ export async function runJob(
     const logFile = ctx.store.logFile(branch.name, id);
     const writer = new LogWriter(logFile, ctx.echo);
     state.nextId = id + 1;
-    state.running = { id, kind, startedAt: startedAt.toISOString(), forced: false, revisions: { ...state.built }, pgids: [], pid: process.pid };
+    state.running = {
+      id,
+      kind,
+      startedAt: startedAt.toISOString(),
+      forced: false,
+      revisions: { ...state.built },
+      pgids: [],
+      pid: process.pid,
+    };
     await ctx.store.writeBranch(branch.name, state);
     const writes: Promise<void>[] = [];
     log.info({}, 'job started');
-    writer.line(`stagepost job ${job.name} for ${branch.name}#${id} started ${startedAt.toISOString()}`);
+    writer.line(
+      `stagepost job ${job.name} for ${branch.name}#${id} started ${startedAt.toISOString()}`,
+    );
 
     const previous: Record<string, string | null> = {};
     for (const s of branch.sources) previous[s.name] = state.built[s.name] ?? null;
-    const env = stepEnvironment(ctx.config, branch, { id, revisions: { ...state.built }, previous });
+    const env = stepEnvironment(ctx.config, branch, {
+      id,
+      revisions: { ...state.built },
+      previous,
+    });
     const outcome = await runSteps([{ name: job.name, run: job.run, timeoutMs: job.timeoutMs }], {
       cwd: branch.dir,
       env: { ...env, STAGEPOST_JOB: job.name },
@@ -48,7 +62,8 @@ export async function runJob(
         writes.push(write.catch(() => undefined));
         return write;
       },
-      onStep: (step) => ctx.progress?.(branch.name, { id, kind, step, startedAt: startedAt.toISOString() }),
+      onStep: (step) =>
+        ctx.progress?.(branch.name, { id, kind, step, startedAt: startedAt.toISOString() }),
     });
     await writer.close();
     await Promise.all(writes);
@@ -56,23 +71,55 @@ export async function runJob(
     const durationMs = Date.now() - startedAt.getTime();
 
     // A job that takes far longer than it used to is worth a warning (the 14-hour sync).
-    const earlier = state.builds.filter((b) => b.kind === kind && b.result === 'success' && b.durationMs).map((b) => b.durationMs!);
+    const earlier = state.builds
+      .filter((b) => b.kind === kind && b.result === 'success' && b.durationMs)
+      .map((b) => b.durationMs!);
     if (earlier.length >= 2) {
-      const typical = earlier.sort((a, b) => a - b)[Math.floor(earlier.length / 2)]!;
-      if (durationMs > typical * 3 && durationMs - typical > 60_000) log.warn({ durationMs, typicalMs: typical }, 'job took far longer than usual');
+      const typical = earlier.sort((a, b) => a - b)[Math.floor(earlier.length / 2)];
+      if (durationMs > typical * 3 && durationMs - typical > 60_000)
+        log.warn({ durationMs, typicalMs: typical }, 'job took far longer than usual');
     }
 
-    const record: BuildRecord = { id, kind, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, forced: false, failedStep: outcome.failedStep, steps: outcome.reports, revisions: { ...state.built } };
+    const record: BuildRecord = {
+      id,
+      kind,
+      result: outcome.result,
+      startedAt: startedAt.toISOString(),
+      durationMs,
+      forced: false,
+      failedStep: outcome.failedStep,
+      steps: outcome.reports,
+      revisions: { ...state.built },
+    };
     state.builds.unshift(record);
     state.builds = state.builds.slice(0, branch.keep);
     state.running = null;
     let pending: PendingNotification | undefined;
     if (outcome.result === 'failure' || outcome.result === 'timeout') {
-      const logUrl = ctx.httpUrl ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log` : undefined;
-      pending = { notification: { type: 'job', job: job.name, branch: branch.name, result: outcome.result, startedAt: startedAt.toISOString(), durationMs, logTail: tailLines(logFile, 100), logUrl }, events: ['job-failure'] };
+      const logUrl = ctx.httpUrl
+        ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log`
+        : undefined;
+      pending = {
+        notification: {
+          type: 'job',
+          job: job.name,
+          branch: branch.name,
+          result: outcome.result,
+          startedAt: startedAt.toISOString(),
+          durationMs,
+          logTail: tailLines(logFile, 100),
+          logUrl,
+        },
+        events: ['job-failure'],
+      };
     }
-    await recordWithNotification(ctx.store, branch.name, state, pending, (p) => ctx.notifyJob(p.notification as Omit<JobNotification, 'events'>));
-    await ctx.store.pruneLogs(branch.name, state.builds.map((b) => b.id));
+    await recordWithNotification(ctx.store, branch.name, state, pending, (p) =>
+      ctx.notifyJob(p.notification as Omit<JobNotification, 'events'>),
+    );
+    await ctx.store.pruneLogs(
+      branch.name,
+      state.builds.map((b) => b.id),
+    );
     log.info({ result: outcome.result, durationMs }, 'job finished');
     return record;
   } finally {

@@ -12,11 +12,16 @@ export class LogWriter {
   private partial = '';
   private readonly done: Promise<void>;
 
-  constructor(readonly file: string, private readonly echo?: (text: string) => void) {
+  constructor(
+    readonly file: string,
+    private readonly echo?: (text: string) => void,
+  ) {
     mkdirSync(path.dirname(file), { recursive: true });
     this.stream = createWriteStream(file, { flags: 'a', mode: 0o640 });
     this.done = new Promise((resolve) => this.stream.on('close', () => resolve()));
-    this.stream.on('error', () => { /* a full disk must not kill the build loop; the result still gets recorded */ });
+    this.stream.on('error', () => {
+      /* a full disk must not kill the build loop; the result still gets recorded */
+    });
   }
 
   /** Raw output of a child: redacted and written line by line. */
@@ -25,7 +30,10 @@ export class LogWriter {
     const cut = text.lastIndexOf('\n');
     if (cut < 0) {
       // Bound a runaway line without a newline.
-      if (text.length > 64 * 1024) { this.emit(text + '\n'); this.partial = ''; } else this.partial = text;
+      if (text.length > 64 * 1024) {
+        this.emit(text + '\n');
+        this.partial = '';
+      } else this.partial = text;
       return;
     }
     this.partial = text.slice(cut + 1);
@@ -39,7 +47,10 @@ export class LogWriter {
   }
 
   private flushPartial(): void {
-    if (this.partial) { this.emit(this.partial + '\n'); this.partial = ''; }
+    if (this.partial) {
+      this.emit(this.partial + '\n');
+      this.partial = '';
+    }
   }
 
   private emit(text: string): void {
@@ -58,7 +69,11 @@ export class LogWriter {
 /** The last `count` lines of a log file (for failure mail). */
 export function tailLines(file: string, count: number): string[] {
   let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch { return []; }
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   return lines.slice(-count).map((l) => (l.length > 2000 ? `${l.slice(0, 2000)}…` : l));

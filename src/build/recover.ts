@@ -10,7 +10,11 @@ import { readLock } from '../state/lock.js';
  * those process groups, then record the build as interrupted so it is redone.
  * A build whose owner process is still alive (a foreground `update`) is left alone.
  */
-export async function recoverInterrupted(store: StateStore, branches: string[], log: Logger): Promise<string[]> {
+export async function recoverInterrupted(
+  store: StateStore,
+  branches: string[],
+  log: Logger,
+): Promise<string[]> {
   const recovered: string[] = [];
   for (const branch of branches) {
     const state = store.readBranch(branch);
@@ -24,13 +28,22 @@ export async function recoverInterrupted(store: StateStore, branches: string[], 
       ended.push(pgid);
     }
     state.builds.unshift({
-      id: running.id, kind: running.kind, result: 'interrupted', startedAt: running.startedAt,
-      durationMs: Date.now() - Date.parse(running.startedAt), forced: running.forced, steps: [], revisions: running.revisions,
+      id: running.id,
+      kind: running.kind,
+      result: 'interrupted',
+      startedAt: running.startedAt,
+      durationMs: Date.now() - Date.parse(running.startedAt),
+      forced: running.forced,
+      steps: [],
+      revisions: running.revisions,
     });
     if (running.forced) state.forcePending = true;
     state.running = null;
     await store.writeBranch(branch, state);
-    log.warn({ branch, build: running.id, endedProcessGroups: ended }, 'build was cut off; its processes ended, it will be redone');
+    log.warn(
+      { branch, build: running.id, endedProcessGroups: ended },
+      'build was cut off; its processes ended, it will be redone',
+    );
     recovered.push(branch);
   }
   return recovered;
@@ -58,7 +71,10 @@ function belongsTo(pgid: number, branch: string): boolean {
  * live process (a foreground `update`) is working on.
  */
 export async function resendPendingNotifications(
-  store: StateStore, branches: string[], send: (pending: PendingNotification) => Promise<void>, log: Logger,
+  store: StateStore,
+  branches: string[],
+  send: (pending: PendingNotification) => Promise<void>,
+  log: Logger,
 ): Promise<number> {
   let sent = 0;
   for (const branch of branches) {

@@ -20,7 +20,10 @@ export interface StepRunOptions {
   killGraceMs?: number;
 }
 
-export async function runSteps(steps: StepConfig[], options: StepRunOptions): Promise<{ result: BuildResult; reports: StepReport[]; failedStep?: string }> {
+export async function runSteps(
+  steps: StepConfig[],
+  options: StepRunOptions,
+): Promise<{ result: BuildResult; reports: StepReport[]; failedStep?: string }> {
   const reports: StepReport[] = [];
   let result: BuildResult = 'success';
   let failedStep: string | undefined;
@@ -41,11 +44,24 @@ export async function runSteps(steps: StepConfig[], options: StepRunOptions): Pr
       beforeStart: options.recordGroup,
       maxBuffer: 64 * 1024,
     });
-    const stepResult: BuildResult = outcome.timedOut ? 'timeout' : outcome.aborted ? 'interrupted' : outcome.exitCode === 0 ? 'success' : 'failure';
-    const report: StepReport = { name: step.name, result: stepResult, durationMs: outcome.durationMs, exitCode: outcome.exitCode };
+    const stepResult: BuildResult = outcome.timedOut
+      ? 'timeout'
+      : outcome.aborted
+        ? 'interrupted'
+        : outcome.exitCode === 0
+          ? 'success'
+          : 'failure';
+    const report: StepReport = {
+      name: step.name,
+      result: stepResult,
+      durationMs: outcome.durationMs,
+      exitCode: outcome.exitCode,
+    };
     if (stepResult !== 'success') report.reason = describeFailure(outcome);
     reports.push(report);
-    options.log.line(`<== ${step.name}: ${stepResult}${report.reason ? ` (${report.reason})` : ''} in ${formatDuration(outcome.durationMs)}`);
+    options.log.line(
+      `<== ${step.name}: ${stepResult}${report.reason ? ` (${report.reason})` : ''} in ${formatDuration(outcome.durationMs)}`,
+    );
     if (stepResult !== 'success') {
       result = stepResult;
       failedStep = step.name;
@@ -60,6 +76,7 @@ export async function runSteps(steps: StepConfig[], options: StepRunOptions): Pr
  */
 export function inheritedEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('STAGEPOST_')) env[key] = value;
+  for (const [key, value] of Object.entries(process.env))
+    if (!key.startsWith('STAGEPOST_')) env[key] = value;
   return env;
 }

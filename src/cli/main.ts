@@ -10,7 +10,12 @@ export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const program = new Command('stagepost')
     .description('Staging sites for every branch: poll git and svn cheaply, build only on change.')
-    .addOption(new Option('-c, --config <path>', 'ci.yaml to use (default: $STAGEPOST_CONFIG, else ./ci.yaml)'))
+    .addOption(
+      new Option(
+        '-c, --config <path>',
+        'ci.yaml to use (default: $STAGEPOST_CONFIG, else ./ci.yaml)',
+      ),
+    )
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -25,36 +30,144 @@ export async function main(argv: string[]): Promise<number> {
     status: () => import('./commands/status.js'),
     misc: () => import('./commands/misc.js'),
   };
-  const cfg = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() }) as { config?: string };
-  const act = <A extends unknown[]>(fn: (...args: A) => Promise<number>) => async (...args: A) => { code = await fn(...args); };
+  const cfg = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() });
+  const act =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      code = await fn(...args);
+    };
 
-  program.command('run').description('the daemon: poll, build, notify, run jobs, serve http').action(act(async (_o: object, cmd: Command) => (await commands.run()).runCommand(cfg(cmd))));
-  program.command('check').description('validate ci.yaml').option('--remote', 'also ask every remote once').action(act(async (o: { remote?: boolean }, cmd: Command) => (await commands.check()).checkCommand({ ...cfg(cmd), ...o })));
-  program.command('poll').argument('[branches...]').option('--json', 'print JSON').description('ask the remotes once; builds nothing').action(act(async (b: string[], o: { json?: boolean }, cmd: Command) => (await commands.poll()).pollCommand(b, { ...cfg(cmd), ...o })));
-  program.command('update').argument('[branches...]').option('--all', 'every branch').option('--force', 'build even when nothing changed').description('build now, in the foreground').action(act(async (b: string[], o: { all?: boolean; force?: boolean }, cmd: Command) => (await commands.update()).updateCommand(b, { ...cfg(cmd), ...o })));
-  program.command('status').option('--json', 'print JSON').description('state of every branch').action(act(async (o: { json?: boolean }, cmd: Command) => (await commands.status()).statusCommand({ ...cfg(cmd), ...o })));
-  program.command('log').argument('<branch>').argument('[build]').description("print a build's log (the last by default)").action(act(async (b: string, id: string | undefined, _o: object, cmd: Command) => (await commands.status()).logCommand(b, id, cfg(cmd))));
-  program.command('create').argument('<branch>').description('make a new branch site: checkout, create steps, first build').action(act(async (b: string, _o: object, cmd: Command) => (await commands.update()).createCommand(b, cfg(cmd))));
-  program.command('job').argument('<name>').option('--branch <branch>', 'only this branch').description('run a job now').action(act(async (n: string, o: { branch?: string }, cmd: Command) => (await commands.misc()).jobCommand(n, { ...cfg(cmd), ...o })));
-  program.command('mail').argument('<branch>').argument('[id]').option('--json', 'print JSON').description("mail caught by the branch's catcher").action(act(async (b: string, id: string | undefined, o: { json?: boolean }, cmd: Command) => (await commands.misc()).mailCommand(b, id, { ...cfg(cmd), ...o })));
-  program.command('switch').argument('<branch>').argument('<ref>').option('--source <name>', 'which source, when the branch has several').description('point a branch site at another git ref or svn URL').action(act(async (b: string, r: string, o: { source?: string }, cmd: Command) => (await commands.misc()).switchCommand(b, r, { ...cfg(cmd), ...o })));
-  program.command('proxy-config').option('--listen <addr:port>', 'listen address (default 443)').description('print the nginx server block').action(act(async (o: { listen?: string }, cmd: Command) => (await commands.misc()).proxyConfigCommand({ ...cfg(cmd), ...o })));
-  program.command('demo').option('--port <port>', 'dashboard port', '8750').description('the embedded default: a sandbox with sample repositories').action(act(async (o: { port: string }) => {
-    const { demoCommand } = await import('../demo/demo.js');
-    return demoCommand({ port: Number(o.port) });
-  }));
+  program
+    .command('run')
+    .description('the daemon: poll, build, notify, run jobs, serve http')
+    .action(act(async (_o: object, cmd: Command) => (await commands.run()).runCommand(cfg(cmd))));
+  program
+    .command('check')
+    .description('validate ci.yaml')
+    .option('--remote', 'also ask every remote once')
+    .action(
+      act(async (o: { remote?: boolean }, cmd: Command) =>
+        (await commands.check()).checkCommand({ ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('poll')
+    .argument('[branches...]')
+    .option('--json', 'print JSON')
+    .description('ask the remotes once; builds nothing')
+    .action(
+      act(async (b: string[], o: { json?: boolean }, cmd: Command) =>
+        (await commands.poll()).pollCommand(b, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('update')
+    .argument('[branches...]')
+    .option('--all', 'every branch')
+    .option('--force', 'build even when nothing changed')
+    .description('build now, in the foreground')
+    .action(
+      act(async (b: string[], o: { all?: boolean; force?: boolean }, cmd: Command) =>
+        (await commands.update()).updateCommand(b, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('status')
+    .option('--json', 'print JSON')
+    .description('state of every branch')
+    .action(
+      act(async (o: { json?: boolean }, cmd: Command) =>
+        (await commands.status()).statusCommand({ ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('log')
+    .argument('<branch>')
+    .argument('[build]')
+    .description("print a build's log (the last by default)")
+    .action(
+      act(async (b: string, id: string | undefined, _o: object, cmd: Command) =>
+        (await commands.status()).logCommand(b, id, cfg(cmd)),
+      ),
+    );
+  program
+    .command('create')
+    .argument('<branch>')
+    .description('make a new branch site: checkout, create steps, first build')
+    .action(
+      act(async (b: string, _o: object, cmd: Command) =>
+        (await commands.update()).createCommand(b, cfg(cmd)),
+      ),
+    );
+  program
+    .command('job')
+    .argument('<name>')
+    .option('--branch <branch>', 'only this branch')
+    .description('run a job now')
+    .action(
+      act(async (n: string, o: { branch?: string }, cmd: Command) =>
+        (await commands.misc()).jobCommand(n, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('mail')
+    .argument('<branch>')
+    .argument('[id]')
+    .option('--json', 'print JSON')
+    .description("mail caught by the branch's catcher")
+    .action(
+      act(async (b: string, id: string | undefined, o: { json?: boolean }, cmd: Command) =>
+        (await commands.misc()).mailCommand(b, id, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('switch')
+    .argument('<branch>')
+    .argument('<ref>')
+    .option('--source <name>', 'which source, when the branch has several')
+    .description('point a branch site at another git ref or svn URL')
+    .action(
+      act(async (b: string, r: string, o: { source?: string }, cmd: Command) =>
+        (await commands.misc()).switchCommand(b, r, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('proxy-config')
+    .option('--listen <addr:port>', 'listen address (default 443)')
+    .description('print the nginx server block')
+    .action(
+      act(async (o: { listen?: string }, cmd: Command) =>
+        (await commands.misc()).proxyConfigCommand({ ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('demo')
+    .option('--port <port>', 'dashboard port', '8750')
+    .description('the embedded default: a sandbox with sample repositories')
+    .action(
+      act(async (o: { port: string }) => {
+        const { demoCommand } = await import('../demo/demo.js');
+        return demoCommand({ port: Number(o.port) });
+      }),
+    );
 
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.exitCode === 0
+      )
+        return 0;
       return 2;
     }
     const message = redactor.redact(errorMessage(err));
     process.stderr.write(`stagepost: ${message}\n`);
-    if (process.env.STAGEPOST_DEBUG && err instanceof Error && !(err instanceof StagepostError)) process.stderr.write(`${err.stack}\n`);
+    if (process.env.STAGEPOST_DEBUG && err instanceof Error && !(err instanceof StagepostError))
+      process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }
 }

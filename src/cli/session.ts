@@ -28,36 +28,76 @@ export interface Session {
   close(): Promise<void>;
 }
 
-export async function openSession(configFlag: string | undefined, options: { notify?: boolean; log?: Logger } = {}): Promise<Session> {
+export async function openSession(
+  configFlag: string | undefined,
+  options: { notify?: boolean; log?: Logger } = {},
+): Promise<Session> {
   const log = options.log ?? createLogger();
   const file = resolveConfigPath(configFlag, process.env, process.cwd());
   const config = await loadConfig(file, process.env);
   const store = new StateStore(config.stateDir);
   await store.init();
-  const vcs = new VcsRegistry({ log, stateDir: path.join(config.stateDir, 'plugins'), redact: (t) => redactor.redact(t) });
+  const vcs = new VcsRegistry({
+    log,
+    stateDir: path.join(config.stateDir, 'plugins'),
+    redact: (t) => redactor.redact(t),
+  });
   const pollErrors = new Map<string, string>();
   const poller = new Poller({
-    vcs, log, tracks: store.readPoll().tracks, persist: () => undefined,
-    events: { changed: () => undefined, polled: (branches, error) => { if (error) for (const b of branches) pollErrors.set(b, error); } },
+    vcs,
+    log,
+    tracks: store.readPoll().tracks,
+    persist: () => undefined,
+    events: {
+      changed: () => undefined,
+      polled: (branches, error) => {
+        if (error) for (const b of branches) pollErrors.set(b, error);
+      },
+    },
   });
   let dispatcher: NotifyDispatcher | null = null;
   if (options.notify) {
-    dispatcher = new NotifyDispatcher({ stateDir: config.stateDir, log, redact: (t: string) => redactor.redact(t) });
-    await dispatcher.setNotifiers(config.notify, new Map(config.branches.map((b) => [b.name, b.notify] as const)), { authorsDomain: config.authorsDomain, httpUrl: config.http?.publicUrl, configDir: config.dir });
+    dispatcher = new NotifyDispatcher({
+      stateDir: config.stateDir,
+      log,
+      redact: (t: string) => redactor.redact(t),
+    });
+    await dispatcher.setNotifiers(
+      config.notify,
+      new Map(config.branches.map((b) => [b.name, b.notify] as const)),
+      {
+        authorsDomain: config.authorsDomain,
+        httpUrl: config.http?.publicUrl,
+        configDir: config.dir,
+      },
+    );
   }
   const notify = (n: Omit<Notification, 'events'>, events: EventName[]) => {
     return dispatcher?.enqueue(n, events, (n as { branch?: string }).branch);
   };
   return {
-    config, store, vcs, poller, log, dispatcher, pollErrors,
+    config,
+    store,
+    vcs,
+    poller,
+    log,
+    dispatcher,
+    pollErrors,
     branch(name) {
       const b = config.branches.find((x) => x.name === name);
-      if (!b) throw new StagepostError('ENOBRANCH', `branch "${name}" is not in ${config.file} — known branches: ${config.branches.map((x) => x.name).join(', ') || '(none)'}`);
+      if (!b)
+        throw new StagepostError(
+          'ENOBRANCH',
+          `branch "${name}" is not in ${config.file} — known branches: ${config.branches.map((x) => x.name).join(', ') || '(none)'}`,
+        );
       return b;
     },
     buildContext(extra = {}) {
       return {
-        config, store, vcs, log,
+        config,
+        store,
+        vcs,
+        log,
         track: (key) => poller.tracks[key],
         notify: (n, events) => notify(n, events),
         httpUrl: config.http?.publicUrl,
@@ -67,7 +107,10 @@ export async function openSession(configFlag: string | undefined, options: { not
     async close() {
       poller.stop();
       if (dispatcher) {
-        await Promise.race([dispatcher.flush(), new Promise((r) => setTimeout(r, 10_000).unref?.())]);
+        await Promise.race([
+          dispatcher.flush(),
+          new Promise((r) => setTimeout(r, 10_000).unref?.()),
+        ]);
         await dispatcher.close();
       }
     },

@@ -28,7 +28,8 @@ export function configJsonSchema(): JsonSchema {
   return {
     $schema: schema.$schema,
     title: 'stagepost ci.yaml',
-    description: 'Configuration of stagepost, the staging server for every branch. Reference: docs/config.md.',
+    description:
+      'Configuration of stagepost, the staging server for every branch. Reference: docs/config.md.',
     ...schema,
   };
 }
@@ -46,7 +47,10 @@ interface Row {
 }
 
 const isDuration = (s: JsonSchema) =>
-  !!s.anyOf && s.anyOf.length === 2 && s.anyOf.some((o) => o.type === 'number') && s.anyOf.some((o) => o.type === 'string' && o.pattern?.includes('ms|s|m|h|d'));
+  !!s.anyOf &&
+  s.anyOf.length === 2 &&
+  s.anyOf.some((o) => o.type === 'number') &&
+  s.anyOf.some((o) => o.type === 'string' && o.pattern?.includes('ms|s|m|h|d'));
 
 const options = (s: JsonSchema) => (s.anyOf ?? []).filter((o) => o.type !== 'null');
 
@@ -64,7 +68,9 @@ function typeOf(s: JsonSchema): string {
 
 /** The object schema a key's children live in: itself, an array's items, a record's values. */
 function children(s: JsonSchema): Array<[string, JsonSchema, boolean]> {
-  const objects = [s, ...options(s)].flatMap((o) => (o.type === 'array' && o.items ? [o.items] : [o]));
+  const objects = [s, ...options(s)].flatMap((o) =>
+    o.type === 'array' && o.items ? [o.items] : [o],
+  );
   for (const o of objects) {
     if (o.properties) {
       return Object.entries(o.properties).map(([k, v]) => [k, v, o.required?.includes(k) ?? false]);
@@ -81,16 +87,28 @@ const OVERRIDES = /^branches\.<name>\.(poll|builds|health)$/;
 
 function collect(s: JsonSchema, prefix: string, out: Row[]): void {
   for (const [key, child, required] of children(s)) {
-    const isList = [child, ...options(child)].some((o) => o.type === 'array' && o.items?.properties);
+    const isList = [child, ...options(child)].some(
+      (o) => o.type === 'array' && o.items?.properties,
+    );
     const path = prefix ? `${prefix}.${key}` : key;
-    const dflt = OVERRIDES.test(prefix) && child.default !== undefined ? 'the top-level value' : code(child.default);
-    out.push({ key: path, type: typeOf(child), required, default: dflt, description: child.description ?? '' });
+    const dflt =
+      OVERRIDES.test(prefix) && child.default !== undefined
+        ? 'the top-level value'
+        : code(child.default);
+    out.push({
+      key: path,
+      type: typeOf(child),
+      required,
+      default: dflt,
+      description: child.description ?? '',
+    });
     collect(child, isList ? `${path}[]` : path, out);
   }
 }
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-const code = (v: unknown) => (v === undefined ? '' : `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``);
+const code = (v: unknown) =>
+  v === undefined ? '' : `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``;
 
 export function configMarkdown(): string {
   const schema = configJsonSchema();
@@ -108,16 +126,32 @@ export function configMarkdown(): string {
     '- **name** (branches, sources, customers, jobs): `[a-z0-9][a-z0-9._-]*` — they become URL segments and environment-variable suffixes.',
     '- Relative paths are relative to the directory of ci.yaml.',
     '- `${NAME}` in any string value is replaced by the environment variable NAME when the file is loaded; an unset variable is an error. The `run` of steps and jobs is exempt (the shell expands it when it runs). Substituted values are masked in every log, status and mail.',
-    '- Unknown keys are errors, except in a `notify` entry (the plugin\'s options) and in a source with a plugin `vcs`.',
+    "- Unknown keys are errors, except in a `notify` entry (the plugin's options) and in a source with a plugin `vcs`.",
     '',
   ];
   for (const [key, child, required] of children(schema)) {
-    out.push(`## \`${key}\``, '', `${child.description ?? ''} Type: ${typeOf(child)}.${required ? ' **Required.**' : ''}`, '');
-    const rows: Row[] = children(child).length > 0 ? [] : [{ key, type: typeOf(child), required, default: code(child.default), description: '' }];
-    collect(child, [child, ...options(child)].some((o) => o.type === 'array' && o.items?.properties) ? `${key}[]` : key, rows);
+    out.push(
+      `## \`${key}\``,
+      '',
+      `${child.description ?? ''} Type: ${typeOf(child)}.${required ? ' **Required.**' : ''}`,
+      '',
+    );
+    const rows: Row[] =
+      children(child).length > 0
+        ? []
+        : [{ key, type: typeOf(child), required, default: code(child.default), description: '' }];
+    collect(
+      child,
+      [child, ...options(child)].some((o) => o.type === 'array' && o.items?.properties)
+        ? `${key}[]`
+        : key,
+      rows,
+    );
     out.push('| key | type | default | description |', '| --- | --- | --- | --- |');
     for (const r of rows) {
-      out.push(`| \`${r.key}\`${r.required ? ' (required)' : ''} | ${cell(r.type)} | ${cell(r.default)} | ${cell(r.description)} |`);
+      out.push(
+        `| \`${r.key}\`${r.required ? ' (required)' : ''} | ${cell(r.type)} | ${cell(r.default)} | ${cell(r.description)} |`,
+      );
     }
     out.push('');
   }
@@ -131,10 +165,10 @@ export function configMarkdown(): string {
     '- two sources of a branch never share a `path` (or an environment-variable suffix); a source `path` stays inside the branch dir;',
     '- every source has `vcs` git, svn, or a plugin path/package, a `url`, and for git a `ref` (svn sources have no `ref`: the URL is the branch);',
     '- `mailout: true` needs `smtp_port` and `site.smtp_relay`;',
-    '- a job\'s `branches` name existing branches; its `schedule` is a valid cron expression;',
-    '- a health `url` with `{port}` needs the branch\'s `port`.',
+    "- a job's `branches` name existing branches; its `schedule` is a valid cron expression;",
+    "- a health `url` with `{port}` needs the branch's `port`.",
     '',
-    'Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps` and `create` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch\'s `builds.step_timeout`.',
+    "Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps` and `create` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch's `builds.step_timeout`.",
     '',
   );
   return out.join('\n');

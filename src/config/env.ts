@@ -32,7 +32,10 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
       return v.replace(REFERENCE, (whole, name: string) => {
         const found = env[name];
         if (found === undefined) {
-          problems.push({ path, message: `\${${name}} is not set in the environment — set ${name} (e.g. in the systemd unit's EnvironmentFile) or write the value here` });
+          problems.push({
+            path,
+            message: `\${${name}} is not set in the environment — set ${name} (e.g. in the systemd unit's EnvironmentFile) or write the value here`,
+          });
           return whole;
         }
         if (found !== '') secrets.add(found);
@@ -41,7 +44,9 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
     }
     if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
     if (v && typeof v === 'object') {
-      return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, walk(item, [...path, k])]));
+      return Object.fromEntries(
+        Object.entries(v).map(([k, item]) => [k, walk(item, [...path, k])]),
+      );
     }
     return v;
   };

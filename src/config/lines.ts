@@ -3,11 +3,22 @@
  * 'ref']`) to the 1-based line of ci.yaml it came from, so every message can
  * point at the line to edit.
  */
-import { isCollection, isMap, isNode, isScalar, type Document, type LineCounter, type Node } from 'yaml';
+import {
+  isCollection,
+  isMap,
+  isNode,
+  isScalar,
+  type Document,
+  type LineCounter,
+  type Node,
+} from 'yaml';
 import type { ConfigPath } from './problems.js';
 
 export class LineFinder {
-  constructor(private readonly doc: Document, private readonly counter: LineCounter) {}
+  constructor(
+    private readonly doc: Document,
+    private readonly counter: LineCounter,
+  ) {}
 
   /**
    * The line of the value at `path`; with `key`, of that key inside the map at
@@ -19,7 +30,9 @@ export class LineFinder {
     let line = this.line(node) ?? 1;
     for (const segment of key === undefined ? path : [...path, key]) {
       if (!isCollection(node)) break;
-      const pair = isMap(node) ? node.items.find((p) => keyText(p.key) === String(segment)) : undefined;
+      const pair = isMap(node)
+        ? node.items.find((p) => keyText(p.key) === String(segment))
+        : undefined;
       if (pair) {
         // The key's line: for a block map that is where the entry starts.
         line = this.line(pair.key as Node) ?? line;

@@ -11,10 +11,24 @@ import { StagepostError } from '../errors.js';
 import { redactor } from '../util/redact.js';
 import { substituteEnv } from './env.js';
 import { LineFinder } from './lines.js';
-import { configError, formatPath, issueProblems, type PathProblem, type Problem } from './problems.js';
+import {
+  configError,
+  formatPath,
+  issueProblems,
+  type PathProblem,
+  type Problem,
+} from './problems.js';
 import { resolveConfig } from './resolve.js';
 import { checkRules } from './rules.js';
-import { BranchConfigSchema, ConfigSchema, JobConfigSchema, SiteConfigSchema, HealthSettingsSchema, SourceConfigSchema, type RawConfig } from './schema.js';
+import {
+  BranchConfigSchema,
+  ConfigSchema,
+  JobConfigSchema,
+  SiteConfigSchema,
+  HealthSettingsSchema,
+  SourceConfigSchema,
+  type RawConfig,
+} from './schema.js';
 import type { Config } from './types.js';
 
 export { formatConfigError, configProblems, type Problem } from './problems.js';
@@ -25,11 +39,18 @@ const LenientBranch = BranchConfigSchema.strip().extend({ sources: z.array(z.unk
 const JobBranches = JobConfigSchema.pick({ branches: true }).strip();
 
 /** SPEC: `--config PATH`, else `$STAGEPOST_CONFIG`, else `./ci.yaml`; absolute. */
-export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): string {
+export function resolveConfigPath(
+  flag?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): string {
   return path.resolve(cwd, flag || env.STAGEPOST_CONFIG || 'ci.yaml');
 }
 
-export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export async function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Config> {
   const absolute = path.resolve(file);
   let text: string;
   try {
@@ -37,35 +58,63 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new StagepostError('ECONFIGMISSING', `no config at ${absolute} — write one (see config/minimal.yaml), or point to it with --config PATH or $STAGEPOST_CONFIG`, { cause: err });
+      throw new StagepostError(
+        'ECONFIGMISSING',
+        `no config at ${absolute} — write one (see config/minimal.yaml), or point to it with --config PATH or $STAGEPOST_CONFIG`,
+        { cause: err },
+      );
     }
-    throw new StagepostError('ECONFIGMISSING', `cannot read ${absolute} (${code ?? String(err)}) — check its permissions, or pass another with --config PATH`, { cause: err });
+    throw new StagepostError(
+      'ECONFIGMISSING',
+      `cannot read ${absolute} (${code ?? String(err)}) — check its permissions, or pass another with --config PATH`,
+      { cause: err },
+    );
   }
   return parseConfig(text, absolute, env);
 }
 
-const isMapLike = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isMapLike = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && !Array.isArray(v);
 
 /** Parse the text of ci.yaml that lives (or will live) at `file`. Throws ECONFIG with every problem. */
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function parseConfig(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const absolute = path.resolve(file);
   const dir = path.dirname(absolute);
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   if (doc.errors.length > 0) {
-    throw configError(doc.errors.map((e) => ({
-      file: absolute,
-      line: counter.linePos(e.pos[0]).line,
-      path: '',
-      message: `not valid YAML: ${e.message.split('\n')[0]} — fix the indentation or quoting here`,
-    })));
+    throw configError(
+      doc.errors.map((e) => ({
+        file: absolute,
+        line: counter.linePos(e.pos[0]).line,
+        path: '',
+        message: `not valid YAML: ${e.message.split('\n')[0]} — fix the indentation or quoting here`,
+      })),
+    );
   }
   const lines = new LineFinder(doc, counter);
-  const located = (p: PathProblem): Problem => ({ file: absolute, line: lines.lineOf(p.path, p.key), path: formatPath(p.key === undefined ? p.path : [...p.path, p.key]), message: p.message });
+  const located = (p: PathProblem): Problem => ({
+    file: absolute,
+    line: lines.lineOf(p.path, p.key),
+    path: formatPath(p.key === undefined ? p.path : [...p.path, p.key]),
+    message: p.message,
+  });
 
   const data = doc.toJS({ maxAliasCount: 1000 }) as unknown;
   if (!isMapLike(data)) {
-    throw configError([{ file: absolute, line: 1, path: '', message: 'ci.yaml must be a map of keys, starting with "version: 1" — see config/minimal.yaml' }]);
+    throw configError([
+      {
+        file: absolute,
+        line: 1,
+        path: '',
+        message:
+          'ci.yaml must be a map of keys, starting with "version: 1" — see config/minimal.yaml',
+      },
+    ]);
   }
 
   const substituted = substituteEnv(data, env);
@@ -74,22 +123,29 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const parsed = ConfigSchema.safeParse(value);
   if (!parsed.success) problems.push(...issueProblems(ConfigSchema, parsed.error.issues, value));
 
-  problems.push(...checkRules({
-    dir,
-    smtpRelay: part(SiteConfigSchema, value.site)?.smtp_relay,
-    health: part(HealthSettingsSchema, value.health),
-    branches: validEntries(LenientBranch, value.branches).map(([name, b]) => [name, { ...b, sources: b.sources.map((s) => part(SourceConfigSchema, s)) }]),
-    branchNames: isMapLike(value.branches) ? Object.keys(value.branches) : [],
-    jobs: validEntries(JobBranches, value.jobs),
-  }));
+  problems.push(
+    ...checkRules({
+      dir,
+      smtpRelay: part(SiteConfigSchema, value.site)?.smtp_relay,
+      health: part(HealthSettingsSchema, value.health),
+      branches: validEntries(LenientBranch, value.branches).map(([name, b]) => [
+        name,
+        { ...b, sources: b.sources.map((s) => part(SourceConfigSchema, s)) },
+      ]),
+      branchNames: isMapLike(value.branches) ? Object.keys(value.branches) : [],
+      jobs: validEntries(JobBranches, value.jobs),
+    }),
+  );
 
   // Registered even when the file is rejected: its messages may quote a substituted value.
   for (const secret of substituted.secrets) redactor.add(secret);
   if (problems.length > 0 || !parsed.success) throw configError(problems.map(located));
-  return resolveConfig(parsed.data as RawConfig, { file: absolute, dir, lines }, substituted.secrets);
+  return resolveConfig(parsed.data, { file: absolute, dir, lines }, substituted.secrets);
 }
 
-interface Parser<T> { safeParse(v: unknown): { success: true; data: T } | { success: false } }
+interface Parser<T> {
+  safeParse(v: unknown): { success: true; data: T } | { success: false };
+}
 
 function part<T>(schema: Parser<T>, v: unknown): T | undefined {
   const r = schema.safeParse(v);

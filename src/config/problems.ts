@@ -46,8 +46,11 @@ export function problemLine(p: Problem): string {
 
 export function configError(problems: Problem[]): StagepostError {
   const sorted = [...problems].sort((a, b) => a.line - b.line);
-  const summary = sorted.length === 1 ? '' : `${sorted.length} problems in ${displayFile(sorted[0]!.file)}:\n`;
-  return new StagepostError('ECONFIG', summary + sorted.map(problemLine).join('\n'), { details: { problems: sorted } });
+  const summary =
+    sorted.length === 1 ? '' : `${sorted.length} problems in ${displayFile(sorted[0].file)}:\n`;
+  return new StagepostError('ECONFIG', summary + sorted.map(problemLine).join('\n'), {
+    details: { problems: sorted },
+  });
 }
 
 /** The problems of an ECONFIG error (empty for any other error). */
@@ -71,12 +74,17 @@ function schemaAt(root: z.ZodType, at: ConfigPath): z.ZodType | undefined {
   let schema: z.ZodType | undefined = root;
   for (const segment of [...at, null]) {
     for (;;) {
-      if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) schema = schema.unwrap() as z.ZodType;
-      else if (schema instanceof z.ZodUnion) schema = (schema.options as z.ZodType[]).find((o) => o instanceof z.ZodObject || o instanceof z.ZodArray);
+      if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable)
+        schema = schema.unwrap() as z.ZodType;
+      else if (schema instanceof z.ZodUnion)
+        schema = (schema.options as z.ZodType[]).find(
+          (o) => o instanceof z.ZodObject || o instanceof z.ZodArray,
+        );
       else break;
     }
     if (segment === null || !schema) return schema;
-    if (schema instanceof z.ZodObject) schema = (schema.shape as Record<string, z.ZodType>)[String(segment)];
+    if (schema instanceof z.ZodObject)
+      schema = (schema.shape as Record<string, z.ZodType>)[String(segment)];
     else if (schema instanceof z.ZodArray) schema = schema.element as z.ZodType;
     else if (schema instanceof z.ZodRecord) schema = schema.valueType as z.ZodType;
     else return undefined;
@@ -94,7 +102,8 @@ function example(root: z.ZodType, at: ConfigPath): unknown {
   for (;;) {
     const examples = schema?.meta()?.examples;
     if (Array.isArray(examples) && examples.length > 0) return examples[0];
-    if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) schema = schema.unwrap() as z.ZodType;
+    if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable)
+      schema = schema.unwrap() as z.ZodType;
     else return undefined;
   }
 }
@@ -102,43 +111,59 @@ function example(root: z.ZodType, at: ConfigPath): unknown {
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
-    let diag = row[0]!;
+    let diag = row[0];
     row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const up = row[j]!;
-      row[j] = Math.min(up + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const up = row[j];
+      row[j] = Math.min(up + 1, row[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
       diag = up;
     }
   }
-  return row[b.length]!;
+  return row[b.length];
 }
 
 export function unknownKeyMessage(key: string, known: string[]): string {
-  const close = known.filter((k) => distance(k, key) <= Math.max(1, Math.floor(k.length / 3))).sort((a, b) => distance(a, key) - distance(b, key));
-  const hint = close.length > 0 ? `did you mean "${close[0]}"?` : known.length > 0 ? `the keys here are: ${known.join(', ')}` : 'remove it';
+  const close = known
+    .filter((k) => distance(k, key) <= Math.max(1, Math.floor(k.length / 3)))
+    .sort((a, b) => distance(a, key) - distance(b, key));
+  const hint =
+    close.length > 0
+      ? `did you mean "${close[0]}"?`
+      : known.length > 0
+        ? `the keys here are: ${known.join(', ')}`
+        : 'remove it';
   return `unknown key "${key}" — ${hint}`;
 }
 
 function getAt(data: unknown, at: ConfigPath): unknown {
   let v = data;
-  for (const segment of at) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[String(segment)] : undefined;
+  for (const segment of at)
+    v = v && typeof v === 'object' ? (v as Record<string, unknown>)[String(segment)] : undefined;
   return v;
 }
 
 /** Turn zod's issues into problems that say what to do. */
-export function issueProblems(root: z.ZodType, issues: z.core.$ZodIssue[], data: unknown): PathProblem[] {
+export function issueProblems(
+  root: z.ZodType,
+  issues: z.core.$ZodIssue[],
+  data: unknown,
+): PathProblem[] {
   const out: PathProblem[] = [];
   for (const issue of issues) {
     const at = issue.path as ConfigPath;
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeys(root, at);
-      for (const key of issue.keys) out.push({ path: at, key, message: unknownKeyMessage(key, known) });
+      for (const key of issue.keys)
+        out.push({ path: at, key, message: unknownKeyMessage(key, known) });
     } else if (issue.code === 'invalid_key') {
       out.push({ path: at, message: issue.issues[0]?.message ?? issue.message });
     } else if (getAt(data, at) === undefined && issue.code === 'invalid_type') {
       const ex = example(root, at);
       const key = String(at[at.length - 1]);
-      const write = ex === undefined ? '' : ` — add "${key}: ${typeof ex === 'string' ? ex : JSON.stringify(ex)}"`;
+      const write =
+        ex === undefined
+          ? ''
+          : ` — add "${key}: ${typeof ex === 'string' ? ex : JSON.stringify(ex)}"`;
       out.push({ path: at, message: `${key} is required${write}` });
     } else {
       out.push({ path: at, message: issue.message.replace(/^Invalid input: /, '') });

@@ -6,12 +6,29 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parseDuration } from '../util/duration.js';
-import { DEFAULTS, type RawConfig, type RawHealth, type RawJob, type RawNotifier, type RawStep } from './schema.js';
-import type { BranchConfig, Config, HealthSettings, HttpConfig, JobConfig, NotifierConfig, PollSettings, StepConfig } from './types.js';
+import {
+  DEFAULTS,
+  type RawConfig,
+  type RawHealth,
+  type RawJob,
+  type RawNotifier,
+  type RawStep,
+} from './schema.js';
+import type {
+  BranchConfig,
+  Config,
+  HealthSettings,
+  HttpConfig,
+  JobConfig,
+  NotifierConfig,
+  PollSettings,
+  StepConfig,
+} from './types.js';
 import type { LineFinder } from './lines.js';
 import type { ConfigPath } from './problems.js';
 
-const ms = (value: string | number | undefined, fallback: string): number => parseDuration(value ?? fallback)!;
+const ms = (value: string | number | undefined, fallback: string): number =>
+  parseDuration(value ?? fallback)!;
 
 interface Context {
   file: string;
@@ -28,7 +45,10 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
   const branchEntries = Object.entries(raw.branches ?? {});
 
   const branches = branchEntries.map(([name, b]): BranchConfig => {
-    const branchStepTimeout = b.builds?.step_timeout === undefined ? stepTimeoutMs : ms(b.builds.step_timeout, DEFAULTS.builds.step_timeout);
+    const branchStepTimeout =
+      b.builds?.step_timeout === undefined
+        ? stepTimeoutMs
+        : ms(b.builds.step_timeout, DEFAULTS.builds.step_timeout);
     const health = b.health === false ? undefined : resolveHealth(raw.health, b.health);
     return {
       name,
@@ -56,13 +76,18 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
       steps: resolveSteps(b.steps ?? raw.steps, branchStepTimeout),
       create: resolveSteps(b.create ?? raw.create, branchStepTimeout),
       ...(health ? { health } : {}),
-      notify: [...notify, ...(b.notify ?? []).map((n, i) => resolveNotifier(n, ['branches', name, 'notify', i], ctx))],
+      notify: [
+        ...notify,
+        ...(b.notify ?? []).map((n, i) => resolveNotifier(n, ['branches', name, 'notify', i], ctx)),
+      ],
       line: ctx.lines.lineOf(['branches', name]),
     };
   });
 
   const allBranches = branches.map((b) => b.name);
-  const jobs = Object.entries(raw.jobs ?? {}).map(([name, j]) => resolveJob(name, j, allBranches, ctx));
+  const jobs = Object.entries(raw.jobs ?? {}).map(([name, j]) =>
+    resolveJob(name, j, allBranches, ctx),
+  );
   const health = resolveHealth(raw.health, undefined);
 
   return {
@@ -73,7 +98,9 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     site: {
       ...(raw.site?.base_url ? { baseUrl: raw.site.base_url.replace(/\/+$/, '') } : {}),
       ...(raw.site?.certificate ? { certificate: path.resolve(dir, raw.site.certificate) } : {}),
-      ...(raw.site?.certificate_key ? { certificateKey: path.resolve(dir, raw.site.certificate_key) } : {}),
+      ...(raw.site?.certificate_key
+        ? { certificateKey: path.resolve(dir, raw.site.certificate_key) }
+        : {}),
       ...(raw.site?.smtp_relay ? { smtpRelay: raw.site.smtp_relay } : {}),
     },
     poll,
@@ -103,11 +130,18 @@ function resolvePoll(raw: RawConfig['poll'], base: PollSettings | undefined): Po
 }
 
 function resolveSteps(steps: RawStep[] | undefined, defaultTimeoutMs: number): StepConfig[] {
-  return (steps ?? []).map((s) => ({ name: s.name, run: s.run, timeoutMs: s.timeout === undefined ? defaultTimeoutMs : ms(s.timeout, '0') }));
+  return (steps ?? []).map((s) => ({
+    name: s.name,
+    run: s.run,
+    timeoutMs: s.timeout === undefined ? defaultTimeoutMs : ms(s.timeout, '0'),
+  }));
 }
 
 /** Branch keys override global keys; no url anywhere means no health checks (rules.ts reports it). */
-function resolveHealth(global: RawHealth | undefined, branch: RawHealth | undefined): HealthSettings | undefined {
+function resolveHealth(
+  global: RawHealth | undefined,
+  branch: RawHealth | undefined,
+): HealthSettings | undefined {
   const url = branch?.url ?? global?.url;
   if (!url) return undefined;
   return {
@@ -117,9 +151,13 @@ function resolveHealth(global: RawHealth | undefined, branch: RawHealth | undefi
   };
 }
 
-export function parseExpect(expect: string | number | Array<string | number>): HealthSettings['expect'] {
+export function parseExpect(
+  expect: string | number | Array<string | number>,
+): HealthSettings['expect'] {
   return (Array.isArray(expect) ? expect : [expect]).map((e) => {
-    const [min, max = min] = String(e).split('-').map((part) => Number(part.trim())) as [number, number?];
+    const [min, max = min] = String(e)
+      .split('-')
+      .map((part) => Number(part.trim())) as [number, number?];
     return { min, max };
   });
 }
@@ -132,19 +170,32 @@ function resolvePluginName(use: string, dir: string): string {
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
 }
 
 export function notifierKey(use: string, options: Record<string, unknown>): string {
-  return createHash('sha256').update(`${use}\n${canonicalJson(options)}`).digest('hex').slice(0, 12);
+  return createHash('sha256')
+    .update(`${use}\n${canonicalJson(options)}`)
+    .digest('hex')
+    .slice(0, 12);
 }
 
 function resolveNotifier(raw: RawNotifier, at: ConfigPath, ctx: Context): NotifierConfig {
   const { use, on, ...options } = raw;
   const resolved = resolvePluginName(use, ctx.dir);
-  return { use: resolved, on: on ?? [...DEFAULTS.notifyOn], options, file: ctx.file, line: ctx.lines.lineOf(at), key: notifierKey(resolved, options) };
+  return {
+    use: resolved,
+    on: on ?? [...DEFAULTS.notifyOn],
+    options,
+    file: ctx.file,
+    line: ctx.lines.lineOf(at),
+    key: notifierKey(resolved, options),
+  };
 }
 
 function resolveJob(name: string, j: RawJob, allBranches: string[], ctx: Context): JobConfig {

@@ -4,7 +4,13 @@
  * branch does not hide a rule problem in another.
  */
 import path from 'node:path';
-import { SOURCE_KEYS, type RawBranch, type RawHealth, type RawJob, type RawSource } from './schema.js';
+import {
+  SOURCE_KEYS,
+  type RawBranch,
+  type RawHealth,
+  type RawJob,
+  type RawSource,
+} from './schema.js';
 import { unknownKeyMessage, type PathProblem } from './problems.js';
 
 export type RuleBranch = Omit<RawBranch, 'sources'> & { sources: Array<RawSource | undefined> };
@@ -30,7 +36,8 @@ export const envSuffix = (name: string) => name.toUpperCase().replace(/[-.]/g, '
 
 export function checkRules(input: RuleInput): PathProblem[] {
   const problems: PathProblem[] = [];
-  const at = (p: Array<string | number>, message: string) => problems.push({ path: ['branches', ...p], message });
+  const at = (p: Array<string | number>, message: string) =>
+    problems.push({ path: ['branches', ...p], message });
 
   const dirs = new Map<string, string>();
   const ports = new Map<number, string>();
@@ -40,12 +47,20 @@ export function checkRules(input: RuleInput): PathProblem[] {
   for (const [name, b] of input.branches) {
     const dir = path.resolve(input.dir, b.dir);
     const sameDir = dirs.get(dir);
-    if (sameDir) at([name, 'dir'], `branches ${sameDir} and ${name} share the directory ${dir} — give each branch its own dir`);
+    if (sameDir)
+      at(
+        [name, 'dir'],
+        `branches ${sameDir} and ${name} share the directory ${dir} — give each branch its own dir`,
+      );
     else dirs.set(dir, name);
 
     if (b.port !== undefined) {
       const other = ports.get(b.port);
-      if (other) at([name, 'port'], `port ${b.port} is already the port of branch ${other} — every branch's app server needs its own port`);
+      if (other)
+        at(
+          [name, 'port'],
+          `port ${b.port} is already the port of branch ${other} — every branch's app server needs its own port`,
+        );
       else ports.set(b.port, name);
     }
 
@@ -53,17 +68,34 @@ export function checkRules(input: RuleInput): PathProblem[] {
 
     const customers = b.customers ?? [];
     customers.forEach((c, i) => {
-      if (customers.indexOf(c) !== i) at([name, 'customers', i], `customer ${c} is listed twice — remove one`);
+      if (customers.indexOf(c) !== i)
+        at([name, 'customers', i], `customer ${c} is listed twice — remove one`);
     });
     (b.mailin ?? []).forEach((c, i) => {
-      if (!customers.includes(c)) at([name, 'mailin', i], `mail-in customer ${c} is not a customer of ${name} — add it to customers: or remove it from mailin:`);
+      if (!customers.includes(c))
+        at(
+          [name, 'mailin', i],
+          `mail-in customer ${c} is not a customer of ${name} — add it to customers: or remove it from mailin:`,
+        );
       const other = mailin.get(c);
-      if (other && other !== name) at([name, 'mailin', i], `customer ${c} is in mailin of both ${other} and ${name}; mail-in is processed by one branch per customer — remove it from one of them`);
+      if (other && other !== name)
+        at(
+          [name, 'mailin', i],
+          `customer ${c} is in mailin of both ${other} and ${name}; mail-in is processed by one branch per customer — remove it from one of them`,
+        );
       else mailin.set(c, name);
     });
 
-    if (b.mailout && b.smtp_port === undefined) at([name, 'mailout'], 'mailout: true relays the mail the branch\'s catcher caught, but the branch has no smtp_port — add one, or remove mailout');
-    if (b.mailout && !input.smtpRelay) at([name, 'mailout'], 'mailout: true needs site.smtp_relay (where the mail really goes) — add e.g. "smtp_relay: smtp://localhost:25" under site:');
+    if (b.mailout && b.smtp_port === undefined)
+      at(
+        [name, 'mailout'],
+        "mailout: true relays the mail the branch's catcher caught, but the branch has no smtp_port — add one, or remove mailout",
+      );
+    if (b.mailout && !input.smtpRelay)
+      at(
+        [name, 'mailout'],
+        'mailout: true needs site.smtp_relay (where the mail really goes) — add e.g. "smtp_relay: smtp://localhost:25" under site:',
+      );
 
     checkHealth(name, b, input.health, at);
   }
@@ -72,16 +104,28 @@ export function checkRules(input: RuleInput): PathProblem[] {
   for (const [name, b] of input.branches) {
     if (b.smtp_port === undefined) continue;
     const other = smtpPorts.get(b.smtp_port);
-    if (other) at([name, 'smtp_port'], `smtp_port ${b.smtp_port} is already the mail catcher of branch ${other} — every branch needs its own smtp_port`);
+    if (other)
+      at(
+        [name, 'smtp_port'],
+        `smtp_port ${b.smtp_port} is already the mail catcher of branch ${other} — every branch needs its own smtp_port`,
+      );
     else smtpPorts.set(b.smtp_port, name);
     const app = ports.get(b.smtp_port);
-    if (app) at([name, 'smtp_port'], `smtp_port ${b.smtp_port} is the app port of branch ${app} — choose another port for the mail catcher`);
+    if (app)
+      at(
+        [name, 'smtp_port'],
+        `smtp_port ${b.smtp_port} is the app port of branch ${app} — choose another port for the mail catcher`,
+      );
   }
 
   for (const [name, job] of input.jobs) {
     if (job.branches === 'all') continue;
     job.branches.forEach((b, i) => {
-      if (!input.branchNames.includes(b)) problems.push({ path: ['jobs', name, 'branches', i], message: `job ${name} names branch ${b}, which is not in branches: — known: ${input.branchNames.join(', ') || '(none)'}` });
+      if (!input.branchNames.includes(b))
+        problems.push({
+          path: ['jobs', name, 'branches', i],
+          message: `job ${name} names branch ${b}, which is not in branches: — known: ${input.branchNames.join(', ') || '(none)'}`,
+        });
     });
   }
   return problems;
@@ -96,16 +140,34 @@ function checkSources(branch: string, sources: Array<RawSource | undefined>, at:
     if (!s) return;
     const here = [branch, 'sources', i];
     const other = suffixes.get(envSuffix(s.name));
-    if (other) at([...here, 'name'], other === s.name ? `two sources of ${branch} are named ${s.name} — rename one` : `sources ${other} and ${s.name} both become STAGEPOST_REV_${envSuffix(s.name)} — rename one`);
+    if (other)
+      at(
+        [...here, 'name'],
+        other === s.name
+          ? `two sources of ${branch} are named ${s.name} — rename one`
+          : `sources ${other} and ${s.name} both become STAGEPOST_REV_${envSuffix(s.name)} — rename one`,
+      );
     else suffixes.set(envSuffix(s.name), s.name);
 
     const written = s.path ?? `src/${s.name}`;
     const normal = path.normalize(written).replace(/(.)[\\/]+$/, '$1');
-    if (path.isAbsolute(written)) at([...here, 'path'], `source path ${written} is absolute — write it relative to the branch dir, like src/${s.name}`);
-    else if (normal === '..' || normal.startsWith(`..${path.sep}`)) at([...here, 'path'], `source path ${written} leaves the branch dir — keep it inside, like src/${s.name}`);
+    if (path.isAbsolute(written))
+      at(
+        [...here, 'path'],
+        `source path ${written} is absolute — write it relative to the branch dir, like src/${s.name}`,
+      );
+    else if (normal === '..' || normal.startsWith(`..${path.sep}`))
+      at(
+        [...here, 'path'],
+        `source path ${written} leaves the branch dir — keep it inside, like src/${s.name}`,
+      );
     else {
       const same = paths.get(normal);
-      if (same) at([...here, 'path'], `sources ${same} and ${s.name} of ${branch} share the path ${written} — give each its own path`);
+      if (same)
+        at(
+          [...here, 'path'],
+          `sources ${same} and ${s.name} of ${branch} share the path ${written} — give each its own path`,
+        );
       else paths.set(normal, s.name);
     }
 
@@ -113,22 +175,47 @@ function checkSources(branch: string, sources: Array<RawSource | undefined>, at:
       for (const key of Object.keys(s)) {
         if (!(SOURCE_KEYS as readonly string[]).includes(key)) unknownSourceKey(at, here, key);
       }
-      if (s.vcs === 'git' && !s.ref) at([...here, 'ref'], 'git sources need a ref (the branch or tag to build) — add "ref: main"');
-      if (s.vcs === 'svn' && s.ref) at([...here, 'ref'], 'svn sources have no ref: the URL is the branch — put the branch in url (…/branches/NAME) and remove ref');
+      if (s.vcs === 'git' && !s.ref)
+        at(
+          [...here, 'ref'],
+          'git sources need a ref (the branch or tag to build) — add "ref: main"',
+        );
+      if (s.vcs === 'svn' && s.ref)
+        at(
+          [...here, 'ref'],
+          'svn sources have no ref: the URL is the branch — put the branch in url (…/branches/NAME) and remove ref',
+        );
     } else if (!PLUGIN_PATH.test(s.vcs) && !PACKAGE_NAME.test(s.vcs)) {
       const hint = BUILT_IN_VCS.find((v) => v === s.vcs.toLowerCase().trim());
-      at([...here, 'vcs'], `vcs "${s.vcs}" is not git, svn, a plugin path (./plugins/hg.js) or a package name${hint ? ` — did you mean "${hint}"?` : ''}`);
+      at(
+        [...here, 'vcs'],
+        `vcs "${s.vcs}" is not git, svn, a plugin path (./plugins/hg.js) or a package name${hint ? ` — did you mean "${hint}"?` : ''}`,
+      );
     }
   });
 }
 
 function unknownSourceKey(at: At, here: Array<string | number>, key: string): void {
-  at([...here, key], unknownKeyMessage(key, [...SOURCE_KEYS]).replace(/^unknown key/, 'unknown key for a git or svn source:'));
+  at(
+    [...here, key],
+    unknownKeyMessage(key, [...SOURCE_KEYS]).replace(
+      /^unknown key/,
+      'unknown key for a git or svn source:',
+    ),
+  );
 }
 
 function checkHealth(name: string, b: RuleBranch, global: RawHealth | undefined, at: At): void {
   if (b.health === false || (!b.health && !global)) return;
-  if (!b.health?.url && !global?.url) at([name, ...(b.health ? ['health'] : [])], 'health checks need a url — add "url: http://127.0.0.1:{port}/{customer}/" under health:');
+  if (!b.health?.url && !global?.url)
+    at(
+      [name, ...(b.health ? ['health'] : [])],
+      'health checks need a url — add "url: http://127.0.0.1:{port}/{customer}/" under health:',
+    );
   const url = b.health?.url ?? global?.url ?? '';
-  if (url.includes('{port}') && b.port === undefined) at([name], `the health url uses {port}, but branch ${name} has no port — add "port: 6543" (its app server's port)`);
+  if (url.includes('{port}') && b.port === undefined)
+    at(
+      [name],
+      `the health url uses {port}, but branch ${name} has no port — add "port: 6543" (its app server's port)`,
+    );
 }

@@ -35,21 +35,38 @@ export const CustomerName = name('customer');
 export const JobName = name('job');
 
 const DURATION = /^(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h|d))+)$/;
-const durationHelp = 'a duration with a unit — 500ms, 30s, 5m, 16h, 1h30m — or a bare number of seconds';
+const durationHelp =
+  'a duration with a unit — 500ms, 30s, 5m, 16h, 1h30m — or a bare number of seconds';
 
 const notDuration = `not a duration: write ${durationHelp}`;
-export const Duration = z.union([z.number().nonnegative({ error: notDuration }), z.string().trim().regex(DURATION, { error: notDuration })], {
-  error: notDuration,
-});
+export const Duration = z.union(
+  [
+    z.number().nonnegative({ error: notDuration }),
+    z.string().trim().regex(DURATION, { error: notDuration }),
+  ],
+  {
+    error: notDuration,
+  },
+);
 
 /** A whole number of something, at least 1. */
-const count = (what: string) => z.number({ error: `${what} is a whole number, 1 or more` }).int({ error: `${what} is a whole number, 1 or more` }).min(1, { error: `${what} is a whole number, 1 or more` });
+const count = (what: string) =>
+  z
+    .number({ error: `${what} is a whole number, 1 or more` })
+    .int({ error: `${what} is a whole number, 1 or more` })
+    .min(1, { error: `${what} is a whole number, 1 or more` });
 
 const duration = (description: string, dflt?: string) =>
-  (dflt === undefined ? Duration : Duration.meta({ default: dflt })).describe(description).optional();
+  (dflt === undefined ? Duration : Duration.meta({ default: dflt }))
+    .describe(description)
+    .optional();
 
 const portError = 'a port is a whole number from 1 to 65535';
-const Port = z.number({ error: portError }).int({ error: portError }).min(1, { error: portError }).max(65535, { error: portError });
+const Port = z
+  .number({ error: portError })
+  .int({ error: portError })
+  .min(1, { error: portError })
+  .max(65535, { error: portError });
 
 const Event = z.enum(EVENT_NAMES as [EventName, ...EventName[]], {
   error: `events are ${EVENT_NAMES.join(', ')}`,
@@ -57,9 +74,21 @@ const Event = z.enum(EVENT_NAMES as [EventName, ...EventName[]], {
 
 export const StepConfigSchema = z
   .object({
-    name: z.string().min(1).describe('Shown in the build log, the status and the mail subject (`FAILED (buildout)`).').meta({ examples: ['buildout'] }),
-    run: z.string().min(1).describe('Shell command, run by `sh -c` in the branch directory. `${NAME}` is left for the shell to expand.').meta({ examples: ['bin/buildout -N'] }),
-    timeout: duration('Killed (with its process group) after this long. Default: `builds.step_timeout` of the branch.'),
+    name: z
+      .string()
+      .min(1)
+      .describe('Shown in the build log, the status and the mail subject (`FAILED (buildout)`).')
+      .meta({ examples: ['buildout'] }),
+    run: z
+      .string()
+      .min(1)
+      .describe(
+        'Shell command, run by `sh -c` in the branch directory. `${NAME}` is left for the shell to expand.',
+      )
+      .meta({ examples: ['bin/buildout -N'] }),
+    timeout: duration(
+      'Killed (with its process group) after this long. Default: `builds.step_timeout` of the branch.',
+    ),
   })
   .strict();
 
@@ -68,7 +97,10 @@ export const Steps = z.array(StepConfigSchema);
 export const PollSettingsSchema = z
   .object({
     interval: duration('How often every remote is asked.', DEFAULTS.poll.interval),
-    timeout: duration('A remote query longer than this is killed and counts as an error.', DEFAULTS.poll.timeout),
+    timeout: duration(
+      'A remote query longer than this is killed and counts as an error.',
+      DEFAULTS.poll.timeout,
+    ),
     quiet: duration('Build only once the revision has stood still this long.', DEFAULTS.poll.quiet),
   })
   .strict();
@@ -76,44 +108,102 @@ export const PollSettingsSchema = z
 export const BranchBuildSettingsSchema = z
   .object({
     step_timeout: duration('Timeout of steps without their own.', DEFAULTS.builds.step_timeout),
-    keep: count('keep').describe('Builds (and their logs) of history kept per branch.').meta({ default: DEFAULTS.builds.keep }).optional(),
+    keep: count('keep')
+      .describe('Builds (and their logs) of history kept per branch.')
+      .meta({ default: DEFAULTS.builds.keep })
+      .optional(),
   })
   .strict();
 
 export const BuildSettingsSchema = BranchBuildSettingsSchema.extend({
-  concurrency: count('concurrency').describe('Builds and jobs at once over all branches (buildouts need RAM).').meta({ default: DEFAULTS.builds.concurrency }).optional(),
-  shutdown_grace: duration('On SIGTERM, running builds may finish for this long before they are killed (and redone after the restart).', DEFAULTS.builds.shutdown_grace),
+  concurrency: count('concurrency')
+    .describe('Builds and jobs at once over all branches (buildouts need RAM).')
+    .meta({ default: DEFAULTS.builds.concurrency })
+    .optional(),
+  shutdown_grace: duration(
+    'On SIGTERM, running builds may finish for this long before they are killed (and redone after the restart).',
+    DEFAULTS.builds.shutdown_grace,
+  ),
 }).strict();
 
-const Status = z.union([z.number().int().min(100).max(599), z.string().regex(/^\d{3}(\s*-\s*\d{3})?$/)]);
+const Status = z.union([
+  z.number().int().min(100).max(599),
+  z.string().regex(/^\d{3}(\s*-\s*\d{3})?$/),
+]);
 
 export const HealthSettingsSchema = z
   .object({
-    url: z.string().min(1).describe('URL asked for every customer of the branch; `{branch}`, `{customer}` and `{port}` are filled in.').meta({ examples: ['http://127.0.0.1:{port}/{customer}/'] }).optional(),
-    expect: z.union([Status, z.array(Status).min(1)], { error: 'expect is a status (200), a range (200-399) or a list of them' })
-      .describe('Accepted HTTP statuses: `200`, a range `200-399`, or a list of them.').meta({ default: DEFAULTS.health.expect }).optional(),
+    url: z
+      .string()
+      .min(1)
+      .describe(
+        'URL asked for every customer of the branch; `{branch}`, `{customer}` and `{port}` are filled in.',
+      )
+      .meta({ examples: ['http://127.0.0.1:{port}/{customer}/'] })
+      .optional(),
+    expect: z
+      .union([Status, z.array(Status).min(1)], {
+        error: 'expect is a status (200), a range (200-399) or a list of them',
+      })
+      .describe('Accepted HTTP statuses: `200`, a range `200-399`, or a list of them.')
+      .meta({ default: DEFAULTS.health.expect })
+      .optional(),
     timeout: duration('Keep retrying until this has passed.', DEFAULTS.health.timeout),
   })
   .strict();
 
 export const NotifierConfigSchema = z
   .object({
-    use: z.string().min(1).describe('`email`, `webhook`, `log`, a path (`./my-plugins/irc.js`, relative to ci.yaml) or a package name.').meta({ examples: ['email'] }),
-    on: z.array(Event).describe(`Events this notifier sends: ${EVENT_NAMES.join(', ')}.`).meta({ default: DEFAULTS.notifyOn }).optional(),
+    use: z
+      .string()
+      .min(1)
+      .describe(
+        '`email`, `webhook`, `log`, a path (`./my-plugins/irc.js`, relative to ci.yaml) or a package name.',
+      )
+      .meta({ examples: ['email'] }),
+    on: z
+      .array(Event)
+      .describe(`Events this notifier sends: ${EVENT_NAMES.join(', ')}.`)
+      .meta({ default: DEFAULTS.notifyOn })
+      .optional(),
   })
   // The other keys are the plugin's options: its own validate() checks them.
   .loose()
-  .describe('A notifier. Keys other than `use` and `on` are the plugin\'s options (`transport`, `from`, `to`, `committers` for email; `url` for webhook).');
+  .describe(
+    "A notifier. Keys other than `use` and `on` are the plugin's options (`transport`, `from`, `to`, `committers` for email; `url` for webhook).",
+  );
 
 export const SOURCE_KEYS = ['name', 'vcs', 'url', 'ref', 'path'] as const;
 
 export const SourceConfigSchema = z
   .object({
-    name: SourceName.describe('Names the source in mail and in `STAGEPOST_REV_<NAME>`.').meta({ examples: ['karl'] }),
-    vcs: z.string().min(1).describe('`git`, `svn`, or a VCS plugin\'s path or package name.').meta({ examples: ['git'] }),
-    url: z.string().min(1).describe('Remote URL. For svn the URL is the branch (`.../trunk`).').meta({ examples: ['git@git.example.com:karl.git'] }),
-    ref: z.string().min(1).describe('git: the branch, tag or full ref to build (required). svn: not used.').meta({ examples: ['main'] }).optional(),
-    path: z.string().min(1).describe('Checkout directory, relative to the branch dir (must stay inside it). Default: `src/<name>`.').meta({ examples: ['src/karl'] }).optional(),
+    name: SourceName.describe('Names the source in mail and in `STAGEPOST_REV_<NAME>`.').meta({
+      examples: ['karl'],
+    }),
+    vcs: z
+      .string()
+      .min(1)
+      .describe("`git`, `svn`, or a VCS plugin's path or package name.")
+      .meta({ examples: ['git'] }),
+    url: z
+      .string()
+      .min(1)
+      .describe('Remote URL. For svn the URL is the branch (`.../trunk`).')
+      .meta({ examples: ['git@git.example.com:karl.git'] }),
+    ref: z
+      .string()
+      .min(1)
+      .describe('git: the branch, tag or full ref to build (required). svn: not used.')
+      .meta({ examples: ['main'] })
+      .optional(),
+    path: z
+      .string()
+      .min(1)
+      .describe(
+        'Checkout directory, relative to the branch dir (must stay inside it). Default: `src/<name>`.',
+      )
+      .meta({ examples: ['src/karl'] })
+      .optional(),
   })
   // Extra keys are options of a plugin VCS; rules.ts rejects them for git and svn.
   .loose()
@@ -121,20 +211,60 @@ export const SourceConfigSchema = z
 
 export const BranchConfigSchema = z
   .object({
-    dir: z.string().min(1).describe('The branch site\'s directory (relative to ci.yaml or absolute). Made on the first build.').meta({ examples: ['/srv/staging/branch1'] }),
-    port: Port.describe('The branch\'s app server port, for health checks and proxy-config.').meta({ examples: [6544] }).optional(),
-    sources: z.array(SourceConfigSchema).min(1, { error: 'a branch needs at least one source' }).describe('The checkouts of the branch.'),
-    customers: z.array(CustomerName).describe('Customers served at `<base_url>/<branch>/<customer>/`.').meta({ default: [] }).optional(),
-    mailin: z.array(CustomerName).describe('Customers whose mail-in this branch processes (each customer on at most one branch).').meta({ default: [] }).optional(),
-    smtp_port: Port.describe('Port of the branch\'s mail catcher on 127.0.0.1 (unique across branches).').meta({ examples: [2526] }).optional(),
-    mailout: z.boolean().describe('true: caught mail is also relayed through `site.smtp_relay`; false: only caught.').meta({ default: false }).optional(),
+    dir: z
+      .string()
+      .min(1)
+      .describe(
+        "The branch site's directory (relative to ci.yaml or absolute). Made on the first build.",
+      )
+      .meta({ examples: ['/srv/staging/branch1'] }),
+    port: Port.describe("The branch's app server port, for health checks and proxy-config.")
+      .meta({ examples: [6544] })
+      .optional(),
+    sources: z
+      .array(SourceConfigSchema)
+      .min(1, { error: 'a branch needs at least one source' })
+      .describe('The checkouts of the branch.'),
+    customers: z
+      .array(CustomerName)
+      .describe('Customers served at `<base_url>/<branch>/<customer>/`.')
+      .meta({ default: [] })
+      .optional(),
+    mailin: z
+      .array(CustomerName)
+      .describe(
+        'Customers whose mail-in this branch processes (each customer on at most one branch).',
+      )
+      .meta({ default: [] })
+      .optional(),
+    smtp_port: Port.describe(
+      "Port of the branch's mail catcher on 127.0.0.1 (unique across branches).",
+    )
+      .meta({ examples: [2526] })
+      .optional(),
+    mailout: z
+      .boolean()
+      .describe('true: caught mail is also relayed through `site.smtp_relay`; false: only caught.')
+      .meta({ default: false })
+      .optional(),
     poll: PollSettingsSchema.describe('Overrides of the top-level `poll`.').optional(),
-    builds: BranchBuildSettingsSchema.describe('Overrides of the top-level `builds` (step_timeout, keep).').optional(),
+    builds: BranchBuildSettingsSchema.describe(
+      'Overrides of the top-level `builds` (step_timeout, keep).',
+    ).optional(),
     steps: Steps.describe('Replaces the top-level `steps` for this branch.').optional(),
     create: Steps.describe('Replaces the top-level `create` for this branch.').optional(),
-    health: z.union([HealthSettingsSchema, z.literal(false)], { error: 'health is a map (url, expect, timeout), or false to check nothing' })
-      .describe('Overrides keys of the top-level `health`; `false` turns health checks off for this branch.').optional(),
-    notify: z.array(NotifierConfigSchema).describe('Notifiers added to the top-level ones for this branch.').optional(),
+    health: z
+      .union([HealthSettingsSchema, z.literal(false)], {
+        error: 'health is a map (url, expect, timeout), or false to check nothing',
+      })
+      .describe(
+        'Overrides keys of the top-level `health`; `false` turns health checks off for this branch.',
+      )
+      .optional(),
+    notify: z
+      .array(NotifierConfigSchema)
+      .describe('Notifiers added to the top-level ones for this branch.')
+      .optional(),
   })
   .strict();
 
@@ -158,56 +288,144 @@ function validTimezone(tz: string): boolean {
 
 export const JobConfigSchema = z
   .object({
-    schedule: z.string().refine(validCron, { error: 'not a cron expression: use 5 fields (minute hour day month weekday, like "0 2 * * *") or 6 with seconds first' })
-      .describe('Cron: 5 fields, or 6 with seconds first.').meta({ examples: ['0 2 * * *'] }),
-    timezone: z.string().refine(validTimezone, { error: 'unknown time zone: use an IANA name like Europe/Berlin' })
-      .describe('IANA time zone of the schedule. Default: the server\'s.').meta({ examples: ['Europe/Berlin'] }).optional(),
-    branches: z.union([z.literal('all'), z.array(BranchName).min(1)], { error: 'branches is a list of branch names, or all' })
-      .describe('The branches it runs for, each through the build queue (never during a build of that branch): a list, or `all`.').meta({ examples: [['staging'], 'all'] }),
-    run: z.string().min(1).describe('Shell command, run by `sh -c` in each branch directory. `${NAME}` is left for the shell.').meta({ examples: ['bin/karlserve sync'] }),
+    schedule: z
+      .string()
+      .refine(validCron, {
+        error:
+          'not a cron expression: use 5 fields (minute hour day month weekday, like "0 2 * * *") or 6 with seconds first',
+      })
+      .describe('Cron: 5 fields, or 6 with seconds first.')
+      .meta({ examples: ['0 2 * * *'] }),
+    timezone: z
+      .string()
+      .refine(validTimezone, { error: 'unknown time zone: use an IANA name like Europe/Berlin' })
+      .describe("IANA time zone of the schedule. Default: the server's.")
+      .meta({ examples: ['Europe/Berlin'] })
+      .optional(),
+    branches: z
+      .union([z.literal('all'), z.array(BranchName).min(1)], {
+        error: 'branches is a list of branch names, or all',
+      })
+      .describe(
+        'The branches it runs for, each through the build queue (never during a build of that branch): a list, or `all`.',
+      )
+      .meta({ examples: [['staging'], 'all'] }),
+    run: z
+      .string()
+      .min(1)
+      .describe(
+        'Shell command, run by `sh -c` in each branch directory. `${NAME}` is left for the shell.',
+      )
+      .meta({ examples: ['bin/karlserve sync'] }),
     timeout: duration('Killed (with its process group) after this long.', DEFAULTS.job.timeout),
-    notify_on: z.array(Event).describe('Events of this job the notifiers send (when their `on` has them too).').meta({ default: DEFAULTS.job.notifyOn }).optional(),
+    notify_on: z
+      .array(Event)
+      .describe('Events of this job the notifiers send (when their `on` has them too).')
+      .meta({ default: DEFAULTS.job.notifyOn })
+      .optional(),
   })
   .strict();
 
 export const HttpConfigSchema = z
   .object({
-    listen: z.union([Port, z.string().regex(/^(\d+|(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d+)$/)], { error: 'listen is PORT (on 127.0.0.1) or ADDR:PORT' })
-      .describe('`PORT` alone means 127.0.0.1:PORT; or `ADDR:PORT`.').meta({ default: DEFAULTS.httpListen }).optional(),
-    token: z.string().min(1).describe('Bearer token every POST needs. Write `${STAGEPOST_TOKEN}` to keep it out of the file.').meta({ examples: ['${STAGEPOST_TOKEN}'] }).optional(),
-    public_url: z.string().url({ error: 'public_url is a URL like https://ci.example.com' })
-      .describe('Base URL of links in mail. Default: `http://<listen address>`.').meta({ examples: ['https://ci.example.com'] }).optional(),
+    listen: z
+      .union([Port, z.string().regex(/^(\d+|(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d+)$/)], {
+        error: 'listen is PORT (on 127.0.0.1) or ADDR:PORT',
+      })
+      .describe('`PORT` alone means 127.0.0.1:PORT; or `ADDR:PORT`.')
+      .meta({ default: DEFAULTS.httpListen })
+      .optional(),
+    token: z
+      .string()
+      .min(1)
+      .describe(
+        'Bearer token every POST needs. Write `${STAGEPOST_TOKEN}` to keep it out of the file.',
+      )
+      .meta({ examples: ['${STAGEPOST_TOKEN}'] })
+      .optional(),
+    public_url: z
+      .string()
+      .url({ error: 'public_url is a URL like https://ci.example.com' })
+      .describe('Base URL of links in mail. Default: `http://<listen address>`.')
+      .meta({ examples: ['https://ci.example.com'] })
+      .optional(),
   })
   .strict();
 
 export const SiteConfigSchema = z
   .object({
-    base_url: z.string().url({ error: 'base_url is a URL like https://karltest.example.com' })
-      .describe('A customer\'s URL is `<base_url>/<branch>/<customer>/`.').meta({ examples: ['https://karltest.example.com'] }).optional(),
-    certificate: z.string().min(1).describe('The one TLS certificate, for proxy-config (relative to ci.yaml or absolute).').optional(),
+    base_url: z
+      .string()
+      .url({ error: 'base_url is a URL like https://karltest.example.com' })
+      .describe("A customer's URL is `<base_url>/<branch>/<customer>/`.")
+      .meta({ examples: ['https://karltest.example.com'] })
+      .optional(),
+    certificate: z
+      .string()
+      .min(1)
+      .describe('The one TLS certificate, for proxy-config (relative to ci.yaml or absolute).')
+      .optional(),
     certificate_key: z.string().min(1).describe('Its key.').optional(),
-    smtp_relay: z.string().min(1).describe('Where mail of `mailout: true` branches really goes.').meta({ examples: ['smtp://localhost:25'] }).optional(),
+    smtp_relay: z
+      .string()
+      .min(1)
+      .describe('Where mail of `mailout: true` branches really goes.')
+      .meta({ examples: ['smtp://localhost:25'] })
+      .optional(),
   })
   .strict();
 
 export const ConfigSchema = z
   .object({
-    version: z.literal(1, { error: 'version must be 1 — write "version: 1" at the top' }).describe('Format version: 1.'),
-    state_dir: z.string().min(1).describe('State, build logs, caught mail, mail outbox. Default: `.stagepost` beside ci.yaml.').meta({ default: './.stagepost' }).optional(),
+    version: z
+      .literal(1, { error: 'version must be 1 — write "version: 1" at the top' })
+      .describe('Format version: 1.'),
+    state_dir: z
+      .string()
+      .min(1)
+      .describe(
+        'State, build logs, caught mail, mail outbox. Default: `.stagepost` beside ci.yaml.',
+      )
+      .meta({ default: './.stagepost' })
+      .optional(),
     site: SiteConfigSchema.describe('The public side of the staging server.').optional(),
     poll: PollSettingsSchema.describe('Polling of the remotes.').optional(),
     builds: BuildSettingsSchema.describe('The build queue.').optional(),
-    steps: Steps.describe('Default steps of every branch, run in order by `sh -c` in the branch dir.').optional(),
-    create: Steps.describe('Steps run once when a branch directory is first made, after its sources are checked out.').optional(),
-    health: HealthSettingsSchema.describe('After the steps, each customer URL must answer.').optional(),
+    steps: Steps.describe(
+      'Default steps of every branch, run in order by `sh -c` in the branch dir.',
+    ).optional(),
+    create: Steps.describe(
+      'Steps run once when a branch directory is first made, after its sources are checked out.',
+    ).optional(),
+    health: HealthSettingsSchema.describe(
+      'After the steps, each customer URL must answer.',
+    ).optional(),
     notify: z.array(NotifierConfigSchema).describe('Notifiers of every branch.').optional(),
-    authors: z.record(z.string(), z.string().min(1)).describe('svn user names (and git addresses to rewrite) → email address.').optional(),
-    authors_domain: z.string().min(1).describe('Fallback for an svn user not in `authors`: `user@authors_domain`.').optional(),
-    http: HttpConfigSchema.describe('Dashboard, JSON API, commit hook, metrics. Off when absent.').optional(),
-    branches: z.record(BranchName, BranchConfigSchema, { error: 'branches is a map of branch name → branch (indented keys like "staging:"), not a list' })
-      .nullable().describe('The branch sites, by name (the URL segment). May be empty.').optional(),
-    jobs: z.record(JobName, JobConfigSchema, { error: 'jobs is a map of job name → job' })
-      .nullable().describe('Scheduled commands, by name.').optional(),
+    authors: z
+      .record(z.string(), z.string().min(1))
+      .describe('svn user names (and git addresses to rewrite) → email address.')
+      .optional(),
+    authors_domain: z
+      .string()
+      .min(1)
+      .describe('Fallback for an svn user not in `authors`: `user@authors_domain`.')
+      .optional(),
+    http: HttpConfigSchema.describe(
+      'Dashboard, JSON API, commit hook, metrics. Off when absent.',
+    ).optional(),
+    branches: z
+      .record(BranchName, BranchConfigSchema, {
+        error:
+          'branches is a map of branch name → branch (indented keys like "staging:"), not a list',
+      })
+      .nullable()
+      .describe('The branch sites, by name (the URL segment). May be empty.')
+      .optional(),
+    jobs: z
+      .record(JobName, JobConfigSchema, { error: 'jobs is a map of job name → job' })
+      .nullable()
+      .describe('Scheduled commands, by name.')
+      .optional(),
   })
   .strict();
 

@@ -5,7 +5,13 @@ import { Cron } from 'croner';
 import { watch, type FSWatcher } from 'chokidar';
 import type { BranchConfig, Config } from '../config/types.js';
 import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
-import type { BuildSummary, CaughtMailSummary, CurrentBuild, DaemonApi, StatusDocument } from '../status.js';
+import type {
+  BuildSummary,
+  CaughtMailSummary,
+  CurrentBuild,
+  DaemonApi,
+  StatusDocument,
+} from '../status.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadConfig } from '../config/load.js';
 import { StagepostError, errorMessage } from '../errors.js';
@@ -85,32 +91,63 @@ export class Daemon implements DaemonApi {
     this.config = await loadConfig(this.options.configFile, this.options.env);
     this.store = new StateStore(this.config.stateDir);
     await this.store.init();
-    this.lock = new FileLock(path.join(this.config.stateDir, 'daemon.lock'), `stagepost run (${this.config.file})`);
+    this.lock = new FileLock(
+      path.join(this.config.stateDir, 'daemon.lock'),
+      `stagepost run (${this.config.file})`,
+    );
     const owner = await this.lock.tryAcquire();
     if (owner) {
-      throw new StagepostError('ELOCKED', `another stagepost daemon (pid ${owner.pid}) already runs on state_dir ${this.config.stateDir} — stop it first, or give this one another state_dir`);
+      throw new StagepostError(
+        'ELOCKED',
+        `another stagepost daemon (pid ${owner.pid}) already runs on state_dir ${this.config.stateDir} — stop it first, or give this one another state_dir`,
+      );
     }
-    const pluginCtx = { log: this.log, stateDir: path.join(this.config.stateDir, 'plugins'), redact: (t: string) => redactor.redact(t) };
+    const pluginCtx = {
+      log: this.log,
+      stateDir: path.join(this.config.stateDir, 'plugins'),
+      redact: (t: string) => redactor.redact(t),
+    };
     this.vcs = new VcsRegistry(pluginCtx);
     // Thousands of ls-remote a day: started by a small fork server, not by forking this process.
     useQueryServer(true);
-    await recoverInterrupted(this.store, this.config.branches.map((b) => b.name), this.log);
+    await recoverInterrupted(
+      this.store,
+      this.config.branches.map((b) => b.name),
+      this.log,
+    );
 
-    this.dispatcher = new NotifyDispatcher({ stateDir: this.config.stateDir, log: this.log, redact: (t: string) => redactor.redact(t) });
+    this.dispatcher = new NotifyDispatcher({
+      stateDir: this.config.stateDir,
+      log: this.log,
+      redact: (t: string) => redactor.redact(t),
+    });
     await this.configureNotifiers();
     await this.dispatcher.start();
-    await resendPendingNotifications(this.store, this.config.branches.map((b) => b.name), (p) => this.notify(p.notification, p.events), this.log);
+    await resendPendingNotifications(
+      this.store,
+      this.config.branches.map((b) => b.name),
+      (p) => this.notify(p.notification, p.events),
+      this.log,
+    );
 
     this.queue = new BuildQueue(this.config.concurrency, (item) => this.runItem(item));
-    this.queue.onChange(() => { this.metrics.queueLength.set(this.queue.waitingItems().length); this.changed({ type: 'queue' }); });
+    this.queue.onChange(() => {
+      this.metrics.queueLength.set(this.queue.waitingItems().length);
+      this.changed({ type: 'queue' });
+    });
 
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
       tracks: this.store.readPoll().tracks,
-      persist: (tracks) => void this.store.writePoll({ version: 1, tracks }).catch((err) => this.log.error({ error: err }, 'cannot save poll state')),
+      persist: (tracks) =>
+        void this.store
+          .writePoll({ version: 1, tracks })
+          .catch((err) => this.log.error({ error: err }, 'cannot save poll state')),
       events: {
-        changed: (branches) => { for (const b of branches) this.considerBuild(b); },
+        changed: (branches) => {
+          for (const b of branches) this.considerBuild(b);
+        },
         polled: (branches, error, durationMs, vcs) => {
           const at = new Date().toISOString();
           this.metrics.remoteQueriesTotal.inc({ vcs });
@@ -136,7 +173,15 @@ export class Daemon implements DaemonApi {
     await this.applyMailCatchers();
     this.applyJobs();
     if (this.options.watch !== false) this.watchConfig();
-    this.log.info({ config: this.config.file, branches: this.config.branches.map((b) => b.name), stateDir: this.config.stateDir, http: this.http?.url }, 'stagepost started');
+    this.log.info(
+      {
+        config: this.config.file,
+        branches: this.config.branches.map((b) => b.name),
+        stateDir: this.config.stateDir,
+        http: this.http?.url,
+      },
+      'stagepost started',
+    );
     await this.poller.setBranches(this.config.branches);
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
@@ -159,12 +204,19 @@ export class Daemon implements DaemonApi {
         this.changed({ type: 'progress', branch });
       },
       httpUrl: this.config.http?.publicUrl,
-      onLockWait: (owner) => this.log.info({ owner: owner.purpose, pid: owner.pid }, 'waiting for another process to finish with this branch'),
+      onLockWait: (owner) =>
+        this.log.info(
+          { owner: owner.purpose, pid: owner.pid },
+          'waiting for another process to finish with this branch',
+        ),
     };
   }
 
   /** Resolves once the messages are in the outbox; delivery goes on in the background. */
-  private notify(n: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>, events: EventName[]): Promise<void> {
+  private notify(
+    n: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>,
+    events: EventName[],
+  ): Promise<void> {
     return this.dispatcher.enqueue(n, events, n.branch);
   }
 
@@ -173,14 +225,27 @@ export class Daemon implements DaemonApi {
     const branch = this.branch(name);
     if (!branch || this.stopping) return;
     const state = this.store.readBranch(name);
-    if (state.forcePending) { this.queue.request({ branch: name, kind: 'build', force: true }); return; }
+    if (state.forcePending) {
+      this.queue.request({ branch: name, kind: 'build', force: true });
+      return;
+    }
     const { revisions, missing } = targetRevisions({ track: (k) => this.poller.tracks[k] }, branch);
     if (missing.length > 0 || !needsBuild(state, revisions)) return;
-    const quietUntil = Math.max(...branch.sources.map((s) => Date.parse(this.poller.tracks[trackKey(s)]?.changedAt ?? '0') + branch.poll.quietMs));
+    const quietUntil = Math.max(
+      ...branch.sources.map(
+        (s) => Date.parse(this.poller.tracks[trackKey(s)]?.changedAt ?? '0') + branch.poll.quietMs,
+      ),
+    );
     if (quietUntil > Date.now()) {
       // Build once the revisions have stood still for `quiet`.
       clearTimeout(this.quietTimers.get(name));
-      const t = setTimeout(() => { this.quietTimers.delete(name); this.considerBuild(name); }, quietUntil - Date.now() + 5);
+      const t = setTimeout(
+        () => {
+          this.quietTimers.delete(name);
+          this.considerBuild(name);
+        },
+        quietUntil - Date.now() + 5,
+      );
       t.unref?.();
       this.quietTimers.set(name, t);
       return;
@@ -197,15 +262,25 @@ export class Daemon implements DaemonApi {
       if (item.kind === 'build') {
         const outcome = await runBuild(this.buildContext(), branch, { force: item.force });
         if (outcome.status === 'built') {
-          this.metrics.buildsTotal.inc({ branch: branch.name, result: outcome.record.result ?? 'unknown' });
-          this.metrics.buildDurationSeconds.observe({ branch: branch.name }, (outcome.record.durationMs ?? 0) / 1000);
+          this.metrics.buildsTotal.inc({
+            branch: branch.name,
+            result: outcome.record.result ?? 'unknown',
+          });
+          this.metrics.buildDurationSeconds.observe(
+            { branch: branch.name },
+            (outcome.record.durationMs ?? 0) / 1000,
+          );
         } else if (outcome.status === 'no-revision') {
           this.log.warn({ branch: branch.name, reason: outcome.reason }, 'cannot build yet');
         }
       } else if (item.kind.startsWith('job:')) {
         const job = this.config.jobs.find((j) => `job:${j.name}` === item.kind);
         if (!job) return;
-        const record = await runJob({ ...this.buildContext(), notifyJob: (n) => this.notify(n, ['job-failure']) }, job, branch);
+        const record = await runJob(
+          { ...this.buildContext(), notifyJob: (n) => this.notify(n, ['job-failure']) },
+          job,
+          branch,
+        );
         this.metrics.buildsTotal.inc({ branch: branch.name, result: record.result ?? 'unknown' });
       }
     } catch (err) {
@@ -226,7 +301,10 @@ export class Daemon implements DaemonApi {
     let timer: NodeJS.Timeout | undefined;
     // chokidar follows a file that an editor replaces by rename (its atomic
     // save), which a plain fs.watch on the old inode would miss.
-    this.watcher = watch(this.config.file, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 } });
+    this.watcher = watch(this.config.file, {
+      ignoreInitial: true,
+      awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 },
+    });
     const onEvent = () => {
       clearTimeout(timer);
       timer = setTimeout(() => void this.reload(), 150);
@@ -249,10 +327,15 @@ export class Daemon implements DaemonApi {
       next = await loadConfig(this.config.file, this.options.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
-      this.log.error({ config: this.config.file, error: message }, 'ci.yaml edit rejected; keeping the last good config');
+      this.log.error(
+        { config: this.config.file, error: message },
+        'ci.yaml edit rejected; keeping the last good config',
+      );
       if (message !== this.lastConfigError) {
         this.lastConfigError = message;
-        void this.dispatcher.dispatch({ type: 'config', file: this.config.file, message }, ['config-error']).catch(() => undefined);
+        void this.dispatcher
+          .dispatch({ type: 'config', file: this.config.file, message }, ['config-error'])
+          .catch(() => undefined);
       }
       this.changed({ type: 'config-error' });
       return;
@@ -277,44 +360,80 @@ export class Daemon implements DaemonApi {
 
   private async configureNotifiers(): Promise<void> {
     const perBranch = new Map(this.config.branches.map((b) => [b.name, b.notify] as const));
-    await this.dispatcher.setNotifiers(this.config.notify, perBranch, { authorsDomain: this.config.authorsDomain, httpUrl: this.config.http?.publicUrl, configDir: this.config.dir });
+    await this.dispatcher.setNotifiers(this.config.notify, perBranch, {
+      authorsDomain: this.config.authorsDomain,
+      httpUrl: this.config.http?.publicUrl,
+      configDir: this.config.dir,
+    });
   }
 
   private async applyHttp(): Promise<void> {
     const http = this.config.http;
     const key = http ? `${http.host}:${http.port}:${http.token ?? ''}` : '';
     if (key === this.httpKey) return;
-    if (this.http) { await this.http.close(); this.http = null; }
+    if (this.http) {
+      await this.http.close();
+      this.http = null;
+    }
     this.httpKey = key;
     if (!http) return;
     // Loaded only when configured: fastify is the largest part of a resting daemon's memory.
     const { startHttpServer } = await import('../http/server.js');
-    this.http = await startHttpServer({ host: http.host, port: http.port, token: http.token, api: this, metrics: this.metrics, log: this.log, redact: (t: string) => redactor.redact(t) });
+    this.http = await startHttpServer({
+      host: http.host,
+      port: http.port,
+      token: http.token,
+      api: this,
+      metrics: this.metrics,
+      log: this.log,
+      redact: (t: string) => redactor.redact(t),
+    });
   }
 
   private async applyMailCatchers(): Promise<void> {
     const wanted = new Map<string, BranchConfig>();
-    for (const b of this.config.branches) if (b.smtpPort) wanted.set(`${b.name}:${b.smtpPort}:${b.mailout}:${this.config.site.smtpRelay ?? ''}`, b);
+    for (const b of this.config.branches)
+      if (b.smtpPort)
+        wanted.set(`${b.name}:${b.smtpPort}:${b.mailout}:${this.config.site.smtpRelay ?? ''}`, b);
     for (const [key, catcher] of this.catchers) {
-      if (!wanted.has(key)) { await catcher.stop(); this.catchers.delete(key); }
+      if (!wanted.has(key)) {
+        await catcher.stop();
+        this.catchers.delete(key);
+      }
     }
     for (const [key, b] of wanted) {
       if (this.catchers.has(key)) continue;
       const { MailCatcher } = await import('../site/mail-catcher.js');
-      const catcher = new MailCatcher({ branch: b.name, port: b.smtpPort!, host: '127.0.0.1', stateDir: this.config.stateDir, keep: 300, relay: b.mailout && this.config.site.smtpRelay ? { url: this.config.site.smtpRelay } : null, log: this.log.child({ branch: b.name }) });
+      const catcher = new MailCatcher({
+        branch: b.name,
+        port: b.smtpPort!,
+        host: '127.0.0.1',
+        stateDir: this.config.stateDir,
+        keep: 300,
+        relay: b.mailout && this.config.site.smtpRelay ? { url: this.config.site.smtpRelay } : null,
+        log: this.log.child({ branch: b.name }),
+      });
       catcher.on('caught', () => this.changed({ type: 'mail', branch: b.name }));
       try {
         await catcher.start();
         this.catchers.set(key, catcher);
       } catch (err) {
-        this.log.error({ branch: b.name, port: b.smtpPort, error: err }, 'mail catcher could not start');
+        this.log.error(
+          { branch: b.name, port: b.smtpPort, error: err },
+          'mail catcher could not start',
+        );
       }
     }
   }
 
   private applyJobs(): void {
     for (const j of this.jobs) j.stop();
-    this.jobs = this.config.jobs.map((job) => new Cron(job.schedule, { timezone: job.timezone, protect: true }, () => this.runJobNow(job.name)));
+    this.jobs = this.config.jobs.map(
+      (job) =>
+        new Cron(job.schedule, { timezone: job.timezone, protect: true }, () =>
+          this.runJobNow(job.name),
+        ),
+    );
   }
 
   /** Queue a job for its branches (or one). */
@@ -330,16 +449,25 @@ export class Daemon implements DaemonApi {
   // ------------------------------------------------------------ DaemonApi
 
   status(): StatusDocument {
-    const queued = new Set(this.queue.waitingItems().filter((i) => i.kind === 'build').map((i) => i.branch));
-    return redactor.redactValue(statusDocument(this.config, this.store, {
-      tracks: this.poller.tracks as Record<string, TrackState>,
-      lastPoll: this.lastPoll,
-      queued,
-      queue: this.queue.waitingItems().map((i) => (i.kind === 'build' ? i.branch : `${i.kind}@${i.branch}`)),
-      current: this.current,
-      outbox: this.dispatcher.outboxSize(),
-      daemon: { running: true, pid: process.pid, startedAt: this.startedAt },
-    }));
+    const queued = new Set(
+      this.queue
+        .waitingItems()
+        .filter((i) => i.kind === 'build')
+        .map((i) => i.branch),
+    );
+    return redactor.redactValue(
+      statusDocument(this.config, this.store, {
+        tracks: this.poller.tracks,
+        lastPoll: this.lastPoll,
+        queued,
+        queue: this.queue
+          .waitingItems()
+          .map((i) => (i.kind === 'build' ? i.branch : `${i.kind}@${i.branch}`)),
+        current: this.current,
+        outbox: this.dispatcher.outboxSize(),
+        daemon: { running: true, pid: process.pid, startedAt: this.startedAt },
+      }),
+    );
   }
 
   counts(): { queue: number; outbox: number } {
@@ -403,8 +531,13 @@ export class Daemon implements DaemonApi {
     this.runtimeTimer = setTimeout(() => {
       this.runtimeTimer = null;
       void writeRuntimeFile(this.config.stateDir, {
-        pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(),
-        lastPoll: this.lastPoll, queue: this.queue.waitingItems().map((i) => i.branch), current: this.current, outbox: this.dispatcher.outboxSize(),
+        pid: process.pid,
+        startedAt: this.startedAt,
+        updatedAt: new Date().toISOString(),
+        lastPoll: this.lastPoll,
+        queue: this.queue.waitingItems().map((i) => i.branch),
+        current: this.current,
+        outbox: this.dispatcher.outboxSize(),
       }).catch(() => undefined);
     }, delayMs);
     this.runtimeTimer.unref?.();
@@ -436,7 +569,10 @@ export class Daemon implements DaemonApi {
     if (this.runtimeTimer) clearTimeout(this.runtimeTimer);
     await this.watcher?.close();
     const idle = this.queue.idle();
-    const graceOver = await Promise.race([idle.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref?.())]);
+    const graceOver = await Promise.race([
+      idle.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref?.()),
+    ]);
     if (graceOver) {
       this.log.warn({ graceMs }, 'grace period over; interrupting running builds');
       this.abort.abort();
@@ -444,7 +580,10 @@ export class Daemon implements DaemonApi {
     }
     await this.poller.idle();
     await stopQueryServer();
-    await Promise.race([this.dispatcher.flush(), new Promise((r) => setTimeout(r, 2000).unref?.())]);
+    await Promise.race([
+      this.dispatcher.flush(),
+      new Promise((r) => setTimeout(r, 2000).unref?.()),
+    ]);
     await this.dispatcher.close();
     await this.http?.close();
     for (const c of this.catchers.values()) await c.stop();

@@ -20,14 +20,26 @@ export interface LiveInfo {
   daemon: StatusDocument['daemon'];
 }
 
-export function branchStatus(config: Config, store: StateStore, name: string, live: LiveInfo, state?: BranchState): BranchStatus | null {
+export function branchStatus(
+  config: Config,
+  store: StateStore,
+  name: string,
+  live: LiveInfo,
+  state?: BranchState,
+): BranchStatus | null {
   const branch = config.branches.find((b) => b.name === name);
   if (!branch) return null;
   const st = state ?? store.readBranch(name);
   const last = st.builds.find((b) => b.kind === 'build') ?? null;
   const current = live.current[name] ?? null;
   const failing = last?.result === 'failure' || last?.result === 'timeout';
-  const shown: BranchStatus['state'] = current ? 'building' : live.queued.has(name) ? 'queued' : failing ? 'failing' : 'idle';
+  const shown: BranchStatus['state'] = current
+    ? 'building'
+    : live.queued.has(name)
+      ? 'queued'
+      : failing
+        ? 'failing'
+        : 'idle';
   return {
     name,
     state: shown,
@@ -39,12 +51,18 @@ export function branchStatus(config: Config, store: StateStore, name: string, li
       url: stripUrlPassword(s.url),
       ref: s.ref,
       subject: st.subjects[s.name],
-      ...(live.tracks[trackKey(s)]?.missing ? { missing: live.tracks[trackKey(s)]!.missing } : {}),
+      ...(live.tracks[trackKey(s)]?.missing ? { missing: live.tracks[trackKey(s)].missing } : {}),
     })),
-    lastBuild: last ? { id: last.id, result: last.result, startedAt: last.startedAt, durationMs: last.durationMs } : null,
+    lastBuild: last
+      ? { id: last.id, result: last.result, startedAt: last.startedAt, durationMs: last.durationMs }
+      : null,
     lastPoll: live.lastPoll[name] ?? null,
     current: current ? { ...current, elapsedMs: Date.now() - Date.parse(current.startedAt) } : null,
-    customers: branch.customers.map((c) => ({ name: c, url: customerUrl(config, branch, c), mailin: branch.mailin.includes(c) })),
+    customers: branch.customers.map((c) => ({
+      name: c,
+      url: customerUrl(config, branch, c),
+      mailin: branch.mailin.includes(c),
+    })),
     port: branch.port ?? null,
     dir: branch.dir,
   };

@@ -40,23 +40,52 @@ interface Planned {
   expect: string | null;
 }
 
-const pickOne = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
+const pickOne = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)];
 
 /** Commit number n (from 0). Slot 0 may hit any branch; 1, 3, 5 are branch2's break, still broken, repair. */
 export function plan(n: number): Planned {
   const message = pickOne(MESSAGES);
   switch (n % 6) {
-    case 0: return { branch: pickOne(['staging', 'branch1', 'branch2']), message, broken: null, expect: null };
-    case 1: return { branch: 'branch2', message: 'Break the build on purpose (adds BROKEN)', broken: 'add', expect: 'FAILED' };
-    case 3: return { branch: 'branch2', message: `${message} (still broken)`, broken: 'keep', expect: 'STILL FAILING' };
-    case 5: return { branch: 'branch2', message: 'Repair the build (removes BROKEN)', broken: 'remove', expect: 'FIXED' };
-    default: return { branch: pickOne(['staging', 'branch1']), message, broken: null, expect: null };
+    case 0:
+      return {
+        branch: pickOne(['staging', 'branch1', 'branch2']),
+        message,
+        broken: null,
+        expect: null,
+      };
+    case 1:
+      return {
+        branch: 'branch2',
+        message: 'Break the build on purpose (adds BROKEN)',
+        broken: 'add',
+        expect: 'FAILED',
+      };
+    case 3:
+      return {
+        branch: 'branch2',
+        message: `${message} (still broken)`,
+        broken: 'keep',
+        expect: 'STILL FAILING',
+      };
+    case 5:
+      return {
+        branch: 'branch2',
+        message: 'Repair the build (removes BROKEN)',
+        broken: 'remove',
+        expect: 'FIXED',
+      };
+    default:
+      return { branch: pickOne(['staging', 'branch1']), message, broken: null, expect: null };
   }
 }
 
 function edit(dir: string, p: Planned, author: Author): void {
   appendFileSync(path.join(dir, 'CHANGES.txt'), `${p.message} (${author.name})\n`);
-  if (p.broken === 'add') writeFileSync(path.join(dir, 'BROKEN'), 'the demo broke this branch on purpose; a later commit repairs it\n');
+  if (p.broken === 'add')
+    writeFileSync(
+      path.join(dir, 'BROKEN'),
+      'the demo broke this branch on purpose; a later commit repairs it\n',
+    );
   if (p.broken === 'remove') rmSync(path.join(dir, 'BROKEN'), { force: true });
 }
 
@@ -89,12 +118,18 @@ export class CommitLoop {
     if (!target) return;
     const author = pickOne(AUTHORS);
     try {
-      const rev = await target.repo.commit(target.ref, author, p.message, (dir) => edit(dir, p, author));
+      const rev = await target.repo.commit(target.ref, author, p.message, (dir) =>
+        edit(dir, p, author),
+      );
       const where = target.repo.vcs === 'git' ? `git ${target.ref}` : 'svn trunk';
       const shown = target.repo.vcs === 'git' ? rev.slice(0, 7) : `r${rev}`;
-      this.out(`${new Date().toTimeString().slice(0, 8)}  commit ${shown} to ${p.branch} (${where}) by ${author.name}: ${p.message}${p.expect ? `  -> expect ${p.expect}` : ''}`);
+      this.out(
+        `${new Date().toTimeString().slice(0, 8)}  commit ${shown} to ${p.branch} (${where}) by ${author.name}: ${p.message}${p.expect ? `  -> expect ${p.expect}` : ''}`,
+      );
     } catch (err) {
-      this.out(`${new Date().toTimeString().slice(0, 8)}  commit to ${p.branch} failed: ${errorMessage(err)}`);
+      this.out(
+        `${new Date().toTimeString().slice(0, 8)}  commit to ${p.branch} failed: ${errorMessage(err)}`,
+      );
     }
   }
 

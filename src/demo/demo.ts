@@ -21,7 +21,11 @@ import { waitForFirstBuilds } from './first-builds.js';
  * and everything it started.
  */
 const BRANCHES = ['staging', 'branch1', 'branch2'] as const;
-const BIN = path.join(packageRoot(path.dirname(fileURLToPath(import.meta.url))), 'bin', 'stagepost.js');
+const BIN = path.join(
+  packageRoot(path.dirname(fileURLToPath(import.meta.url))),
+  'bin',
+  'stagepost.js',
+);
 
 /** The directory of package.json above this file (src/demo, or dist/src/demo when compiled). */
 function packageRoot(from: string): string {
@@ -47,25 +51,42 @@ function stopSignal(onSecond: () => void): { stopped: Promise<string>; dispose: 
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  return { stopped, dispose: () => { process.off('SIGINT', handler); process.off('SIGTERM', handler); } };
+  return {
+    stopped,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
 }
 
-async function makeRemotes(dir: string, out: (line: string) => void): Promise<[DemoSite, DemoSite, DemoSite] & { targets: CommitTarget[] }> {
+async function makeRemotes(
+  dir: string,
+  out: (line: string) => void,
+): Promise<[DemoSite, DemoSite, DemoSite] & { targets: CommitTarget[] }> {
   const remotes = path.join(dir, 'remotes');
   const work = path.join(dir, 'work');
   mkdirSync(remotes, { recursive: true });
-  const haveSvn = (await works('svnadmin', ['--version', '--quiet'])) && (await works('svn', ['--version', '--quiet']));
+  const haveSvn =
+    (await works('svnadmin', ['--version', '--quiet'])) &&
+    (await works('svn', ['--version', '--quiet']));
   if (!haveSvn) out('svn not installed: the demo uses git only');
-  const git = await makeGitSample(remotes, work, AUTHORS[0]!, ['feature-x', 'feature-y']);
-  const svn = haveSvn ? await makeSvnSample(remotes, work, path.join(dir, 'svn-config'), AUTHORS[2]!) : null;
-  const staging: DemoSite = svn ? { name: 'staging', vcs: 'svn', url: `${svn.url}/trunk` } : { name: 'staging', vcs: 'git', url: git.url, ref: 'main' };
+  const git = await makeGitSample(remotes, work, AUTHORS[0], ['feature-x', 'feature-y']);
+  const svn = haveSvn
+    ? await makeSvnSample(remotes, work, path.join(dir, 'svn-config'), AUTHORS[2])
+    : null;
+  const staging: DemoSite = svn
+    ? { name: 'staging', vcs: 'svn', url: `${svn.url}/trunk` }
+    : { name: 'staging', vcs: 'git', url: git.url, ref: 'main' };
   const sites: [DemoSite, DemoSite, DemoSite] = [
     staging,
     { name: 'branch1', vcs: 'git', url: git.url, ref: 'feature-x' },
     { name: 'branch2', vcs: 'git', url: git.url, ref: 'feature-y' },
   ];
   const targets: CommitTarget[] = [
-    svn ? { branch: 'staging', repo: svn, ref: 'trunk' } : { branch: 'staging', repo: git, ref: 'main' },
+    svn
+      ? { branch: 'staging', repo: svn, ref: 'trunk' }
+      : { branch: 'staging', repo: git, ref: 'main' },
     { branch: 'branch1', repo: git, ref: 'feature-x' },
     { branch: 'branch2', repo: git, ref: 'feature-y' },
   ];
@@ -76,11 +97,21 @@ function intervalFromEnv(env: NodeJS.ProcessEnv): number {
   const raw = env.STAGEPOST_DEMO_COMMIT_INTERVAL;
   if (raw === undefined || raw === '') return 9000;
   const ms = Number(raw);
-  if (!Number.isFinite(ms) || ms < 100) throw new StagepostError('EUSAGE', `STAGEPOST_DEMO_COMMIT_INTERVAL=${raw} is not a number of milliseconds (100 or more)`);
+  if (!Number.isFinite(ms) || ms < 100)
+    throw new StagepostError(
+      'EUSAGE',
+      `STAGEPOST_DEMO_COMMIT_INTERVAL=${raw} is not a number of milliseconds (100 or more)`,
+    );
   return ms;
 }
 
-function banner(dir: string, configFile: string, ports: DemoPorts, proxy: SiteProxy, intervalMs: number): string[] {
+function banner(
+  dir: string,
+  configFile: string,
+  ports: DemoPorts,
+  proxy: SiteProxy,
+  intervalMs: number,
+): string[] {
   // Short paths when the demo runs inside them (npm run demo), absolute ones otherwise.
   const rel = (p: string) => {
     const r = path.relative(process.cwd(), p);
@@ -104,7 +135,10 @@ function banner(dir: string, configFile: string, ports: DemoPorts, proxy: SitePr
 
 export async function demoCommand(opts: { port: number }): Promise<number> {
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
-    throw new StagepostError('EUSAGE', `--port ${opts.port}: give a TCP port number (1-65535, or 0 for any free one)`);
+    throw new StagepostError(
+      'EUSAGE',
+      `--port ${opts.port}: give a TCP port number (1-65535, or 0 for any free one)`,
+    );
   }
   const intervalMs = intervalFromEnv(process.env);
   const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -127,7 +161,9 @@ export async function demoCommand(opts: { port: number }): Promise<number> {
     // The daemon and its steps read these from this process's environment.
     process.env.STAGEPOST_DEMO_TOKEN = token;
     process.env.DEMO_APP_PORTS = BRANCHES.map((b) => `${b}=${ports.apps[b]}`).join(' ');
-    process.env.PATH = [path.dirname(process.execPath), process.env.PATH].filter(Boolean).join(path.delimiter);
+    process.env.PATH = [path.dirname(process.execPath), process.env.PATH]
+      .filter(Boolean)
+      .join(path.delimiter);
     proxy = await startSiteProxy(ports.proxy, ports.apps);
     daemon = await Daemon.start({ configFile, env: process.env, log: createLogger() });
     for (const line of banner(dir, configFile, ports, proxy, intervalMs)) out(line);
@@ -148,6 +184,9 @@ export async function demoCommand(opts: { port: number }): Promise<number> {
     const ended = owned ? await endAppServers(dir) : [];
     if (owned) releaseSandbox(dir);
     signal.dispose();
-    if (daemon) out(`stopped: the daemon and ${ended.length} app server${ended.length === 1 ? '' : 's'}; the sandbox stays in ${dir} until the next demo`);
+    if (daemon)
+      out(
+        `stopped: the daemon and ${ended.length} app server${ended.length === 1 ? '' : 's'}; the sandbox stays in ${dir} until the next demo`,
+      );
   }
 }

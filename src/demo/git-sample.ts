@@ -11,18 +11,27 @@ import { must, writeSampleApp, type Author, type SampleRepo } from './sample-rep
 function gitEnv(author: Author): NodeJS.ProcessEnv {
   return {
     ...process.env,
-    GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email,
-    GIT_COMMITTER_NAME: author.name, GIT_COMMITTER_EMAIL: author.email,
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_AUTHOR_NAME: author.name,
+    GIT_AUTHOR_EMAIL: author.email,
+    GIT_COMMITTER_NAME: author.name,
+    GIT_COMMITTER_EMAIL: author.email,
   };
 }
 
-export async function makeGitSample(remotesDir: string, workDir: string, first: Author, branches: string[]): Promise<SampleRepo> {
+export async function makeGitSample(
+  remotesDir: string,
+  workDir: string,
+  first: Author,
+  branches: string[],
+): Promise<SampleRepo> {
   const bare = path.join(remotesDir, 'karl.git');
   const work = path.join(workDir, 'karl-git');
   mkdirSync(bare, { recursive: true });
   mkdirSync(work, { recursive: true });
-  const git = (args: string[], author = first) => must('git', args, { cwd: work, env: gitEnv(author) });
+  const git = (args: string[], author = first) =>
+    must('git', args, { cwd: work, env: gitEnv(author) });
   await must('git', ['init', '--bare', '-q', bare], { env: gitEnv(first) });
   await must('git', ['symbolic-ref', 'HEAD', 'refs/heads/main'], { cwd: bare, env: gitEnv(first) });
   await git(['init', '-q']);

@@ -25,7 +25,12 @@ function listenOn(port: number): Promise<number | null> {
 }
 
 async function pick(preferred: number, taken: Set<number>): Promise<number> {
-  if (preferred > 0 && preferred < 65536 && !taken.has(preferred) && (await listenOn(preferred)) !== null) {
+  if (
+    preferred > 0 &&
+    preferred < 65536 &&
+    !taken.has(preferred) &&
+    (await listenOn(preferred)) !== null
+  ) {
     taken.add(preferred);
     return preferred;
   }

@@ -18,20 +18,38 @@ export function startSiteProxy(port: number, apps: Record<string, number>): Prom
     const appPort = branch ? apps[branch] : undefined;
     if (!branch || appPort === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end(`no branch site here; try ${Object.keys(apps).map((b) => `/${b}/`).join(' ')}\n`);
+      res.end(
+        `no branch site here; try ${Object.keys(apps)
+          .map((b) => `/${b}/`)
+          .join(' ')}\n`,
+      );
       return;
     }
-    const upstream = http.request({
-      host: '127.0.0.1', port: appPort, method: req.method, path: match?.[2] ?? '/',
-      headers: { ...req.headers, 'x-forwarded-prefix': `/${branch}`, 'x-forwarded-host': req.headers.host ?? '', 'x-forwarded-proto': 'http' },
-      timeout: 10_000,
-    }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = http.request(
+      {
+        host: '127.0.0.1',
+        port: appPort,
+        method: req.method,
+        path: match?.[2] ?? '/',
+        headers: {
+          ...req.headers,
+          'x-forwarded-prefix': `/${branch}`,
+          'x-forwarded-host': req.headers.host ?? '',
+          'x-forwarded-proto': 'http',
+        },
+        timeout: 10_000,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('timeout', () => upstream.destroy(new Error('timeout')));
     upstream.on('error', () => {
-      if (res.headersSent) { res.destroy(); return; }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       res.writeHead(502, { 'content-type': 'text/plain' });
       res.end(`the ${branch} app server does not answer (not built yet, or its build failed)\n`);
     });
@@ -39,9 +57,15 @@ export function startSiteProxy(port: number, apps: Record<string, number>): Prom
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve({
-      url: `http://127.0.0.1:${port}`,
-      close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
-    }));
+    server.listen(port, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      }),
+    );
   });
 }

@@ -20,7 +20,12 @@ export interface SampleRepo {
   /** The URL ci.yaml names (for svn: the repository root; add /trunk). */
   url: string;
   /** Check `ref` out in the work copy, let `edit` change files there, commit and push. Returns the new revision. */
-  commit(ref: string, author: Author, message: string, edit: (dir: string) => void): Promise<string>;
+  commit(
+    ref: string,
+    author: Author,
+    message: string,
+    edit: (dir: string) => void,
+  ): Promise<string>;
 }
 
 const SAMPLE_APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sample-app');
@@ -35,11 +40,18 @@ export function writeSampleApp(dir: string): void {
 }
 
 /** Run a tool of the demo's setup; a failure stops the demo with the tool's own words. */
-export async function must(file: string, args: string[], options: RunOptions = {}): Promise<string> {
+export async function must(
+  file: string,
+  args: string[],
+  options: RunOptions = {},
+): Promise<string> {
   const result = await run(file, args, { timeoutMs: 30_000, ...options });
   if (result.exitCode !== 0) {
     const said = (result.stderr || result.stdout).trim().split('\n').slice(-3).join(' / ');
-    throw new StagepostError('EREMOTE', `demo setup: ${result.command} failed (${describeFailure(result)})${said ? `: ${said}` : ''} — is ${file} installed and working?`);
+    throw new StagepostError(
+      'EREMOTE',
+      `demo setup: ${result.command} failed (${describeFailure(result)})${said ? `: ${said}` : ''} — is ${file} installed and working?`,
+    );
   }
   return result.stdout.trim();
 }

@@ -61,9 +61,17 @@ async function waitEnded(pid: number, group: boolean, ms: number): Promise<boole
 /** TERM, then KILL if it has not ended within `graceMs`. */
 async function end(pid: number, group: boolean, graceMs: number): Promise<void> {
   const target = group ? -pid : pid;
-  try { process.kill(target, 'SIGTERM'); } catch { return; }
+  try {
+    process.kill(target, 'SIGTERM');
+  } catch {
+    return;
+  }
   if (!(await waitEnded(pid, group, graceMs))) {
-    try { process.kill(target, 'SIGKILL'); } catch { /* ended meanwhile */ }
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      /* ended meanwhile */
+    }
     await waitEnded(pid, group, 1000);
   }
 }
@@ -72,7 +80,9 @@ async function end(pid: number, group: boolean, graceMs: number): Promise<void> 
 export function appServerPidFiles(dir: string): string[] {
   const sites = path.join(dir, 'sites');
   if (!existsSync(sites)) return [];
-  return readdirSync(sites).map((b) => path.join(sites, b, APP_PID)).filter((f) => existsSync(f));
+  return readdirSync(sites)
+    .map((b) => path.join(sites, b, APP_PID))
+    .filter((f) => existsSync(f));
 }
 
 /** End every app server of the sandbox (each runs in its own process group). Returns their pids. */
@@ -101,16 +111,23 @@ export async function endEarlierDemo(dir: string): Promise<number | null> {
 /** Remove and recreate the sandbox, after ending whatever an earlier demo left running. */
 export async function resetSandbox(dir: string): Promise<void> {
   if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(path.join(dir, MARKER))) {
-    throw new StagepostError('EEXISTS', `${dir} exists and is not a stagepost demo sandbox; the demo would remove it — move it away, or set STAGEPOST_DEMO_DIR to another directory`);
+    throw new StagepostError(
+      'EEXISTS',
+      `${dir} exists and is not a stagepost demo sandbox; the demo would remove it — move it away, or set STAGEPOST_DEMO_DIR to another directory`,
+    );
   }
   await endEarlierDemo(dir);
   await endAppServers(dir);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, MARKER), 'made by `stagepost demo`; removed and made again by each run\n');
+  writeFileSync(
+    path.join(dir, MARKER),
+    'made by `stagepost demo`; removed and made again by each run\n',
+  );
   writeFileSync(path.join(dir, PID_FILE), `${process.pid}\n`);
 }
 
 export function releaseSandbox(dir: string): void {
-  if (readPid(path.join(dir, PID_FILE)) === process.pid) rmSync(path.join(dir, PID_FILE), { force: true });
+  if (readPid(path.join(dir, PID_FILE)) === process.pid)
+    rmSync(path.join(dir, PID_FILE), { force: true });
 }

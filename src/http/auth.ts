@@ -19,11 +19,17 @@ export function requireToken(token: string | undefined) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (request.method !== 'POST') return;
     if (!token) {
-      await reply.code(403).send({ error: 'POST requests are disabled: no token is configured. Set http.token in ci.yaml (for example token: ${STAGEPOST_TOKEN}) and reload.' });
+      await reply.code(403).send({
+        error:
+          'POST requests are disabled: no token is configured. Set http.token in ci.yaml (for example token: ${STAGEPOST_TOKEN}) and reload.',
+      });
       return;
     }
     if (!tokenMatches(token, request.headers.authorization)) {
-      await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: 'missing or wrong token: send "Authorization: Bearer <http.token>"' });
+      await reply
+        .code(401)
+        .header('WWW-Authenticate', 'Bearer')
+        .send({ error: 'missing or wrong token: send "Authorization: Bearer <http.token>"' });
     }
   };
 }

@@ -4,7 +4,9 @@ import { redactJson, type HttpContext } from './context.js';
 type BranchParams = { Params: { branch: string } };
 
 export function unknownBranch(reply: FastifyReply, branch: string): FastifyReply {
-  return reply.code(404).send({ error: `unknown branch "${branch}": it is not in ci.yaml (GET /api/status lists the branches)` });
+  return reply.code(404).send({
+    error: `unknown branch "${branch}": it is not in ci.yaml (GET /api/status lists the branches)`,
+  });
 }
 
 /** JSON routes: status, history, caught mail, the commit hook and forced builds. */

@@ -17,7 +17,8 @@ export function registerDashboard(app: FastifyInstance): void {
       .header('X-Content-Type-Options', 'nosniff')
       .header('Referrer-Policy', 'no-referrer')
       .header('Cache-Control', 'no-cache')
-      .send(html));
+      .send(html),
+  );
 }
 
 function contentSecurityPolicy(html: string): string {

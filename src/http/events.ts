@@ -9,7 +9,11 @@ const HEARTBEAT_MS = 15_000;
  * so the dashboard refetches only when something happened. Returns a function
  * that ends every open stream (the server cannot close while they are open).
  */
-export function registerEvents(app: FastifyInstance, ctx: HttpContext, heartbeatMs = HEARTBEAT_MS): () => void {
+export function registerEvents(
+  app: FastifyInstance,
+  ctx: HttpContext,
+  heartbeatMs = HEARTBEAT_MS,
+): () => void {
   const streams = new Set<() => void>();
 
   app.get('/api/events', (_request, reply) => {
@@ -24,7 +28,9 @@ export function registerEvents(app: FastifyInstance, ctx: HttpContext, heartbeat
     res.write('retry: 3000\n: connected\n\n');
 
     const unsubscribe = ctx.api.onChange((event) => {
-      res.write(`data: ${JSON.stringify(redactJson({ type: event.type, branch: event.branch }, ctx.redact))}\n\n`);
+      res.write(
+        `data: ${JSON.stringify(redactJson({ type: event.type, branch: event.branch }, ctx.redact))}\n\n`,
+      );
     });
     const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
     heartbeat.unref();
@@ -45,5 +51,7 @@ export function registerEvents(app: FastifyInstance, ctx: HttpContext, heartbeat
     res.on('error', end);
   });
 
-  return () => { for (const end of [...streams]) end(); };
+  return () => {
+    for (const end of [...streams]) end();
+  };
 }

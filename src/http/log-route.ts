@@ -19,12 +19,19 @@ export function registerLogRoute(app: FastifyInstance, ctx: HttpContext): void {
   app.get<LogRoute>('/api/branches/:branch/builds/:id/log', async (request, reply) => {
     const { branch, id: rawId } = request.params;
     if (!api.hasBranch(branch)) return unknownBranch(reply, branch);
-    const id = rawId === 'last' ? lastBuildId(ctx, branch) : /^\d+$/.test(rawId) ? Number(rawId) : null;
+    const id =
+      rawId === 'last' ? lastBuildId(ctx, branch) : /^\d+$/.test(rawId) ? Number(rawId) : null;
     const file = id === null ? null : api.logFile(branch, id);
-    if (!file) return reply.code(404).send({ error: `no log for build "${rawId}" of branch "${branch}" (GET /api/branches/${branch}/builds lists the builds)` });
+    if (!file)
+      return reply.code(404).send({
+        error: `no log for build "${rawId}" of branch "${branch}" (GET /api/branches/${branch}/builds lists the builds)`,
+      });
 
     const offsetText = request.query.offset ?? '0';
-    if (!/^\d+$/.test(offsetText)) return reply.code(400).send({ error: `offset must be a byte count (a non-negative integer), got "${offsetText}"` });
+    if (!/^\d+$/.test(offsetText))
+      return reply.code(400).send({
+        error: `offset must be a byte count (a non-negative integer), got "${offsetText}"`,
+      });
     const { bytes, size } = await readFrom(file, Number(offsetText));
     const whole = completeUtf8(bytes);
     return reply
@@ -41,7 +48,9 @@ export function registerLogRoute(app: FastifyInstance, ctx: HttpContext): void {
 /** `last`: the running build if any, else the newest finished one. */
 function lastBuildId({ api }: HttpContext, branch: string): number | null {
   const status = api.status().branches.find((b) => b.name === branch);
-  const ids = [status?.current?.id, status?.lastBuild?.id, api.history(branch)[0]?.id].filter((n): n is number => typeof n === 'number');
+  const ids = [status?.current?.id, status?.lastBuild?.id, api.history(branch)[0]?.id].filter(
+    (n): n is number => typeof n === 'number',
+  );
   return ids.length ? Math.max(...ids) : null;
 }
 

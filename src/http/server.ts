@@ -42,15 +42,25 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   // Commit hooks post whatever their tool sends (JSON, form data, nothing);
   // no route reads a body, so accept any type and ignore it.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_request, _body, done) => done(null, undefined));
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: 1024 * 1024 },
+    (_request, _body, done) => done(null, undefined),
+  );
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     const message = opts.redact(errorMessage(err));
-    if (status >= 500) log.error({ method: request.method, url: opts.redact(request.url), err: message }, 'http request failed');
+    if (status >= 500)
+      log.error(
+        { method: request.method, url: opts.redact(request.url), err: message },
+        'http request failed',
+      );
     void reply.code(status).send({ error: message });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: `no route ${request.method} ${opts.redact(request.url.split('?')[0])}` });
+    void reply
+      .code(404)
+      .send({ error: `no route ${request.method} ${opts.redact(request.url.split('?')[0])}` });
   });
 
   registerDashboard(app);
@@ -65,8 +75,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   } catch (err) {
     await app.close().catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
-    const what = code === 'EADDRINUSE' ? 'the address is in use by another process' : errorMessage(err);
-    throw new StagepostError('ECONFIG', `cannot listen on ${opts.host}:${opts.port} for http: ${what}. Change http.listen in ci.yaml or stop the other process.`, { cause: err });
+    const what =
+      code === 'EADDRINUSE' ? 'the address is in use by another process' : errorMessage(err);
+    throw new StagepostError(
+      'ECONFIG',
+      `cannot listen on ${opts.host}:${opts.port} for http: ${what}. Change http.listen in ci.yaml or stop the other process.`,
+      { cause: err },
+    );
   }
 
   const address = app.server.address();
@@ -76,6 +91,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   log.info({ url }, 'http listening');
   return {
     url,
-    close: async () => { await app.close(); },
+    close: async () => {
+      await app.close();
+    },
   };
 }

@@ -27,7 +27,11 @@ export interface NotifierExtras {
 }
 
 /** Notification without `events`: the dispatcher fills in each notifier's pick. */
-export type NotificationDraft = Notification extends infer N ? (N extends Notification ? Omit<N, 'events'> : never) : never;
+export type NotificationDraft = Notification extends infer N
+  ? N extends Notification
+    ? Omit<N, 'events'>
+    : never
+  : never;
 
 interface Entry {
   config: NotifierConfig;
@@ -78,16 +82,25 @@ export class NotifyDispatcher {
    * key) keep their instance. A broken entry is logged with its file and line
    * and skipped; the others work. Returns the problems.
    */
-  setNotifiers(global: NotifierConfig[], perBranch: Map<string, NotifierConfig[]>, extras: NotifierExtras = {}): Promise<StagepostError[]> {
+  setNotifiers(
+    global: NotifierConfig[],
+    perBranch: Map<string, NotifierConfig[]>,
+    extras: NotifierExtras = {},
+  ): Promise<StagepostError[]> {
     const next = this.configuring.then(() => this.configure(global, perBranch, extras));
     this.configuring = next.catch(() => undefined);
     return next;
   }
 
-  private async configure(global: NotifierConfig[], perBranch: Map<string, NotifierConfig[]>, extras: NotifierExtras): Promise<StagepostError[]> {
+  private async configure(
+    global: NotifierConfig[],
+    perBranch: Map<string, NotifierConfig[]>,
+    extras: NotifierExtras,
+  ): Promise<StagepostError[]> {
     const extrasKey = JSON.stringify(extras);
     const wanted = new Map<string, NotifierConfig>();
-    for (const c of [...global, ...[...perBranch.values()].flat()]) if (!wanted.has(c.key)) wanted.set(c.key, c);
+    for (const c of [...global, ...[...perBranch.values()].flat()])
+      if (!wanted.has(c.key)) wanted.set(c.key, c);
     const problems: StagepostError[] = [];
     const old = this.entries;
     const entries = new Map<string, Entry>();
@@ -98,13 +111,31 @@ export class NotifyDispatcher {
         old.delete(key);
         continue;
       }
-      const entry: Entry = { config, hash: notifierHash(config), notifier: null, failures: new FailureLog(this.log, { notifier: config.use, file: config.file, line: config.line }) };
+      const entry: Entry = {
+        config,
+        hash: notifierHash(config),
+        notifier: null,
+        failures: new FailureLog(this.log, {
+          notifier: config.use,
+          file: config.file,
+          line: config.line,
+        }),
+      };
       try {
         entry.notifier = await instantiateNotifier(config, this.context(config, extras));
       } catch (err) {
-        const error = err instanceof StagepostError ? err : new StagepostError('EPLUGIN', `${config.file}:${config.line}: notify (${config.use}): ${this.options.redact(String(err))}`);
+        const error =
+          err instanceof StagepostError
+            ? err
+            : new StagepostError(
+                'EPLUGIN',
+                `${config.file}:${config.line}: notify (${config.use}): ${this.options.redact(String(err))}`,
+              );
         problems.push(error);
-        this.log.error({ notifier: config.use, file: config.file, line: config.line, error: error.message }, 'notifier disabled: it could not be loaded');
+        this.log.error(
+          { notifier: config.use, file: config.file, line: config.line, error: error.message },
+          'notifier disabled: it could not be loaded',
+        );
       }
       entries.set(key, entry);
     }
@@ -130,8 +161,10 @@ export class NotifyDispatcher {
   /** Load what the last run left in the outbox and try it now (a restart is a good moment: the backoff was per process). */
   async start(): Promise<void> {
     const { records, unreadable } = await this.outbox.readAll();
-    for (const file of unreadable) this.log.error({ file }, 'outbox file unreadable; left in place');
-    if (records.length > 0) this.log.info({ messages: records.length }, 'retrying notifications left in the outbox');
+    for (const file of unreadable)
+      this.log.error({ file }, 'outbox file unreadable; left in place');
+    if (records.length > 0)
+      this.log.info({ messages: records.length }, 'retrying notifications left in the outbox');
     for (const record of records) {
       if (this.pending.has(record.id)) continue;
       this.pending.set(record.id, record);
@@ -145,8 +178,16 @@ export class NotifyDispatcher {
    * given and configured, else the global ones. Resolves after the first
    * delivery attempt of every message; never rejects.
    */
-  dispatch(draft: NotificationDraft | Omit<Notification, 'events'>, events: EventName[], branch?: string): Promise<void> {
-    return this.track(this.doDispatch(draft as Omit<Notification, 'events'>, events, branch).then((attempts) => Promise.all(attempts)).then(() => undefined));
+  dispatch(
+    draft: NotificationDraft | Omit<Notification, 'events'>,
+    events: EventName[],
+    branch?: string,
+  ): Promise<void> {
+    return this.track(
+      this.doDispatch(draft as Omit<Notification, 'events'>, events, branch)
+        .then((attempts) => Promise.all(attempts))
+        .then(() => undefined),
+    );
   }
 
   /**
@@ -155,10 +196,16 @@ export class NotifyDispatcher {
    * records a build as done, so a kill -9 in between can repeat a mail but
    * never lose one.
    */
-  enqueue(draft: NotificationDraft | Omit<Notification, 'events'>, events: EventName[], branch?: string): Promise<void> {
-    return this.track(this.doDispatch(draft as Omit<Notification, 'events'>, events, branch).then((attempts) => {
-      void this.track(Promise.all(attempts).then(() => undefined));
-    }));
+  enqueue(
+    draft: NotificationDraft | Omit<Notification, 'events'>,
+    events: EventName[],
+    branch?: string,
+  ): Promise<void> {
+    return this.track(
+      this.doDispatch(draft as Omit<Notification, 'events'>, events, branch).then((attempts) => {
+        void this.track(Promise.all(attempts).then(() => undefined));
+      }),
+    );
   }
 
   private track(work: Promise<void>): Promise<void> {
@@ -171,7 +218,11 @@ export class NotifyDispatcher {
   }
 
   /** Prepares and files every message; returns their first delivery attempts. */
-  private async doDispatch(draft: Omit<Notification, 'events'>, events: EventName[], branch: string | undefined): Promise<Array<Promise<void>>> {
+  private async doDispatch(
+    draft: Omit<Notification, 'events'>,
+    events: EventName[],
+    branch: string | undefined,
+  ): Promise<Array<Promise<void>>> {
     await this.configuring;
     if (this.closed) return [];
     const keys = (branch !== undefined ? this.perBranch.get(branch) : undefined) ?? this.global;
@@ -185,20 +236,40 @@ export class NotifyDispatcher {
       try {
         message = await entry.notifier.prepare({ ...safe, events: picked } as Notification);
       } catch (err) {
-        this.log.error({ notifier: entry.config.use, file: entry.config.file, line: entry.config.line, events: picked, error: this.options.redact(messageOf(err)) }, 'notifier could not prepare a message');
+        this.log.error(
+          {
+            notifier: entry.config.use,
+            file: entry.config.file,
+            line: entry.config.line,
+            events: picked,
+            error: this.options.redact(messageOf(err)),
+          },
+          'notifier could not prepare a message',
+        );
         continue;
       }
       if (message === null || message === undefined) continue;
       const now = this.now();
       const record: OutboxRecord = {
-        version: 1, id: this.outbox.newId(now), notifier: entry.hash, use: entry.config.use, branch, events: picked,
-        createdAt: new Date(now).toISOString(), attempts: 0, nextAttemptAt: new Date(now).toISOString(), message,
+        version: 1,
+        id: this.outbox.newId(now),
+        notifier: entry.hash,
+        use: entry.config.use,
+        branch,
+        events: picked,
+        createdAt: new Date(now).toISOString(),
+        attempts: 0,
+        nextAttemptAt: new Date(now).toISOString(),
+        message,
       };
       try {
         await this.outbox.write(record);
       } catch (err) {
         // Still try to send it; it just will not survive a restart.
-        this.log.error({ error: messageOf(err), dir: this.outbox.dir }, 'cannot write to the outbox');
+        this.log.error(
+          { error: messageOf(err), dir: this.outbox.dir },
+          'cannot write to the outbox',
+        );
       }
       this.pending.set(record.id, record);
       attempts.push(this.attempt(record.id));
@@ -226,7 +297,10 @@ export class NotifyDispatcher {
       this.orphans.add(id);
       if (this.configured && !this.warnedOrphans.has(record.notifier)) {
         this.warnedOrphans.add(record.notifier);
-        this.log.warn({ notifier: record.use, file: path.join(this.outbox.dir, `${id}.json`) }, 'outbox message for a notifier that is not configured (any more); kept until it is');
+        this.log.warn(
+          { notifier: record.use, file: path.join(this.outbox.dir, `${id}.json`) },
+          'outbox message for a notifier that is not configured (any more); kept until it is',
+        );
       }
       return;
     }
@@ -238,7 +312,14 @@ export class NotifyDispatcher {
     }
     this.pending.delete(id);
     entry.failures.succeeded();
-    await this.outbox.remove(id).catch((err) => this.log.error({ error: messageOf(err), id }, 'cannot remove a delivered message from the outbox; it may be sent again after a restart'));
+    await this.outbox
+      .remove(id)
+      .catch((err) =>
+        this.log.error(
+          { error: messageOf(err), id },
+          'cannot remove a delivered message from the outbox; it may be sent again after a restart',
+        ),
+      );
   }
 
   private async failed(record: OutboxRecord, entry: Entry, error: string): Promise<void> {
@@ -248,12 +329,20 @@ export class NotifyDispatcher {
     if (this.now() - Date.parse(record.createdAt) > this.giveUpAfterMs) {
       this.pending.delete(record.id);
       const file = await this.outbox.bury(record.id).catch(() => null);
-      this.log.error({ notifier: record.use, branch: record.branch, attempts: record.attempts, error, file }, 'notification given up after retrying for too long');
+      this.log.error(
+        { notifier: record.use, branch: record.branch, attempts: record.attempts, error, file },
+        'notification given up after retrying for too long',
+      );
       return;
     }
-    const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(record.attempts - 1, 30));
+    const delay = Math.min(
+      this.retryMaxMs,
+      this.retryBaseMs * 2 ** Math.min(record.attempts - 1, 30),
+    );
     record.nextAttemptAt = new Date(this.now() + delay).toISOString();
-    await this.outbox.write(record).catch((err) => this.log.error({ error: messageOf(err) }, 'cannot write to the outbox'));
+    await this.outbox
+      .write(record)
+      .catch((err) => this.log.error({ error: messageOf(err) }, 'cannot write to the outbox'));
     this.schedule(record.id, delay);
   }
 
@@ -268,7 +357,10 @@ export class NotifyDispatcher {
   private retryOrphans(): void {
     for (const id of [...this.orphans]) {
       const record = this.pending.get(id);
-      if (!record) { this.orphans.delete(id); continue; }
+      if (!record) {
+        this.orphans.delete(id);
+        continue;
+      }
       if ([...this.entries.values()].some((e) => e.hash === record.notifier && e.notifier)) {
         this.orphans.delete(id);
         this.warnedOrphans.delete(record.notifier);
@@ -293,7 +385,9 @@ export class NotifyDispatcher {
   async flush(): Promise<void> {
     await Promise.all([...this.dispatches]);
     await this.configuring;
-    const waiting = [...this.pending.keys()].filter((id) => !this.orphans.has(id)).map((id) => this.attempt(id));
+    const waiting = [...this.pending.keys()]
+      .filter((id) => !this.orphans.has(id))
+      .map((id) => this.attempt(id));
     await Promise.all([...waiting, ...this.inFlight.values()]);
   }
 
@@ -325,7 +419,9 @@ function redactDeep<T>(value: T, redact: (t: string) => string): T {
   if (typeof value === 'string') return redact(value) as T;
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact)) as T;
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, redact)])) as T;
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, redactDeep(v, redact)]),
+    ) as T;
   }
   return value;
 }

@@ -5,7 +5,10 @@ export interface OptionProblem {
 }
 
 /** Unknown keys are errors: a typo must not be silently ignored (SPEC "ci.yaml"). */
-export function unknownOptionProblems(options: Record<string, unknown>, known: readonly string[]): OptionProblem[] {
+export function unknownOptionProblems(
+  options: Record<string, unknown>,
+  known: readonly string[],
+): OptionProblem[] {
   return Object.keys(options)
     .filter((k) => !known.includes(k))
     .map((k) => ({ path: [k], message: `unknown option "${k}" — known: ${known.join(', ')}` }));

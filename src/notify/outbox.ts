@@ -67,12 +67,18 @@ export class Outbox {
     const records: OutboxRecord[] = [];
     const unreadable: string[] = [];
     // Half-written temp files of a process killed mid-write: the rename never happened.
-    for (const name of names.filter((n) => n.endsWith('.tmp'))) await fs.rm(path.join(this.dir, name), { force: true });
+    for (const name of names.filter((n) => n.endsWith('.tmp')))
+      await fs.rm(path.join(this.dir, name), { force: true });
     for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
       const file = path.join(this.dir, name);
       try {
         const record = JSON.parse(await fs.readFile(file, 'utf8')) as OutboxRecord;
-        if (record.version !== 1 || `${record.id}.json` !== name || typeof record.notifier !== 'string') throw new Error('not an outbox record');
+        if (
+          record.version !== 1 ||
+          `${record.id}.json` !== name ||
+          typeof record.notifier !== 'string'
+        )
+          throw new Error('not an outbox record');
         records.push(record);
       } catch {
         unreadable.push(file);

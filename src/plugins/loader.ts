@@ -23,24 +23,42 @@ const modules = new Map<string, Promise<Record<string, unknown>>>();
  * package name. The default export is a plugin object or a factory
  * `(ctx) => plugin` (sync or async). Errors are EPLUGIN naming file and line.
  */
-export async function loadPlugin(use: string, ctx: PluginContext, where: PluginSite): Promise<Plugin> {
+export async function loadPlugin(
+  use: string,
+  ctx: PluginContext,
+  where: PluginSite,
+): Promise<Plugin> {
   const at = `${where.file}:${where.line}: ${where.what ? `${where.what}: ` : ''}plugin "${use}"`;
   let mod: Record<string, unknown>;
   try {
     mod = await importModule(specifierFor(use));
   } catch (err) {
-    throw new StagepostError('EPLUGIN', `${at} could not be loaded: ${ctx.redact(messageOf(err))} — check the path/package name, and that the module loads with node`, { cause: err });
+    throw new StagepostError(
+      'EPLUGIN',
+      `${at} could not be loaded: ${ctx.redact(messageOf(err))} — check the path/package name, and that the module loads with node`,
+      { cause: err },
+    );
   }
   const exported = mod.default ?? mod;
   let plugin: unknown;
   try {
-    plugin = typeof exported === 'function' ? await (exported as (c: PluginContext) => unknown)(ctx) : exported;
+    plugin =
+      typeof exported === 'function'
+        ? await (exported as (c: PluginContext) => unknown)(ctx)
+        : exported;
   } catch (err) {
-    throw new StagepostError('EPLUGIN', `${at} failed to start: ${ctx.redact(messageOf(err))} — see the plugin's documentation`, { cause: err });
+    throw new StagepostError(
+      'EPLUGIN',
+      `${at} failed to start: ${ctx.redact(messageOf(err))} — see the plugin's documentation`,
+      { cause: err },
+    );
   }
   const problems = shapeProblems(plugin);
   if (problems.length > 0) {
-    throw new StagepostError('EPLUGIN', `${at} is not a stagepost plugin: ${problems.join('; ')} — its default export must be a VCS or notifier plugin object, or a function returning one`);
+    throw new StagepostError(
+      'EPLUGIN',
+      `${at} is not a stagepost plugin: ${problems.join('; ')} — its default export must be a VCS or notifier plugin object, or a function returning one`,
+    );
   }
   return plugin as Plugin;
 }

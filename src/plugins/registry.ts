@@ -15,7 +15,12 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, string> = new Map([
   ['log', 'log'],
 ]);
 
-const PLUGINS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'plugins');
+const PLUGINS_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'plugins',
+);
 
 /**
  * Absolute path of a built-in plugin's entry module. The sources run as `.ts`

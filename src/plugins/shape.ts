@@ -9,13 +9,18 @@ const REQUIRED: Record<string, readonly string[]> = {
 const OPTIONAL: Record<string, readonly string[]> = { vcs: [], notifier: ['validate'] };
 
 export function shapeProblems(plugin: unknown): string[] {
-  if (!plugin || typeof plugin !== 'object') return [`it exports ${plugin === null ? 'null' : typeof plugin}, not an object`];
+  if (!plugin || typeof plugin !== 'object')
+    return [`it exports ${plugin === null ? 'null' : typeof plugin}, not an object`];
   const p = plugin as Record<string, unknown>;
   const kind = p.kind;
-  if (typeof kind !== 'string' || !(kind in REQUIRED)) return [`kind is ${JSON.stringify(kind) ?? 'missing'}, expected "vcs" or "notifier"`];
+  if (typeof kind !== 'string' || !(kind in REQUIRED))
+    return [`kind is ${JSON.stringify(kind) ?? 'missing'}, expected "vcs" or "notifier"`];
   const problems: string[] = [];
   if (typeof p.name !== 'string' || p.name === '') problems.push('name is missing');
-  for (const fn of REQUIRED[kind]!) if (typeof p[fn] !== 'function') problems.push(`${fn}() is missing`);
-  for (const fn of OPTIONAL[kind]!) if (p[fn] !== undefined && typeof p[fn] !== 'function') problems.push(`${fn} is not a function`);
+  for (const fn of REQUIRED[kind])
+    if (typeof p[fn] !== 'function') problems.push(`${fn}() is missing`);
+  for (const fn of OPTIONAL[kind])
+    if (p[fn] !== undefined && typeof p[fn] !== 'function')
+      problems.push(`${fn} is not a function`);
   return problems;
 }

@@ -104,17 +104,32 @@ export class Poller {
     const next = new Map<string, Group>();
     for (const branch of branches) {
       for (const source of branch.sources) {
-        const plugin = await this.options.vcs.get(source.vcs, { file: 'ci.yaml', line: source.line });
+        const plugin = await this.options.vcs.get(source.vcs, {
+          file: 'ci.yaml',
+          line: source.line,
+        });
         const spec = sourceSpec(source);
         const id = `${source.vcs}|${plugin.repositoryKey(spec)}`;
         let group = next.get(id);
         if (!group) {
           const old = this.groups.get(id);
           group = {
-            id, vcs: source.vcs, plugin, specs: new Map(), branches: new Set(), keys: [], sources: [], branchList: [],
-            intervalMs: branch.poll.intervalMs, timeoutMs: branch.poll.timeoutMs,
-            inFlight: old?.inFlight ?? null, again: false, failures: old?.failures ?? 0,
-            lastError: old?.lastError ?? null, timer: old?.timer, fresh: !old,
+            id,
+            vcs: source.vcs,
+            plugin,
+            specs: new Map(),
+            branches: new Set(),
+            keys: [],
+            sources: [],
+            branchList: [],
+            intervalMs: branch.poll.intervalMs,
+            timeoutMs: branch.poll.timeoutMs,
+            inFlight: old?.inFlight ?? null,
+            again: false,
+            failures: old?.failures ?? 0,
+            lastError: old?.lastError ?? null,
+            timer: old?.timer,
+            fresh: !old,
           };
           if (old) old.timer = undefined;
           next.set(id, group);
@@ -129,7 +144,10 @@ export class Poller {
       const old = this.groups.get(group.id);
       const keys = [...group.specs.keys()];
       // Unchanged sources keep their array, so the plugin's preparation of it stays valid.
-      const same = old && old.keys.length === keys.length && keys.every((k, i) => k === old.keys[i] && sameSpec(group.specs.get(k)!, old.specs.get(k)!));
+      const same =
+        old &&
+        old.keys.length === keys.length &&
+        keys.every((k, i) => k === old.keys[i] && sameSpec(group.specs.get(k)!, old.specs.get(k)!));
       group.keys = same ? old.keys : keys;
       group.sources = same ? old.sources : keys.map((k) => group.specs.get(k)!);
       group.branchList = [...group.branches];
@@ -146,7 +164,12 @@ export class Poller {
     for (const group of next.values()) {
       // An edited interval takes effect now, not after the old timer fires.
       const oldInterval = oldIntervals.get(group.id);
-      if (!group.fresh && oldInterval !== undefined && oldInterval !== group.intervalMs && !group.inFlight) {
+      if (
+        !group.fresh &&
+        oldInterval !== undefined &&
+        oldInterval !== group.intervalMs &&
+        !group.inFlight
+      ) {
         clearTimeout(group.timer);
         group.timer = undefined;
       }
@@ -186,9 +209,19 @@ export class Poller {
   private scheduleNext(group: Group): void {
     if (this.stopped || this.groups.get(group.id) !== group) return;
     clearTimeout(group.timer);
-    const backoff = group.failures > 0 ? Math.min(group.intervalMs * 2 ** Math.min(group.failures - 1, 10), Math.max(this.options.maxBackoffMs ?? 600_000, group.intervalMs)) : group.intervalMs;
+    const backoff =
+      group.failures > 0
+        ? Math.min(
+            group.intervalMs * 2 ** Math.min(group.failures - 1, 10),
+            Math.max(this.options.maxBackoffMs ?? 600_000, group.intervalMs),
+          )
+        : group.intervalMs;
     const jitter = this.options.jitter ?? 0.1;
-    const delay = alignedDelay(Date.now(), backoff * (1 + (Math.random() * 2 - 1) * jitter), group.intervalMs);
+    const delay = alignedDelay(
+      Date.now(),
+      backoff * (1 + (Math.random() * 2 - 1) * jitter),
+      group.intervalMs,
+    );
     group.timer = setTimeout(() => {
       // Look the group up again: a reload may have replaced the object.
       const current = this.groups.get(group.id);
@@ -207,7 +240,7 @@ export class Poller {
     if (group.inFlight) {
       if (!needFresh) return group.inFlight;
       group.again = true;
-      return group.inFlight.then(() => (group.inFlight ?? this.pollGroup(group)));
+      return group.inFlight.then(() => group.inFlight ?? this.pollGroup(group));
     }
     clearTimeout(group.timer);
     group.timer = undefined;
@@ -219,7 +252,8 @@ export class Poller {
       current.inFlight = null;
       const again = group.again || current.again;
       group.again = current.again = false;
-      if (again) void this.pollGroup(current); else this.scheduleNext(current);
+      if (again) void this.pollGroup(current);
+      else this.scheduleNext(current);
     });
     return group.inFlight;
   }
@@ -236,15 +270,24 @@ export class Poller {
       group.failures += 1;
       // Report the start of a failure (or a different failure), not every cycle;
       // timings inside the message do not make it a different failure.
-      if (group.failures === 1 || message.replace(/\d+/g, '#') !== group.lastError?.replace(/\d+/g, '#')) {
-        this.options.log.warn({ repository: redactor.redact(group.id), branches: branchList, error: message }, 'remote failing');
+      if (
+        group.failures === 1 ||
+        message.replace(/\d+/g, '#') !== group.lastError?.replace(/\d+/g, '#')
+      ) {
+        this.options.log.warn(
+          { repository: redactor.redact(group.id), branches: branchList, error: message },
+          'remote failing',
+        );
       }
       group.lastError = message;
       this.options.events.polled(branchList, message, this.now() - started, group.vcs);
       return;
     }
     if (group.failures > 0) {
-      this.options.log.info({ repository: redactor.redact(group.id), after: group.failures }, 'remote recovered');
+      this.options.log.info(
+        { repository: redactor.redact(group.id), after: group.failures },
+        'remote recovered',
+      );
     }
     group.failures = 0;
     group.lastError = null;
@@ -260,10 +303,19 @@ export class Poller {
       const revision = answer && 'revision' in answer ? answer.revision : null;
       const missing = answer && 'missing' in answer ? answer.reason : undefined;
       if (!before || before.revision !== revision || before.missing !== missing) {
-        if (missing && before?.missing !== missing) this.options.log.warn({ track: redactor.redact(key), reason: missing }, 'ref not found on remote');
+        if (missing && before?.missing !== missing)
+          this.options.log.warn(
+            { track: redactor.redact(key), reason: missing },
+            'ref not found on remote',
+          );
         // A vanished ref keeps the last revision seen, so the site is kept, not rebuilt.
         at ??= new Date(this.now()).toISOString();
-        this.tracks[key] = { revision: revision ?? before?.revision ?? null, missing, changedAt: revision !== (before?.revision ?? null) && revision ? at : before?.changedAt ?? at };
+        this.tracks[key] = {
+          revision: revision ?? before?.revision ?? null,
+          missing,
+          changedAt:
+            revision !== (before?.revision ?? null) && revision ? at : (before?.changedAt ?? at),
+        };
         changedKeys.push(key);
       }
     });

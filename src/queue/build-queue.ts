@@ -27,7 +27,10 @@ export class BuildQueue {
   private paused = false;
   private readonly listeners = new Set<() => void>();
 
-  constructor(concurrency: number, private readonly runner: ItemRunner) {
+  constructor(
+    concurrency: number,
+    private readonly runner: ItemRunner,
+  ) {
     this.pq = new PQueue({ concurrency });
   }
 
@@ -82,7 +85,10 @@ export class BuildQueue {
   async idle(): Promise<void> {
     while (this.running.size > 0 || (!this.paused && this.waiting.length > 0)) {
       await new Promise<void>((resolve) => {
-        const off = this.onChange(() => { off(); resolve(); });
+        const off = this.onChange(() => {
+          off();
+          resolve();
+        });
       });
     }
   }
@@ -98,9 +104,12 @@ export class BuildQueue {
 
   private pump(): void {
     if (this.paused) return;
-    for (let i = 0; i < this.waiting.length && this.running.size < this.pq.concurrency; ) {
-      const item = this.waiting[i]!;
-      if (this.running.has(item.branch)) { i++; continue; }
+    for (let i = 0; i < this.waiting.length && this.running.size < this.pq.concurrency;) {
+      const item = this.waiting[i];
+      if (this.running.has(item.branch)) {
+        i++;
+        continue;
+      }
       this.waiting.splice(i, 1);
       this.running.set(item.branch, item);
       void this.pq.add(async () => {
@@ -111,7 +120,7 @@ export class BuildQueue {
           const again = this.again.get(item.branch);
           if (item.kind === 'build' && again !== undefined) {
             this.again.delete(item.branch);
-            this.waiting.push({ branch: item.branch, kind: "build", force: again });
+            this.waiting.push({ branch: item.branch, kind: 'build', force: again });
           }
           this.changed();
           this.pump();

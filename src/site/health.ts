@@ -40,7 +40,9 @@ export function healthUrls(config: Config, branch: BranchConfig): string[] {
   if (!template) return [];
   return branch.customers.map((customer) =>
     template.replace(/\{(branch|customer|port)\}/g, (_, key: string) =>
-      key === 'branch' ? branch.name : key === 'customer' ? customer : String(branch.port ?? '')));
+      key === 'branch' ? branch.name : key === 'customer' ? customer : String(branch.port ?? ''),
+    ),
+  );
 }
 
 export function statusAccepted(status: number, expect: HealthSettings['expect']): boolean {
@@ -53,13 +55,21 @@ export async function checkHealth(opts: HealthOptions): Promise<HealthReport> {
   return { ok: results.every((r) => r.ok), results };
 }
 
-async function checkUrl(url: string, deadline: number, opts: HealthOptions): Promise<HealthUrlResult> {
+async function checkUrl(
+  url: string,
+  deadline: number,
+  opts: HealthOptions,
+): Promise<HealthUrlResult> {
   const interval = opts.intervalMs ?? 500;
   const result: HealthUrlResult = { url, ok: false, attempts: 0 };
   for (;;) {
     const remaining = deadline - Date.now();
     result.attempts += 1;
-    const outcome = await probe(url, Math.min(opts.requestTimeoutMs ?? 5000, Math.max(remaining, 250)), opts.signal);
+    const outcome = await probe(
+      url,
+      Math.min(opts.requestTimeoutMs ?? 5000, Math.max(remaining, 250)),
+      opts.signal,
+    );
     if (typeof outcome === 'number') {
       result.status = outcome;
       delete result.error;
@@ -94,15 +104,22 @@ function probe(url: string, timeoutMs: number, signal?: AbortSignal): Promise<nu
       return;
     }
     // No keep-alive: the next attempt must see the server as it is now.
-    const req = client.get(parsed, { agent: false, timeout: timeoutMs, signal, headers: { 'user-agent': 'stagepost-health' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = client.get(
+      parsed,
+      { agent: false, timeout: timeoutMs, signal, headers: { 'user-agent': 'stagepost-health' } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (signal?.aborted) resolve('interrupted');
       else if (err.code === 'ECONNREFUSED') resolve('connection refused');
-      else resolve(err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message);
+      else
+        resolve(
+          err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message,
+        );
     });
   });
 }

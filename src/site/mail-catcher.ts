@@ -33,7 +33,12 @@ export interface MailCatcherOptions {
   maxBytes?: number;
 }
 
-const RELAY_TIMEOUTS = { connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 60_000, dnsTimeout: 15_000 };
+const RELAY_TIMEOUTS = {
+  connectionTimeout: 15_000,
+  greetingTimeout: 15_000,
+  socketTimeout: 60_000,
+  dnsTimeout: 15_000,
+};
 
 export interface MailCatcherEvents {
   caught: [StoredMail];
@@ -76,11 +81,20 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
       logger: false,
       onData: (stream, session, callback) => this.receive(stream, session, callback),
     });
-    server.on('error', (err) => this.opts.log.warn({ error: err }, 'mail catcher connection error'));
+    server.on('error', (err) =>
+      this.opts.log.warn({ error: err }, 'mail catcher connection error'),
+    );
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE'
-        ? new StagepostError('EEXISTS', `the mail catcher of branch ${this.opts.branch} cannot listen on ${this.opts.host ?? '127.0.0.1'}:${this.opts.port}: something else listens there — stop it, or give the branch another smtp_port in ci.yaml`, { cause: err, details: { errno: err.code } })
-        : err);
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new StagepostError(
+                'EEXISTS',
+                `the mail catcher of branch ${this.opts.branch} cannot listen on ${this.opts.host ?? '127.0.0.1'}:${this.opts.port}: something else listens there — stop it, or give the branch another smtp_port in ci.yaml`,
+                { cause: err, details: { errno: err.code } },
+              )
+            : err,
+        );
       server.server.once('error', onError);
       server.listen(this.opts.port, this.opts.host ?? '127.0.0.1', () => {
         server.server.off('error', onError);
@@ -88,7 +102,10 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
       });
     });
     this.server = server;
-    this.opts.log.info({ port: this.port, relay: this.opts.relay ? this.opts.relay.url : null }, 'mail catcher listening');
+    this.opts.log.info(
+      { port: this.port, relay: this.opts.relay ? this.opts.relay.url : null },
+      'mail catcher listening',
+    );
     // Mail left pending by an earlier run goes out now that we are back.
     if (this.opts.relay) this.schedule(0);
   }
@@ -116,12 +133,18 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
     return next;
   }
 
-  private receive(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+  private receive(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    callback: (err?: Error | null) => void,
+  ): void {
     const chunks: Buffer[] = [];
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.on('end', () => {
       if (stream.sizeExceeded) {
-        callback(Object.assign(new Error('message too large for the mail catcher'), { responseCode: 552 }));
+        callback(
+          Object.assign(new Error('message too large for the mail catcher'), { responseCode: 552 }),
+        );
         return;
       }
       const raw = Buffer.concat(chunks);
@@ -147,15 +170,25 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
           await this.store.writePending(pending);
         }
         await this.pruneOld();
-      }).then(() => {
-        callback(null);
-        this.opts.log.info({ id: meta.id, from: meta.from, to: meta.to, subject: meta.subject, size: meta.size }, 'mail caught');
-        this.emit('caught', meta);
-        if (this.opts.relay) this.schedule(0);
-      }, (err: unknown) => {
-        this.opts.log.error({ error: err }, 'mail catcher could not store a message');
-        callback(Object.assign(new Error('mail catcher could not store the message'), { responseCode: 451 }));
-      });
+      }).then(
+        () => {
+          callback(null);
+          this.opts.log.info(
+            { id: meta.id, from: meta.from, to: meta.to, subject: meta.subject, size: meta.size },
+            'mail caught',
+          );
+          this.emit('caught', meta);
+          if (this.opts.relay) this.schedule(0);
+        },
+        (err: unknown) => {
+          this.opts.log.error({ error: err }, 'mail catcher could not store a message');
+          callback(
+            Object.assign(new Error('mail catcher could not store the message'), {
+              responseCode: 451,
+            }),
+          );
+        },
+      );
     });
   }
 
@@ -166,7 +199,10 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
     const left = pending.filter((p) => !removed.includes(p.id));
     if (left.length !== pending.length) {
       await this.store.writePending(left);
-      this.opts.log.warn({ dropped: pending.length - left.length }, 'mail catcher dropped unrelayed mail beyond its keep limit');
+      this.opts.log.warn(
+        { dropped: pending.length - left.length },
+        'mail catcher dropped unrelayed mail beyond its keep limit',
+      );
     }
   }
 
@@ -183,7 +219,9 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
   /** One relay run at a time; a second caller waits for it and then runs its own. */
   private async relayPending(all: boolean): Promise<void> {
     while (this.relaying) await this.relaying;
-    const run = this.relayDue(all).catch((err: unknown) => this.opts.log.error({ error: err }, 'mail relay run failed'));
+    const run = this.relayDue(all).catch((err: unknown) =>
+      this.opts.log.error({ error: err }, 'mail relay run failed'),
+    );
     this.relaying = run;
     try {
       await run;
@@ -191,7 +229,10 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
       this.relaying = null;
     }
     const pending = await this.store.readPending();
-    if (pending.length > 0) this.schedule(Math.max(0, Math.min(...pending.map((p) => Date.parse(p.nextAttemptAt))) - Date.now()));
+    if (pending.length > 0)
+      this.schedule(
+        Math.max(0, Math.min(...pending.map((p) => Date.parse(p.nextAttemptAt))) - Date.now()),
+      );
   }
 
   // The store is touched only inside `serial`; the network send is outside it,
@@ -199,7 +240,11 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
   private async relayDue(all: boolean): Promise<void> {
     const relay = this.opts.relay;
     if (!relay) return;
-    const due = await this.serial(async () => (await this.store.readPending()).filter((p) => all || Date.parse(p.nextAttemptAt) <= Date.now()));
+    const due = await this.serial(async () =>
+      (await this.store.readPending()).filter(
+        (p) => all || Date.parse(p.nextAttemptAt) <= Date.now(),
+      ),
+    );
     for (const entry of due) {
       if (this.stopped) return;
       const meta = await this.store.read(entry.id);
@@ -219,11 +264,20 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
           pending.splice(at, 1);
           if (meta) await this.store.update({ ...meta, relayed: true });
         } else {
-          const attempts = pending[at]!.attempts + 1;
-          const delay = Math.min((this.opts.retryMs ?? 30_000) * 2 ** (attempts - 1), this.opts.maxRetryMs ?? 3_600_000);
-          pending[at] = { id: entry.id, attempts, nextAttemptAt: new Date(Date.now() + delay).toISOString(), lastError: failure };
+          const attempts = pending[at].attempts + 1;
+          const delay = Math.min(
+            (this.opts.retryMs ?? 30_000) * 2 ** (attempts - 1),
+            this.opts.maxRetryMs ?? 3_600_000,
+          );
+          pending[at] = {
+            id: entry.id,
+            attempts,
+            nextAttemptAt: new Date(Date.now() + delay).toISOString(),
+            lastError: failure,
+          };
           // Loud on the first failure only: a relay that is down stays down for a while.
-          if (attempts === 1) this.opts.log.warn({ id: entry.id, error: failure }, 'mail relay failed; will retry');
+          if (attempts === 1)
+            this.opts.log.warn({ id: entry.id, error: failure }, 'mail relay failed; will retry');
         }
         await this.store.writePending(pending);
       });
@@ -238,7 +292,9 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
   }
 
   private async send(url: string, meta: StoredMail, raw: Buffer): Promise<void> {
-    const transport = nodemailer.createTransport({ url, ...RELAY_TIMEOUTS } as Parameters<typeof nodemailer.createTransport>[0]);
+    const transport = nodemailer.createTransport({ url, ...RELAY_TIMEOUTS } as Parameters<
+      typeof nodemailer.createTransport
+    >[0]);
     this.transport = transport;
     try {
       await transport.sendMail({ envelope: meta.envelope, raw });

@@ -19,14 +19,24 @@ const ENCODED_WORD = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;
 
 export function decodeWords(value: string): string {
   // Whitespace between two encoded words is not part of the text.
-  return value.replace(/(\?=)\s+(=\?)/g, '$1$2').replace(ENCODED_WORD, (word, charset: string, encoding: string, data: string) => {
-    try {
-      const bytes = encoding.toUpperCase() === 'B'
-        ? Buffer.from(data, 'base64')
-        : Buffer.from(data.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
-      return new TextDecoder(charset.split('*')[0]).decode(bytes);
-    } catch {
-      return word;
-    }
-  });
+  return value
+    .replace(/(\?=)\s+(=\?)/g, '$1$2')
+    .replace(ENCODED_WORD, (word, charset: string, encoding: string, data: string) => {
+      try {
+        const bytes =
+          encoding.toUpperCase() === 'B'
+            ? Buffer.from(data, 'base64')
+            : Buffer.from(
+                data
+                  .replace(/_/g, ' ')
+                  .replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) =>
+                    String.fromCharCode(parseInt(h, 16)),
+                  ),
+                'latin1',
+              );
+        return new TextDecoder(charset.split('*')[0]).decode(bytes);
+      } catch {
+        return word;
+      }
+    });
 }

@@ -37,7 +37,10 @@ export function newMailId(now = Date.now()): string {
 
 export class MailStore {
   readonly dir: string;
-  constructor(stateDir: string, readonly branch: string) {
+  constructor(
+    stateDir: string,
+    readonly branch: string,
+  ) {
     this.dir = mailDir(stateDir, branch);
   }
 
@@ -59,7 +62,10 @@ export class MailStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    return names.filter((n) => n.endsWith('.json') && ID.test(n.slice(0, -5))).map((n) => n.slice(0, -5)).sort();
+    return names
+      .filter((n) => n.endsWith('.json') && ID.test(n.slice(0, -5)))
+      .map((n) => n.slice(0, -5))
+      .sort();
   }
 
   async read(id: string): Promise<StoredMail | null> {
@@ -93,23 +99,34 @@ export class MailStore {
 
   async readPending(): Promise<PendingRelay[]> {
     try {
-      return JSON.parse(await fs.readFile(path.join(this.dir, 'pending.json'), 'utf8')) as PendingRelay[];
+      return JSON.parse(
+        await fs.readFile(path.join(this.dir, 'pending.json'), 'utf8'),
+      ) as PendingRelay[];
     } catch {
       return [];
     }
   }
 
   writePending(pending: PendingRelay[]): Promise<void> {
-    return writeFileAtomic(path.join(this.dir, 'pending.json'), JSON.stringify(pending, null, 1) + '\n');
+    return writeFileAtomic(
+      path.join(this.dir, 'pending.json'),
+      JSON.stringify(pending, null, 1) + '\n',
+    );
   }
 }
 
 function notFound(branch: string, id: string): StagepostError {
-  return new StagepostError('ENOTFOUND', `no caught mail ${JSON.stringify(id)} for branch ${branch} — list the ids with: stagepost mail ${branch}`);
+  return new StagepostError(
+    'ENOTFOUND',
+    `no caught mail ${JSON.stringify(id)} for branch ${branch} — list the ids with: stagepost mail ${branch}`,
+  );
 }
 
 /** Mail caught for a branch, newest first. Works without a running daemon. */
-export async function listCaughtMail(stateDir: string, branch: string): Promise<CaughtMailSummary[]> {
+export async function listCaughtMail(
+  stateDir: string,
+  branch: string,
+): Promise<CaughtMailSummary[]> {
   const store = new MailStore(stateDir, branch);
   const out: CaughtMailSummary[] = [];
   for (const id of (await store.ids()).reverse()) {
@@ -122,6 +139,10 @@ export async function listCaughtMail(stateDir: string, branch: string): Promise<
 }
 
 /** One caught message, raw. ENOTFOUND for an unknown id. */
-export async function readCaughtMail(stateDir: string, branch: string, id: string): Promise<string> {
+export async function readCaughtMail(
+  stateDir: string,
+  branch: string,
+  id: string,
+): Promise<string> {
   return (await new MailStore(stateDir, branch).raw(id)).toString('utf8');
 }

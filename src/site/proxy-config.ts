@@ -19,7 +19,10 @@ const LISTEN = /^(?:(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$/;
 export function renderProxyConfig(config: Config, opts: ProxyConfigOptions = {}): string {
   const listen = opts.listen ?? '443';
   if (!LISTEN.test(listen)) {
-    throw new StagepostError('EUSAGE', `--listen ${JSON.stringify(listen)} is not ADDR:PORT or PORT — e.g. --listen 127.0.0.1:8443`);
+    throw new StagepostError(
+      'EUSAGE',
+      `--listen ${JSON.stringify(listen)} is not ADDR:PORT or PORT — e.g. --listen 127.0.0.1:8443`,
+    );
   }
   const { host, basePath } = siteOf(config);
   const lines = [
@@ -69,24 +72,41 @@ function siteOf(config: Config): { host: string; basePath: string } {
   let host = '';
   let basePath = '';
   if (!baseUrl) {
-    problems.push('site.base_url is not set — add "base_url: https://staging.example.com" under site:');
+    problems.push(
+      'site.base_url is not set — add "base_url: https://staging.example.com" under site:',
+    );
   } else {
     const url = new URL(baseUrl);
     host = url.hostname;
     basePath = url.pathname.replace(/\/+$/, '');
-    if (UNSAFE.test(basePath)) problems.push(`site.base_url has a path nginx cannot take literally (${basePath}) — use a plain path`);
+    if (UNSAFE.test(basePath))
+      problems.push(
+        `site.base_url has a path nginx cannot take literally (${basePath}) — use a plain path`,
+      );
   }
-  for (const [key, value, example] of [['certificate', certificate, '/etc/ssl/staging.pem'], ['certificate_key', certificateKey, '/etc/ssl/staging.key']] as const) {
+  for (const [key, value, example] of [
+    ['certificate', certificate, '/etc/ssl/staging.pem'],
+    ['certificate_key', certificateKey, '/etc/ssl/staging.key'],
+  ] as const) {
     if (!value) problems.push(`site.${key} is not set — add "${key}: ${example}" under site:`);
-    else if (UNSAFE.test(value)) problems.push(`site.${key} ${JSON.stringify(value)} has a space or one of " \\ $ ; { } that nginx would misread — move the file to a plain path`);
+    else if (UNSAFE.test(value))
+      problems.push(
+        `site.${key} ${JSON.stringify(value)} has a space or one of " \\ $ ; { } that nginx would misread — move the file to a plain path`,
+      );
   }
   for (const branch of config.branches) {
     if (branch.customers.length > 0 && branch.port === undefined) {
-      problems.push(`branch ${branch.name} (line ${branch.line}) has customers but no port — add "port: 6543" (its app server's port) so nginx knows where to send them`);
+      problems.push(
+        `branch ${branch.name} (line ${branch.line}) has customers but no port — add "port: 6543" (its app server's port) so nginx knows where to send them`,
+      );
     }
   }
   if (problems.length > 0) {
-    throw new StagepostError('ECONFIG', `${config.file}: cannot write the nginx config:\n  ${problems.join('\n  ')}`, { details: { problems } });
+    throw new StagepostError(
+      'ECONFIG',
+      `${config.file}: cannot write the nginx config:\n  ${problems.join('\n  ')}`,
+      { details: { problems } },
+    );
   }
   return { host, basePath };
 }

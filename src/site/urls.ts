@@ -22,8 +22,14 @@ export interface BuildIdentity {
   previous: Record<string, string | null>;
 }
 
-export function stepEnvironment(config: Config, branch: BranchConfig, build: BuildIdentity): Record<string, string> {
-  const urls = branch.customers.map((c) => customerUrl(config, branch, c)).filter((u): u is string => u !== null);
+export function stepEnvironment(
+  config: Config,
+  branch: BranchConfig,
+  build: BuildIdentity,
+): Record<string, string> {
+  const urls = branch.customers
+    .map((c) => customerUrl(config, branch, c))
+    .filter((u): u is string => u !== null);
   const env: Record<string, string> = {
     STAGEPOST_BRANCH: branch.name,
     STAGEPOST_BUILD: String(build.id),

@@ -32,21 +32,36 @@ export async function readLock(file: string): Promise<LockInfo | null> {
 
 export class FileLock {
   private held = false;
-  constructor(readonly file: string, private readonly purpose: string) {}
+  constructor(
+    readonly file: string,
+    private readonly purpose: string,
+  ) {}
 
   /** Take the lock, or return who holds it. */
   async tryAcquire(): Promise<LockInfo | null> {
     await fs.mkdir(path.dirname(this.file), { recursive: true });
-    const mine: LockInfo = { pid: process.pid, purpose: this.purpose, since: new Date().toISOString() };
+    const mine: LockInfo = {
+      pid: process.pid,
+      purpose: this.purpose,
+      since: new Date().toISOString(),
+    };
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const handle = await fs.open(this.file, 'wx', 0o600);
-        try { await handle.writeFile(JSON.stringify(mine)); } finally { await handle.close(); }
+        try {
+          await handle.writeFile(JSON.stringify(mine));
+        } finally {
+          await handle.close();
+        }
         this.held = true;
         return null;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new StagepostError('ESTATE', `cannot create lock ${this.file}: ${(err as Error).message} — check that state_dir is writable`, { cause: err });
+          throw new StagepostError(
+            'ESTATE',
+            `cannot create lock ${this.file}: ${(err as Error).message} — check that state_dir is writable`,
+            { cause: err },
+          );
         }
       }
       const owner = await readLock(this.file);
@@ -60,13 +75,22 @@ export class FileLock {
   }
 
   /** Wait until the lock is free; `onWait` is told once who holds it. */
-  async acquire(options: { signal?: AbortSignal; onWait?: (owner: LockInfo) => void; pollMs?: number } = {}): Promise<void> {
+  async acquire(
+    options: { signal?: AbortSignal; onWait?: (owner: LockInfo) => void; pollMs?: number } = {},
+  ): Promise<void> {
     let told = false;
     for (;;) {
       const owner = await this.tryAcquire();
       if (!owner) return;
-      if (!told) { options.onWait?.(owner); told = true; }
-      if (options.signal?.aborted) throw new StagepostError('ELOCKED', `gave up waiting for ${this.file} (held by pid ${owner.pid}: ${owner.purpose})`);
+      if (!told) {
+        options.onWait?.(owner);
+        told = true;
+      }
+      if (options.signal?.aborted)
+        throw new StagepostError(
+          'ELOCKED',
+          `gave up waiting for ${this.file} (held by pid ${owner.pid}: ${owner.purpose})`,
+        );
       await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
     }
   }

@@ -87,12 +87,16 @@ export class StateStore {
       await fs.mkdir(this.logsDir, { recursive: true });
       await fs.access(this.stateDir, fs.constants?.W_OK ?? 2);
     } catch (err) {
-      throw new StagepostError('ESTATE', `state_dir ${this.stateDir} is not writable: ${(err as Error).message} — fix its permissions or set state_dir in ci.yaml`, { cause: err });
+      throw new StagepostError(
+        'ESTATE',
+        `state_dir ${this.stateDir} is not writable: ${(err as Error).message} — fix its permissions or set state_dir in ci.yaml`,
+        { cause: err },
+      );
     }
   }
 
   readPoll(): PollFile {
-    return readJson(this.pollFile, { version: 1, tracks: {} } as PollFile);
+    return readJson(this.pollFile, { version: 1, tracks: {} });
   }
 
   async writePoll(data: PollFile): Promise<void> {
@@ -124,8 +128,16 @@ export class StateStore {
     const dir = path.join(this.logsDir, branch);
     const keep = new Set(keepIds.map((id) => `${id}.log`));
     let names: string[] = [];
-    try { names = await fs.readdir(dir); } catch { return; }
-    await Promise.all(names.filter((n) => n.endsWith('.log') && !keep.has(n)).map((n) => fs.rm(path.join(dir, n), { force: true })));
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return;
+    }
+    await Promise.all(
+      names
+        .filter((n) => n.endsWith('.log') && !keep.has(n))
+        .map((n) => fs.rm(path.join(dir, n), { force: true })),
+    );
   }
 
   /**
@@ -136,11 +148,22 @@ export class StateStore {
   private write(file: string, data: unknown): Promise<void> {
     const text = JSON.stringify(data, null, 1) + '\n';
     const previous = this.writes.get(file) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => writeFileAtomic(file, text)).catch((err: unknown) => {
-      throw new StagepostError('ESTATE', `cannot write ${file}: ${(err as Error).message} — check free space and permissions of state_dir`, { cause: err });
-    });
+    const next = previous
+      .catch(() => undefined)
+      .then(() => writeFileAtomic(file, text))
+      .catch((err: unknown) => {
+        throw new StagepostError(
+          'ESTATE',
+          `cannot write ${file}: ${(err as Error).message} — check free space and permissions of state_dir`,
+          { cause: err },
+        );
+      });
     this.writes.set(file, next);
-    void next.catch(() => undefined).then(() => { if (this.writes.get(file) === next) this.writes.delete(file); });
+    void next
+      .catch(() => undefined)
+      .then(() => {
+        if (this.writes.get(file) === next) this.writes.delete(file);
+      });
     return next;
   }
 
@@ -153,12 +176,18 @@ function readJson<T>(file: string, fallback: T): T {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(fallback);
-    throw new StagepostError('ESTATE', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new StagepostError('ESTATE', `cannot read ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   try {
     return JSON.parse(text) as T;
   } catch (err) {
     // Atomic writes make this unreachable short of disk corruption or a hand edit.
-    throw new StagepostError('ESTATE', `${file} is not valid JSON (${(err as Error).message}) — move it aside to start that part of the state afresh`, { cause: err });
+    throw new StagepostError(
+      'ESTATE',
+      `${file} is not valid JSON (${(err as Error).message}) — move it aside to start that part of the state afresh`,
+      { cause: err },
+    );
   }
 }

@@ -7,7 +7,11 @@ import path from 'node:path';
  * `durable: false` keeps the rename (no torn file after a crash of ours) but
  * skips both fsyncs, for files that are only a cache of what the daemon knows.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer, options: { durable?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  data: string | Buffer,
+  options: { durable?: boolean } = {},
+): Promise<void> {
   const durable = options.durable ?? true;
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
@@ -30,7 +34,11 @@ export async function writeFileAtomic(file: string, data: string | Buffer, optio
 async function syncDir(dir: string): Promise<void> {
   try {
     const handle = await fs.open(dir, 'r');
-    try { await handle.sync(); } finally { await handle.close(); }
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
   } catch {
     // Some filesystems refuse fsync on directories; the rename is still atomic.
   }

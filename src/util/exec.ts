@@ -64,7 +64,11 @@ function killLater(pgid: number): void {
  */
 export function stopGroup(pgid: number, graceMs: number, leaderOnly = false): NodeJS.Timeout {
   if (!killGroup(pgid, 'SIGTERM') && leaderOnly) {
-    try { process.kill(pgid, 'SIGTERM'); } catch { /* already gone */ }
+    try {
+      process.kill(pgid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
   }
   const timer = setTimeout(killLater, graceMs, pgid);
   timer.unref();
@@ -86,12 +90,20 @@ export function groupAlive(pgid: number): boolean {
 /** Pids of the group that are not zombies, or null where /proc cannot tell. */
 export function liveGroupMembers(pgid: number): number[] | null {
   let entries: string[];
-  try { entries = readdirSync('/proc'); } catch { return null; }
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
   const live: number[] = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
-    try { stat = readFileSync(`/proc/${entry}/stat`, 'utf8'); } catch { continue; }
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
     // Fields after the parenthesised command: state, ppid, pgrp, ...
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (Number(fields[2]) === pgid && fields[0] !== 'Z') live.push(Number(entry));
@@ -110,7 +122,11 @@ export async function terminateGroup(pgid: number, graceMs = 2000): Promise<void
   killGroup(pgid, 'SIGKILL');
 }
 
-export function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   const started = Date.now();
   const maxBuffer = options.maxBuffer ?? 4 * 1024 * 1024;
   const command = [file, ...args].join(' ');
@@ -126,21 +142,43 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     const hold = options.beforeStart !== undefined;
     // The holder waits for one line on stdin, then becomes the command (same pid, same group).
     const child = hold
-      ? spawn('/bin/sh', ['-c', 'read -r _ || :; exec "$@" </dev/null', 'stagepost-hold', file, ...args], { cwd: options.cwd, env: options.env ?? process.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+      ? spawn(
+          '/bin/sh',
+          ['-c', 'read -r _ || :; exec "$@" </dev/null', 'stagepost-hold', file, ...args],
+          {
+            cwd: options.cwd,
+            env: options.env ?? process.env,
+            detached: true,
+            stdio: ['pipe', 'pipe', 'pipe'],
+          },
+        )
       : spawn(file, args, {
-        cwd: options.cwd,
-        env: options.env ?? process.env,
-        detached: true,
-        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      });
+          cwd: options.cwd,
+          env: options.env ?? process.env,
+          detached: true,
+          stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        });
 
-    const finish = (result: Omit<RunResult, 'command' | 'durationMs' | 'stdout' | 'stderr' | 'timedOut' | 'aborted'>) => {
+    const finish = (
+      result: Omit<
+        RunResult,
+        'command' | 'durationMs' | 'stdout' | 'stderr' | 'timedOut' | 'aborted'
+      >,
+    ) => {
       if (settled) return;
       settled = true;
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal?.removeEventListener('abort', onAbort);
-      resolve({ command, stdout, stderr, timedOut, aborted, durationMs: Date.now() - started, ...result });
+      resolve({
+        command,
+        stdout,
+        stderr,
+        timedOut,
+        aborted,
+        durationMs: Date.now() - started,
+        ...result,
+      });
     };
 
     const stop = () => {
@@ -166,7 +204,10 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     // A child that exits without reading its input must not crash us with EPIPE.
     child.stdin?.on('error', () => undefined);
     if (hold && child.pid !== undefined) {
-      options.beforeStart!(child.pid).then(() => child.stdin?.end('\n'), () => stop());
+      options.beforeStart!(child.pid).then(
+        () => child.stdin?.end('\n'),
+        () => stop(),
+      );
     } else if (options.input !== undefined) {
       child.stdin?.end(options.input);
     }

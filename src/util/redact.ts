@@ -18,7 +18,9 @@ export class Redactor {
     this.secrets.add(secret);
     // The same secret inside a URL appears percent-encoded.
     this.secrets.add(encodeURIComponent(secret));
-    const escaped = [...this.secrets].sort((a, b) => b.length - a.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const escaped = [...this.secrets]
+      .sort((a, b) => b.length - a.length)
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
     this.pattern = new RegExp(escaped.join('|'), 'g');
   }
 

@@ -76,14 +76,22 @@ function onTimeout(req: Request): void {
 }
 
 function onLost(server: Spawner): void {
-  server.kill(new Error(`query server did not answer ${ANSWER_GRACE_MS / 1000} s after a stopped command was killed; restarted`));
+  server.kill(
+    new Error(
+      `query server did not answer ${ANSWER_GRACE_MS / 1000} s after a stopped command was killed; restarted`,
+    ),
+  );
 }
 
 /** Like the error of child_process.spawn, so callers see the same thing from both paths. */
 function spawnError(code: string, file: string, args: readonly string[]): Error {
   const errno = (constants.errno as Record<string, number | undefined>)[code];
   return Object.assign(new Error(`spawn ${file} ${code}`), {
-    errno: errno === undefined ? undefined : -errno, code, syscall: `spawn ${file}`, path: file, spawnargs: [...args],
+    errno: errno === undefined ? undefined : -errno,
+    code,
+    syscall: `spawn ${file}`,
+    path: file,
+    spawnargs: [...args],
   });
 }
 
@@ -137,15 +145,26 @@ class Request {
     this.killTimer = stopGroup(this.pid, this.killGraceMs, true);
   }
 
-  finish(exitCode: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, error?: Error): void {
+  finish(
+    exitCode: number | null,
+    signal: NodeJS.Signals | null,
+    stdout: string,
+    stderr: string,
+    error?: Error,
+  ): void {
     clearTimeout(this.timer);
     clearTimeout(this.killTimer);
     clearTimeout(this.lostTimer);
     this.signal?.removeEventListener('abort', this);
     const result: RunResult = {
       command: [this.file, ...this.args].join(' '),
-      exitCode, signal, timedOut: this.timedOut, aborted: this.aborted,
-      durationMs: Date.now() - this.startedAt, stdout, stderr,
+      exitCode,
+      signal,
+      timedOut: this.timedOut,
+      aborted: this.aborted,
+      durationMs: Date.now() - this.startedAt,
+      stdout,
+      stderr,
     };
     if (error !== undefined) result.spawnError = error;
     this.resolve(result);
@@ -168,22 +187,31 @@ export class Spawner {
   private have = 0;
   private need = 1;
 
-  private constructor(perl: string, private readonly onCrash?: (spawnError?: NodeJS.ErrnoException) => void) {
+  private constructor(
+    perl: string,
+    private readonly onCrash?: (spawnError?: NodeJS.ErrnoException) => void,
+  ) {
     // cwd '/': the server must not hold a directory busy; requests always carry theirs.
     this.child = spawn(perl, [SCRIPT], {
-      cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'inherit'], detached: false,
+      cwd: '/',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      stdio: ['pipe', 'pipe', 'inherit'],
+      detached: false,
     });
     const { child } = this;
     this.closed = new Promise((resolve) => {
       child.once('close', () => resolve());
       if (child.pid === undefined) child.once('error', () => resolve());
     });
-    if (child.pid === undefined) this.dead = new Error(`query server exited: could not start ${perl}`);
+    if (child.pid === undefined)
+      this.dead = new Error(`query server exited: could not start ${perl}`);
     child.on('error', (err) => {
       if (child.pid === undefined && !this.closing) this.onCrash?.(err);
       this.fail(new Error(`query server exited: ${err.message}`));
     });
-    child.on('exit', (code, sig) => this.markDead(new Error(`query server exited (${sig ?? `exit code ${code}`})`)));
+    child.on('exit', (code, sig) =>
+      this.markDead(new Error(`query server exited (${sig ?? `exit code ${code}`})`)),
+    );
     // Replies already written still count, so in-flight requests fail only once stdout is drained.
     child.on('close', () => this.fail(this.dead ?? new Error('query server exited')));
     // (No stdio at all when spawn() failed with EMFILE.)
@@ -200,7 +228,9 @@ export class Spawner {
    * Spawns `perl spawner.pl`. `onCrash` hears of an exit that close() did not
    * ask for, or of the spawn() error when perl could not be started at all.
    */
-  static start(options: { perl?: string; onCrash?: (spawnError?: NodeJS.ErrnoException) => void } = {}): Spawner {
+  static start(
+    options: { perl?: string; onCrash?: (spawnError?: NodeJS.ErrnoException) => void } = {},
+  ): Spawner {
     return new Spawner(options.perl ?? 'perl', options.onCrash);
   }
 
@@ -216,7 +246,15 @@ export class Spawner {
   run(file: string, args: readonly string[], options: QueryRunOptions = {}): Promise<RunResult> {
     return new Promise((resolve) => {
       const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
-      const req = new Request(this, file, args, Number.isFinite(max) && max > 0 ? Math.ceil(max) : 0, options.killGraceMs ?? 2000, options.signal, resolve);
+      const req = new Request(
+        this,
+        file,
+        args,
+        Number.isFinite(max) && max > 0 ? Math.ceil(max) : 0,
+        options.killGraceMs ?? 2000,
+        options.signal,
+        resolve,
+      );
       if (this.dead !== undefined) {
         req.finish(null, null, '', '', this.dead);
         return;
@@ -230,11 +268,16 @@ export class Spawner {
       const environment = Object.isFrozen(env) ? frozenEnvironment(env) : environmentText(env);
       // A NUL inside a field would shift every field after it; spawn() throws on it too.
       if (countNuls(body) !== 3 + args.length || environment === null || file === '') {
-        throw new TypeError(`spawner: an empty file, or a NUL byte in the command, its cwd or its environment: ${file}`);
+        throw new TypeError(
+          `spawner: an empty file, or a NUL byte in the command, its cwd or its environment: ${file}`,
+        );
       }
       const input = options.input ?? '';
       const inputLength = Buffer.byteLength(input);
-      if (inputLength > MAX_QUERY_INPUT) throw new TypeError(`spawner: input of ${inputLength} bytes is over ${MAX_QUERY_INPUT}; use exec.ts run`);
+      if (inputLength > MAX_QUERY_INPUT)
+        throw new TypeError(
+          `spawner: input of ${inputLength} bytes is over ${MAX_QUERY_INPUT}; use exec.ts run`,
+        );
 
       if (this.requests.size === 0) this.ref();
       this.requests.set(id, req);
@@ -248,8 +291,11 @@ export class Spawner {
         setImmediate(uncork, stdin);
       }
       const envId = this.environmentId(environment, stdin);
-      stdin.write(`${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength} ${envId}\n${body}${input}`);
-      if (options.timeoutMs !== undefined && options.timeoutMs > 0) req.timer = setTimeout(onTimeout, options.timeoutMs, req);
+      stdin.write(
+        `${id} ${req.maxBuffer} ${Buffer.byteLength(body)} ${inputLength} ${envId}\n${body}${input}`,
+      );
+      if (options.timeoutMs !== undefined && options.timeoutMs > 0)
+        req.timer = setTimeout(onTimeout, options.timeoutMs, req);
       if (options.signal) {
         if (options.signal.aborted) req.handleEvent();
         else options.signal.addEventListener('abort', req, { once: true });
@@ -280,7 +326,11 @@ export class Spawner {
   /** Ends the server's stdin and waits for it to exit (SIGKILL after 2 s). */
   async close(): Promise<void> {
     this.closing = true;
-    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) {
+    if (
+      this.child.pid === undefined ||
+      this.child.exitCode !== null ||
+      this.child.signalCode !== null
+    ) {
       await this.closed;
       return;
     }
@@ -348,8 +398,12 @@ export class Spawner {
         const sig = status.charCodeAt(0) === 83 /* S */ ? (status as NodeJS.Signals) : null;
         // A run that had to be stopped must not leave a straggler of its group (as exec.ts does).
         if ((req.timedOut || req.aborted) && req.pid !== undefined) killGroup(req.pid, 'SIGKILL');
-        req.finish(sig === null ? Number(status) : null, sig,
-          decode(buf, nl + 1, nl + 1 + outLen, req.maxBuffer), decode(buf, nl + 1 + outLen, end, req.maxBuffer));
+        req.finish(
+          sig === null ? Number(status) : null,
+          sig,
+          decode(buf, nl + 1, nl + 1 + outLen, req.maxBuffer),
+          decode(buf, nl + 1 + outLen, end, req.maxBuffer),
+        );
         continue;
       }
       pos = nl + 1;
@@ -405,7 +459,11 @@ function crashed(server: Spawner, spawnError?: NodeJS.ErrnoException): void {
  * shared fork server once `useQueryServer()` was called, else exec.ts `run`;
  * also `run` when perl is missing or the server keeps dying.
  */
-export function runQuery(file: string, args: readonly string[], options: QueryRunOptions = {}): Promise<RunResult> {
+export function runQuery(
+  file: string,
+  args: readonly string[],
+  options: QueryRunOptions = {},
+): Promise<RunResult> {
   if (!wanted) return run(file, args, options);
   if (!useRun && (shared === undefined || !shared.alive)) {
     const server: Spawner = Spawner.start({ onCrash: (err) => crashed(server, err) });
@@ -413,7 +471,12 @@ export function runQuery(file: string, args: readonly string[], options: QueryRu
     // spawn() error, a tick later, tells whether to stop trying.
     if (server.pid !== undefined) shared = server;
   }
-  if (useRun || shared === undefined || (options.input !== undefined && Buffer.byteLength(options.input) > MAX_QUERY_INPUT)) return run(file, args, options);
+  if (
+    useRun ||
+    shared === undefined ||
+    (options.input !== undefined && Buffer.byteLength(options.input) > MAX_QUERY_INPUT)
+  )
+    return run(file, args, options);
   return shared.run(file, args, options);
 }
 

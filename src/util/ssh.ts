@@ -30,11 +30,22 @@ export function sharedSshWords(stateDir: string): { base: string[]; sharing: str
   const socketDir = path.join(stateDir, 'ssh');
   // ssh reads an -o value as a line of its config: a path with a blank must be
   // in double quotes there, and one with a double quote cannot be written.
-  if (socketDir.length + 1 + HASH_LENGTH > MAX_SOCKET_PATH || socketDir.includes('"')) return { base, sharing: [] };
+  if (socketDir.length + 1 + HASH_LENGTH > MAX_SOCKET_PATH || socketDir.includes('"'))
+    return { base, sharing: [] };
   mkdirSync(socketDir, { recursive: true, mode: 0o700 });
   chmodSync(socketDir, 0o700);
   // ssh expands %-tokens in ControlPath; a literal % in the path must be doubled.
   const controlPath = path.join(socketDir, '%C').replace(/%(?!C$)/g, '%%');
   const value = /\s/.test(controlPath) ? `"${controlPath}"` : controlPath;
-  return { base, sharing: ['-o', 'ControlMaster=auto', '-o', `ControlPersist=${CONTROL_PERSIST}`, '-o', `ControlPath=${value}`] };
+  return {
+    base,
+    sharing: [
+      '-o',
+      'ControlMaster=auto',
+      '-o',
+      `ControlPersist=${CONTROL_PERSIST}`,
+      '-o',
+      `ControlPath=${value}`,
+    ],
+  };
 }

@@ -21,7 +21,8 @@ test.each([
 test('the reference documents every key the loader accepts', () => {
   const doc = configMarkdown();
   for (const key of Object.keys(ConfigSchema.shape)) expect(doc).toContain(`## \`${key}\``);
-  for (const key of Object.keys(BranchConfigSchema.shape)) expect(doc).toContain(`| \`branches.<name>.${key}\``);
+  for (const key of Object.keys(BranchConfigSchema.shape))
+    expect(doc).toContain(`| \`branches.<name>.${key}\``);
   expect(doc).toContain('| `builds.shutdown_grace` | duration | `30s` |');
 });
 
@@ -29,5 +30,7 @@ test('the JSON schema rejects unknown top-level keys and names the version', () 
   const schema = JSON.parse(committed('config/ci.schema.json'));
   expect(schema.additionalProperties).toBe(false);
   expect(schema.required).toContain('version');
-  expect(schema.properties.branches.anyOf[0].additionalProperties.properties.sources.items.required).toEqual(['name', 'vcs', 'url']);
+  expect(
+    schema.properties.branches.anyOf[0].additionalProperties.properties.sources.items.required,
+  ).toEqual(['name', 'vcs', 'url']);
 });

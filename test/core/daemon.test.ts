@@ -8,7 +8,13 @@ import { tempDir } from '../helpers/tmp.js';
 import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { makeSvnRemote } from '../helpers/svn.js';
 import { hasTool, processAlive } from '../helpers/tools.js';
-import { DaemonProcess, runCli, isBuildFinished, isBuildStarted, isPolled } from '../helpers/cli.js';
+import {
+  DaemonProcess,
+  runCli,
+  isBuildFinished,
+  isBuildStarted,
+  isPolled,
+} from '../helpers/cli.js';
 
 const haveSvn = hasTool('svnadmin');
 
@@ -22,7 +28,9 @@ const RECORD_STEP = `  - name: record
 
 function config(root: string, branches: string, top = ''): string {
   const file = path.join(root, 'ci.yaml');
-  writeFileSync(file, `version: 1
+  writeFileSync(
+    file,
+    `version: 1
 state_dir: ./state
 poll: { interval: 200ms, timeout: 5s }
 builds: { concurrency: 2, step_timeout: 30s, shutdown_grace: 5s }
@@ -30,33 +38,53 @@ steps:
 ${RECORD_STEP}
 ${top}
 branches:
-${branches}`);
+${branches}`,
+  );
   return file;
 }
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;
-beforeEach(() => { t = tempDir(); });
-afterEach(async () => { await daemon?.kill9(); daemon = null; t.cleanup(); });
+beforeEach(() => {
+  t = tempDir();
+});
+afterEach(async () => {
+  await daemon?.kill9();
+  daemon = null;
+  t.cleanup();
+});
 
 test('new branches build themselves once, then nothing is built while nothing changes; a commit builds only its branch', async () => {
   const remote = makeGitRemote(t.dir);
   const a1 = remote.commit('main');
   const f1 = remote.commit('feature');
-  const file = config(t.dir, gitBranchYaml('staging', remote.url, 'main') + gitBranchYaml('branch1', remote.url, 'feature'));
+  const file = config(
+    t.dir,
+    gitBranchYaml('staging', remote.url, 'main') + gitBranchYaml('branch1', remote.url, 'feature'),
+  );
   daemon = new DaemonProcess(file);
   await daemon.waitFor(isBuildFinished(), { count: 2, what: 'two first builds' });
   expect(builds(path.join(t.dir, 'sites/staging'))).toEqual([`1 ${a1} prev=`]);
   expect(builds(path.join(t.dir, 'sites/branch1'))).toEqual([`1 ${f1} prev=`]);
   // Both branches share one repository: one query per cycle, not two.
   const polledBefore = daemon.count((e) => e.msg === 'polled');
-  await daemon.waitFor((e) => e.msg === 'polled', { count: polledBefore + 5, what: 'five more poll cycles' });
+  await daemon.waitFor((e) => e.msg === 'polled', {
+    count: polledBefore + 5,
+    what: 'five more poll cycles',
+  });
   expect(daemon.count(isBuildStarted())).toBe(2);
-  expect(daemon.events.filter((e) => e.msg === 'polled').every((e) => (e.branches as string[]).length === 2)).toBe(true);
+  expect(
+    daemon.events
+      .filter((e) => e.msg === 'polled')
+      .every((e) => (e.branches as string[]).length === 2),
+  ).toBe(true);
 
   const f2 = remote.commit('feature');
   await daemon.waitFor(isBuildFinished('branch1'), { count: 2, what: 'a build of the new commit' });
-  expect(builds(path.join(t.dir, 'sites/branch1'))).toEqual([`1 ${f1} prev=`, `2 ${f2} prev=${f1}`]);
+  expect(builds(path.join(t.dir, 'sites/branch1'))).toEqual([
+    `1 ${f1} prev=`,
+    `2 ${f2} prev=${f1}`,
+  ]);
   const polledNow = daemon.count((e) => e.msg === 'polled');
   await daemon.waitFor((e) => e.msg === 'polled', { count: polledNow + 3 });
   expect(daemon.count(isBuildStarted('staging'))).toBe(1);
@@ -67,10 +95,18 @@ test('four commits during a build give exactly one more build, of the last', asy
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
   const gate = path.join(t.dir, 'gate');
-  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
+  const file = config(
+    t.dir,
+    gitBranchYaml(
+      'b1',
+      remote.url,
+      'main',
+      `    steps:
       - name: wait
         run: 'while [ ! -f "$GATE" ]; do sleep 0.05; done; echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
-`));
+`,
+    ),
+  );
   daemon = new DaemonProcess(file, { GATE: gate });
   await daemon.waitFor(isBuildStarted('b1'), { what: 'first build' });
   let last = '';
@@ -92,21 +128,33 @@ test('four commits during a build give exactly one more build, of the last', asy
 test('a failing revision is reported and not retried; update without --force builds nothing; status says failing', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main', 'broken', { file: 'fail', content: 'yes' });
-  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
+  const file = config(
+    t.dir,
+    gitBranchYaml(
+      'b1',
+      remote.url,
+      'main',
+      `    steps:
       - name: compile
         run: 'test ! -f src/app/fail'
-`));
+`,
+    ),
+  );
   daemon = new DaemonProcess(file);
   const [done] = await daemon.waitFor(isBuildFinished('b1'));
-  expect(done!.result).toBe('failure');
-  expect(done!.failedStep).toBe('compile');
+  expect(done.result).toBe('failure');
+  expect(done.failedStep).toBe('compile');
   const seen = daemon.count((e) => e.msg === 'polled');
   await daemon.waitFor((e) => e.msg === 'polled', { count: seen + 5 });
   expect(daemon.count(isBuildStarted('b1'))).toBe(1);
   const status = await runCli(['status', '--json', '--config', file]);
   expect(status.code).toBe(0);
   const doc = JSON.parse(status.stdout);
-  expect(doc.branches[0]).toMatchObject({ name: 'b1', state: 'failing', lastBuild: { id: 1, result: 'failure' } });
+  expect(doc.branches[0]).toMatchObject({
+    name: 'b1',
+    state: 'failing',
+    lastBuild: { id: 1, result: 'failure' },
+  });
   expect(doc.branches[0].lastPoll.error).toBeNull();
   await daemon.stop();
   daemon = null;
@@ -126,24 +174,36 @@ test('a hung remote is killed at its timeout while other branches go on', async 
   // An "ssh" that never answers, first on PATH for the daemon.
   const bin = path.join(t.dir, 'bin');
   mkdirSync(bin);
-  writeFileSync(path.join(bin, 'ssh'), `#!/bin/sh\necho $$ >> "${path.join(t.dir, 'ssh.pids')}"\nexec sleep 60\n`);
+  writeFileSync(
+    path.join(bin, 'ssh'),
+    `#!/bin/sh\necho $$ >> "${path.join(t.dir, 'ssh.pids')}"\nexec sleep 60\n`,
+  );
   chmodSync(path.join(bin, 'ssh'), 0o755);
-  const file = config(t.dir, gitBranchYaml('good', remote.url, 'main') + `  hung:
+  const file = config(
+    t.dir,
+    gitBranchYaml('good', remote.url, 'main') +
+      `  hung:
     dir: ./sites/hung
     poll: { interval: 200ms, timeout: 700ms }
     sources:
       - { name: app, vcs: git, url: "ssh://git@127.0.0.1:1/never.git", ref: main, path: src/app }
-`);
+`,
+  );
   daemon = new DaemonProcess(file, { PATH: `${bin}:${process.env.PATH}` });
   await daemon.waitFor(isBuildFinished('good'), { what: 'the good branch builds' });
   expect(builds(path.join(t.dir, 'sites/good'))[0]).toContain(good);
-  const [failing] = await daemon.waitFor((e) => e.msg === 'remote failing', { what: 'the hung remote reported' });
-  expect(String(failing!.error)).toMatch(/timed out|timeout/i);
+  const [failing] = await daemon.waitFor((e) => e.msg === 'remote failing', {
+    what: 'the hung remote reported',
+  });
+  expect(String(failing.error)).toMatch(/timed out|timeout/i);
   const next = remote.commit('main');
   await daemon.waitFor(isBuildFinished('good'), { count: 2, what: 'good keeps building' });
   expect(builds(path.join(t.dir, 'sites/good'))[1]).toContain(next);
   // A second failed query, so that several hung processes have been killed.
-  await daemon.waitFor((e) => e.msg === 'polled' && !!e.error && (e.branches as string[]).includes('hung'), { count: 2, what: 'a second failed query' });
+  await daemon.waitFor(
+    (e) => e.msg === 'polled' && !!e.error && (e.branches as string[]).includes('hung'),
+    { count: 2, what: 'a second failed query' },
+  );
   // Reported when it started failing, not every cycle.
   expect(daemon.count((e) => e.msg === 'remote failing')).toBe(1);
   // Every "ssh" started was killed with its process group (the daemon waits
@@ -158,14 +218,22 @@ test('a hung remote is killed at its timeout while other branches go on', async 
 test('a hanging step is killed with its children and recorded as timeout', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
-  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
+  const file = config(
+    t.dir,
+    gitBranchYaml(
+      'b1',
+      remote.url,
+      'main',
+      `    steps:
       - name: hang
         timeout: 600ms
         run: 'sleep 60 & echo $! > child.pid; sleep 60'
-`));
+`,
+    ),
+  );
   daemon = new DaemonProcess(file);
   const [done] = await daemon.waitFor(isBuildFinished('b1'));
-  expect(done!.result).toBe('timeout');
+  expect(done.result).toBe('timeout');
   const child = Number(readFileSync(path.join(t.dir, 'sites/b1/child.pid'), 'utf8'));
   // The group was TERMed at the timeout and the build recorded after it ended.
   expect(processAlive(child)).toBe(false);
@@ -174,22 +242,31 @@ test('a hanging step is killed with its children and recorded as timeout', async
 test('kill -9 during a build, then restart: the old step is ended and the build redone once', async () => {
   const remote = makeGitRemote(t.dir);
   const rev = remote.commit('main');
-  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    steps:
+  const file = config(
+    t.dir,
+    gitBranchYaml(
+      'b1',
+      remote.url,
+      'main',
+      `    steps:
       - name: slow
         run: 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo $$ > pid.$n; if [ $n = 1 ]; then sleep 60; fi; echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP prev=$STAGEPOST_PREV_REV_APP" >> builds.txt'
-`));
+`,
+    ),
+  );
   daemon = new DaemonProcess(file);
   await daemon.waitFor(isBuildStarted('b1'));
   const dir = path.join(t.dir, 'sites/b1');
   // The step starts after the checkout: allow for a loaded machine (the whole suite in parallel).
-  for (let i = 0; i < 1200 && !existsSync(path.join(dir, 'pid.1')); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 1200 && !existsSync(path.join(dir, 'pid.1')); i++)
+    await new Promise((r) => setTimeout(r, 25));
   const oldPid = Number(readFileSync(path.join(dir, 'pid.1'), 'utf8'));
   await daemon.kill9();
   expect(processAlive(oldPid)).toBe(true); // the cut-off step outlived its daemon
 
   daemon = new DaemonProcess(file);
   const [done] = await daemon.waitFor(isBuildFinished('b1'), { what: 'the redone build' });
-  expect(done!.result).toBe('success');
+  expect(done.result).toBe('success');
   expect(processAlive(oldPid)).toBe(false);
   // The cut-off build does not count as "the last build": the redo is still a first build.
   expect(builds(dir)).toEqual([`2 ${rev} prev=`]);
@@ -203,8 +280,16 @@ test('kill -9 during a build, then restart: the old step is ended and the build 
 test('poll.quiet: a burst of commits builds once, after the revision stood still', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
-  const file = config(t.dir, gitBranchYaml('b1', remote.url, 'main', `    poll: { interval: 100ms, quiet: 3s }
-`));
+  const file = config(
+    t.dir,
+    gitBranchYaml(
+      'b1',
+      remote.url,
+      'main',
+      `    poll: { interval: 100ms, quiet: 3s }
+`,
+    ),
+  );
   daemon = new DaemonProcess(file);
   await daemon.waitFor(isBuildFinished('b1'), { what: 'first build (after its quiet period)' });
   let last = '';
@@ -220,11 +305,15 @@ test('poll.quiet: a burst of commits builds once, after the revision stood still
   expect(builds(path.join(t.dir, 'sites/b1'))[1]).toMatch(new RegExp(`^2 ${last} `));
 });
 
-(haveSvn ? test : test.skip)('svn: a commit on another branch of the repository does not rebuild trunk', async () => {
-  const repo = makeSvnRemote(t.dir);
-  repo.commit('trunk', 'first', { author: 'chris' });
-  repo.copy('trunk', 'branches/b1');
-  const file = config(t.dir, `  staging:
+(haveSvn ? test : test.skip)(
+  'svn: a commit on another branch of the repository does not rebuild trunk',
+  async () => {
+    const repo = makeSvnRemote(t.dir);
+    repo.commit('trunk', 'first', { author: 'chris' });
+    repo.copy('trunk', 'branches/b1');
+    const file = config(
+      t.dir,
+      `  staging:
     dir: ./sites/staging
     sources:
       - { name: app, vcs: svn, url: "${repo.url}/trunk", path: src/app }
@@ -232,17 +321,24 @@ test('poll.quiet: a burst of commits builds once, after the revision stood still
     dir: ./sites/branch1
     sources:
       - { name: app, vcs: svn, url: "${repo.url}/branches/b1", path: src/app }
-`);
-  daemon = new DaemonProcess(file);
-  await daemon.waitFor(isBuildFinished(), { count: 2 });
-  const rev = repo.commit('branches/b1', 'branch work');
-  await daemon.waitFor(isBuildFinished('branch1'), { count: 2 });
-  expect(builds(path.join(t.dir, 'sites/branch1'))[1]).toMatch(new RegExp(`^2 ${rev} `));
-  const seen = daemon.count((e) => e.msg === 'polled');
-  await daemon.waitFor((e) => e.msg === 'polled', { count: seen + 4 });
-  expect(daemon.count(isBuildStarted('staging'))).toBe(1);
-  // One svn repository: one query per cycle for both branches.
-  expect(daemon.events.filter((e) => e.msg === 'polled').slice(-3).every((e) => (e.branches as string[]).length === 2)).toBe(true);
-});
+`,
+    );
+    daemon = new DaemonProcess(file);
+    await daemon.waitFor(isBuildFinished(), { count: 2 });
+    const rev = repo.commit('branches/b1', 'branch work');
+    await daemon.waitFor(isBuildFinished('branch1'), { count: 2 });
+    expect(builds(path.join(t.dir, 'sites/branch1'))[1]).toMatch(new RegExp(`^2 ${rev} `));
+    const seen = daemon.count((e) => e.msg === 'polled');
+    await daemon.waitFor((e) => e.msg === 'polled', { count: seen + 4 });
+    expect(daemon.count(isBuildStarted('staging'))).toBe(1);
+    // One svn repository: one query per cycle for both branches.
+    expect(
+      daemon.events
+        .filter((e) => e.msg === 'polled')
+        .slice(-3)
+        .every((e) => (e.branches as string[]).length === 2),
+    ).toBe(true);
+  },
+);
 
 void isPolled;

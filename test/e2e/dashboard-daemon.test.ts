@@ -16,8 +16,14 @@ describeIf(hasTool('chromium'))('dashboard with the real daemon', () => {
   let t: ReturnType<typeof tempDir>;
   let browser: Browser | null = null;
   let daemon: DaemonProcess | null = null;
-  beforeEach(() => { t = tempDir(); });
-  afterEach(async () => { await browser?.close(); await daemon?.kill9(); t.cleanup(); });
+  beforeEach(() => {
+    t = tempDir();
+  });
+  afterEach(async () => {
+    await browser?.close();
+    await daemon?.kill9();
+    t.cleanup();
+  });
 
   test('shows every branch and updates when a build finishes', async () => {
     const remote = makeGitRemote(t.dir);
@@ -26,19 +32,31 @@ describeIf(hasTool('chromium'))('dashboard with the real daemon', () => {
     const port = await freePort();
     const gate = path.join(t.dir, 'gate');
     const file = path.join(t.dir, 'ci.yaml');
-    writeFileSync(file, `version: 1
+    writeFileSync(
+      file,
+      `version: 1
 state_dir: ./state
 poll: { interval: 200ms }
 http: { listen: ${port} }
 steps:
   - { name: compile, run: 'while [ ! -f "$GATE" ] && [ "$STAGEPOST_BUILD" -gt 1 ]; do sleep 0.05; done' }
 branches:
-${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('branch1', remote.url, 'feature')}`);
+${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('branch1', remote.url, 'feature')}`,
+    );
     daemon = new DaemonProcess(file, { GATE: gate });
     await daemon.waitFor(isBuildFinished(), { count: 2 });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     const page = await browser.newPage();
     page.setDefaultTimeout(15_000);

@@ -8,9 +8,16 @@ import { gitBranchYaml } from './git.js';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'stagepost.js');
 
-export interface CliResult { code: number | null; stdout: string; stderr: string }
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
-export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? ROOT,
@@ -21,8 +28,14 @@ export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.Pro
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`stagepost ${args.join(' ')} did not finish in time\n${stderr}`)); }, options.timeoutMs ?? 60_000);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`stagepost ${args.join(' ')} did not finish in time\n${stderr}`));
+    }, options.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -48,27 +61,48 @@ export class DaemonProcess {
       const lines = (partial + d.toString()).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
-        try { this.events.push(JSON.parse(line) as LogEvent); } catch { this.events.push({ msg: line, level: 'raw' }); }
+        try {
+          this.events.push(JSON.parse(line) as LogEvent);
+        } catch {
+          this.events.push({ msg: line, level: 'raw' });
+        }
       }
       for (const w of this.waiters.splice(0)) w();
     });
     this.child.stdout!.resume();
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => { resolve(code); for (const w of this.waiters.splice(0)) w(); }));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => {
+        resolve(code);
+        for (const w of this.waiters.splice(0)) w();
+      }),
+    );
   }
 
   /** Wait until `count` log events match (counting from the start). */
-  async waitFor(match: (e: LogEvent) => boolean, options: { count?: number; timeoutMs?: number; what?: string } = {}): Promise<LogEvent[]> {
+  async waitFor(
+    match: (e: LogEvent) => boolean,
+    options: { count?: number; timeoutMs?: number; what?: string } = {},
+  ): Promise<LogEvent[]> {
     const count = options.count ?? 1;
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     for (;;) {
       const found = this.events.filter(match);
       if (found.length >= count) return found;
-      if (this.child.exitCode !== null) throw new Error(`daemon exited (${this.child.exitCode}) while waiting for ${options.what ?? 'an event'}\n${this.stderr.slice(-4000)}`);
+      if (this.child.exitCode !== null)
+        throw new Error(
+          `daemon exited (${this.child.exitCode}) while waiting for ${options.what ?? 'an event'}\n${this.stderr.slice(-4000)}`,
+        );
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${options.what ?? 'an event'} (${found.length}/${count})\n${this.stderr.slice(-4000)}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting for ${options.what ?? 'an event'} (${found.length}/${count})\n${this.stderr.slice(-4000)}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 1000));
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
       });
     }
   }
@@ -88,9 +122,13 @@ export class DaemonProcess {
   }
 }
 
-export const isBuildFinished = (branch?: string) => (e: LogEvent) => e.msg === 'build finished' && (!branch || e.branch === branch);
-export const isBuildStarted = (branch?: string) => (e: LogEvent) => e.msg === 'build started' && (!branch || e.branch === branch);
-export const isPolled = (branch?: string) => (e: LogEvent) => e.msg === 'polled' && (!branch || (e.branches as string[] | undefined)?.includes(branch) === true);
+export const isBuildFinished = (branch?: string) => (e: LogEvent) =>
+  e.msg === 'build finished' && (!branch || e.branch === branch);
+export const isBuildStarted = (branch?: string) => (e: LogEvent) =>
+  e.msg === 'build started' && (!branch || e.branch === branch);
+export const isPolled = (branch?: string) => (e: LogEvent) =>
+  e.msg === 'polled' &&
+  (!branch || (e.branches as string[] | undefined)?.includes(branch) === true);
 
 export function writeFile(file: string, text: string): string {
   writeFileSync(file, text);
@@ -100,11 +138,14 @@ export function writeFile(file: string, text: string): string {
 /** A ci.yaml in `dir` with one branch `staging` on `url`'s main (gitBranchYaml), polled every 100 ms, and a no-op step. */
 export function stagingConfig(dir: string, url: string): string {
   const file = path.join(dir, 'ci.yaml');
-  writeFileSync(file, `version: 1
+  writeFileSync(
+    file,
+    `version: 1
 state_dir: ./state
 poll: { interval: 100ms, timeout: 5s }
 steps: [{ name: noop, run: "true" }]
 branches:
-${gitBranchYaml('staging', url, 'main')}`);
+${gitBranchYaml('staging', url, 'main')}`,
+  );
   return file;
 }

@@ -8,13 +8,21 @@ import path from 'node:path';
  */
 const GIT_ENV = {
   ...process.env,
-  GIT_AUTHOR_NAME: 'Test Author', GIT_AUTHOR_EMAIL: 'author@example.com',
-  GIT_COMMITTER_NAME: 'Test Author', GIT_COMMITTER_EMAIL: 'author@example.com',
-  GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp',
+  GIT_AUTHOR_NAME: 'Test Author',
+  GIT_AUTHOR_EMAIL: 'author@example.com',
+  GIT_COMMITTER_NAME: 'Test Author',
+  GIT_COMMITTER_EMAIL: 'author@example.com',
+  GIT_CONFIG_NOSYSTEM: '1',
+  HOME: process.env.HOME ?? '/tmp',
 };
 
 export function git(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
-  return execFileSync('git', args, { cwd, env: { ...GIT_ENV, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  return execFileSync('git', args, {
+    cwd,
+    env: { ...GIT_ENV, ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim();
 }
 
 /**
@@ -23,7 +31,12 @@ export function git(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): s
  * the `upload-pack` ls-remote would have started.
  */
 export function isGitQuery(command: string | readonly string[]): boolean {
-  const words = typeof command === 'string' ? command.split(' ') : command[0] === 'git' ? command.slice(1) : command;
+  const words =
+    typeof command === 'string'
+      ? command.split(' ')
+      : command[0] === 'git'
+        ? command.slice(1)
+        : command;
   return words[0] === 'ls-remote' || (words[0] === 'upload-pack' && words[1] === '--stateless-rpc');
 }
 
@@ -32,7 +45,11 @@ export interface GitRemote {
   url: string;
   work: string;
   /** Commit a file change on a branch and push it; returns the commit id. */
-  commit(branch: string, message?: string, opts?: { author?: string; email?: string; file?: string; content?: string }): string;
+  commit(
+    branch: string,
+    message?: string,
+    opts?: { author?: string; email?: string; file?: string; content?: string },
+  ): string;
   /** Current id of a branch on the remote. */
   head(branch: string): string;
 }
@@ -54,7 +71,11 @@ export function makeGitRemote(root: string, name = 'repo', initialBranch = 'main
       counter += 1;
       const branches = git(work, ['branch', '--list', branch]);
       let hasCommits = true;
-      try { git(work, ['rev-parse', '--verify', '-q', 'HEAD']); } catch { hasCommits = false; }
+      try {
+        git(work, ['rev-parse', '--verify', '-q', 'HEAD']);
+      } catch {
+        hasCommits = false;
+      }
       if (!branches) {
         if (hasCommits) git(work, ['checkout', '-q', '-b', branch]);
         else git(work, ['checkout', '-q', '--orphan', branch]);
@@ -63,7 +84,13 @@ export function makeGitRemote(root: string, name = 'repo', initialBranch = 'main
       mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, opts.content ?? `${branch} change ${counter} ${Date.now()}\n`);
       git(work, ['add', '-A']);
-      const env = opts.author || opts.email ? { GIT_AUTHOR_NAME: opts.author ?? 'Test Author', GIT_AUTHOR_EMAIL: opts.email ?? 'author@example.com' } : {};
+      const env =
+        opts.author || opts.email
+          ? {
+              GIT_AUTHOR_NAME: opts.author ?? 'Test Author',
+              GIT_AUTHOR_EMAIL: opts.email ?? 'author@example.com',
+            }
+          : {};
       git(work, ['commit', '-q', '-m', message ?? `change ${counter} on ${branch}`], env);
       git(work, ['push', '-q', '--force', 'origin', `${branch}:refs/heads/${branch}`]);
       return git(work, ['rev-parse', 'HEAD']);

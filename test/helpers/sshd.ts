@@ -33,50 +33,93 @@ export interface TestSshd {
 export async function startSshd(dir: string): Promise<TestSshd> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'stagepost-test', '-f', file], { stdio: 'ignore' });
+  const keygen = (file: string) =>
+    execFileSync(
+      'ssh-keygen',
+      ['-q', '-t', 'ed25519', '-N', '', '-C', 'stagepost-test', '-f', file],
+      { stdio: 'ignore' },
+    );
   const hostKey = path.join(dir, 'host_key');
   const clientKey = path.join(dir, 'client_key');
   keygen(hostKey);
   keygen(clientKey);
-  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${clientKey}.pub`), { mode: 0o600 });
+  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${clientKey}.pub`), {
+    mode: 0o600,
+  });
   const port = await freePort();
   const log = path.join(dir, 'sshd.log');
   writeFileSync(log, '');
   const user = os.userInfo().username;
-  writeFileSync(path.join(dir, 'sshd_config'), [
-    `ListenAddress 127.0.0.1:${port}`,
-    `HostKey ${hostKey}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-    `PidFile ${path.join(dir, 'sshd.pid')}`,
-    `AllowUsers ${user}`,
-    'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
-    'PermitRootLogin prohibit-password', 'LogLevel VERBOSE', '',
-  ].join('\n'));
+  writeFileSync(
+    path.join(dir, 'sshd_config'),
+    [
+      `ListenAddress 127.0.0.1:${port}`,
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      `AllowUsers ${user}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'PermitRootLogin prohibit-password',
+      'LogLevel VERBOSE',
+      '',
+    ].join('\n'),
+  );
   // As root, sshd insists on its privilege separation directory, which
   // Debian's package only makes when the service starts.
   if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755 });
 
   const host = 'stagepost-test-sshd';
-  writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${readFileSync(`${hostKey}.pub`, 'utf8')}`);
+  writeFileSync(
+    path.join(dir, 'known_hosts'),
+    `[127.0.0.1]:${port} ${readFileSync(`${hostKey}.pub`, 'utf8')}`,
+  );
   const clientConfig = path.join(dir, 'ssh_config');
-  writeFileSync(clientConfig, [
-    `Host ${host}`, '  HostName 127.0.0.1', `  Port ${port}`, `  User ${user}`, `  IdentityFile ${clientKey}`, '  IdentitiesOnly yes',
-    `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`, '  StrictHostKeyChecking yes', '',
-  ].join('\n'));
+  writeFileSync(
+    clientConfig,
+    [
+      `Host ${host}`,
+      '  HostName 127.0.0.1',
+      `  Port ${port}`,
+      `  User ${user}`,
+      `  IdentityFile ${clientKey}`,
+      '  IdentitiesOnly yes',
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+      '  StrictHostKeyChecking yes',
+      '',
+    ].join('\n'),
+  );
   const clientBin = path.join(dir, 'bin');
   mkdirSync(clientBin);
   const ssh = execFileSync('sh', ['-c', 'command -v ssh'], { encoding: 'utf8' }).trim();
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  writeFileSync(path.join(clientBin, 'ssh'), `#!/bin/sh\nexec ${quote(ssh)} -F ${quote(clientConfig)} "$@"\n`, { mode: 0o755 });
+  writeFileSync(
+    path.join(clientBin, 'ssh'),
+    `#!/bin/sh\nexec ${quote(ssh)} -F ${quote(clientConfig)} "$@"\n`,
+    { mode: 0o755 },
+  );
 
-  const server = await startServer(SSHD, ['-D', '-f', path.join(dir, 'sshd_config'), '-E', log], port);
+  const server = await startServer(
+    SSHD,
+    ['-D', '-f', path.join(dir, 'sshd_config'), '-E', log],
+    port,
+  );
   return {
     host,
     clientBin,
-    logins: () => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('Accepted publickey')).length,
+    logins: () =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('Accepted publickey')).length,
     viaShared(stateDir, args) {
       try {
-        execFileSync(path.join(clientBin, 'ssh'), ['-o', `ControlPath="${stateDir}/ssh/%C"`, host, ...args], { stdio: 'ignore' });
+        execFileSync(
+          path.join(clientBin, 'ssh'),
+          ['-o', `ControlPath="${stateDir}/ssh/%C"`, host, ...args],
+          { stdio: 'ignore' },
+        );
         return true;
       } catch {
         return false;

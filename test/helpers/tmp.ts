@@ -5,5 +5,10 @@ import path from 'node:path';
 /** A fresh temp dir, removed by the returned cleanup (also keepable with KEEP_TMP=1). */
 export function tempDir(prefix = 'stagepost-test-'): { dir: string; cleanup: () => void } {
   const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), prefix)));
-  return { dir, cleanup: () => { if (!process.env.KEEP_TMP) rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    dir,
+    cleanup: () => {
+      if (!process.env.KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -9,8 +9,11 @@ export function hasTool(name: string): boolean {
   const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', name], { encoding: 'utf8' });
   const found = r.status === 0;
   if (!found) {
-    if (process.env.CI === 'true') throw new Error(`required tool "${name}" is not installed (CI=true: missing tools fail the run)`);
-    // eslint-disable-next-line no-console
+    if (process.env.CI === 'true')
+      throw new Error(
+        `required tool "${name}" is not installed (CI=true: missing tools fail the run)`,
+      );
+
     console.warn(`\n*** SKIPPING tests that need "${name}": it is not installed ***\n`);
   }
   return found;

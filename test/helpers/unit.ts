@@ -8,7 +8,9 @@ const REPO = path.resolve(import.meta.dirname, '../..');
  * between `node` and the script in ExecStart), so tests and the bench run the
  * daemon the way an installed one runs.
  */
-export function unitNodeFlags(unitText = readFileSync(path.join(REPO, 'config/stagepost.service'), 'utf8')): string[] {
+export function unitNodeFlags(
+  unitText = readFileSync(path.join(REPO, 'config/stagepost.service'), 'utf8'),
+): string[] {
   const line = unitText.split('\n').find((l) => l.startsWith('ExecStart='));
   if (!line) throw new Error('config/stagepost.service has no ExecStart=');
   const words = line.slice('ExecStart='.length).trim().split(/\s+/).slice(1);

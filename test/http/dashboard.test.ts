@@ -22,15 +22,34 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
-  afterAll(async () => { await browser?.close(); });
+  afterAll(async () => {
+    await browser?.close();
+  });
 
   beforeEach(async () => {
     tmp = tempDir();
     fake = realisticFake(path.join(tmp.dir, 'logs'));
-    server = await startHttpServer({ host: '127.0.0.1', port: 0, token: 'dashboard-token-123', api: fake, metrics: createMetrics(), log: memoryLogger(), redact: (t) => t });
+    server = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      token: 'dashboard-token-123',
+      api: fake,
+      metrics: createMetrics(),
+      log: memoryLogger(),
+      redact: (t) => t,
+    });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.setDefaultTimeout(10_000);
   });
@@ -49,13 +68,20 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
 
   test('shows every branch with its state, revisions, sites and poll error', async () => {
     await open();
-    expect(await page.locator('section.card h2').allTextContents()).toEqual(['staging', 'branch1', 'branch2', 'branch3']);
+    expect(await page.locator('section.card h2').allTextContents()).toEqual([
+      'staging',
+      'branch1',
+      'branch2',
+      'branch3',
+    ]);
     expect(await card('branch1').locator('.card-head .badge').textContent()).toBe('building');
     expect(await card('branch1').locator('.progress .step').textContent()).toBe('buildout');
     expect(await card('branch2').locator('.card-head .badge').textContent()).toBe('failing');
     expect(await card('branch1').locator('.pending .rev').textContent()).toBe('e47b9a02');
     expect(await card('staging').locator('.pending').count()).toBe(0);
-    expect(await card('staging').locator('a.customer').first().getAttribute('href')).toBe('https://karltest.example.com/staging/acme/');
+    expect(await card('staging').locator('a.customer').first().getAttribute('href')).toBe(
+      'https://karltest.example.com/staging/acme/',
+    );
     expect(await card('staging').locator('.mailin').count()).toBe(1);
     expect(await card('branch3').locator('.poll-error').textContent()).toContain('E170013');
     expect(await page.locator('#queue').textContent()).toBe('queue: branch3');
@@ -64,14 +90,23 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
 
   test('a finished build shows up without a reload', async () => {
     await open();
-    await page.evaluate(() => { (window as unknown as { marker: number }).marker = 1; });
+    await page.evaluate(() => {
+      (window as unknown as { marker: number }).marker = 1;
+    });
     const b = fake.branch('branch1');
     b.state = 'idle';
     b.current = null;
     b.sources[0].revision = b.sources[0].remoteRevision;
-    b.lastBuild = { id: 24, result: 'success', startedAt: new Date().toISOString(), durationMs: 75_000 };
+    b.lastBuild = {
+      id: 24,
+      result: 'success',
+      startedAt: new Date().toISOString(),
+      durationMs: 75_000,
+    };
     fake.emit({ type: 'build', branch: 'branch1' });
-    await card('branch1').locator('.card-head .badge', { hasText: /^idle$/ }).waitFor();
+    await card('branch1')
+      .locator('.card-head .badge', { hasText: /^idle$/ })
+      .waitFor();
     await card('branch1').locator('.row a', { hasText: '#24' }).waitFor();
     expect(await card('branch1').locator('.progress').count()).toBe(0);
     expect(await card('branch1').locator('.pending').count()).toBe(0);
@@ -83,10 +118,12 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
     await open();
     expect(await card('staging').locator('.subject').first().textContent()).toBe(XSS);
     expect(await card('staging').locator('img').count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(
+      await page.evaluate(() => (window as unknown as { __xss?: number }).__xss),
+    ).toBeUndefined();
   });
 
-  test('the running build\'s log is followed live', async () => {
+  test("the running build's log is followed live", async () => {
     await open();
     const log = card('branch1').locator('details.live pre');
     await log.filter({ hasText: 'Updating instance.' }).waitFor();
@@ -112,14 +149,20 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
     await open();
     await card('branch2').locator('details.history summary').click();
     await card('branch2').locator('details.history tbody tr').first().waitFor();
-    const { scroll, client } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    const { scroll, client } = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      client: document.documentElement.clientWidth,
+    }));
     expect(scroll).toBeLessThanOrEqual(client);
   });
 
   test('screenshot', async () => {
     await open();
     await card('branch1').locator('details.live pre', { hasText: 'Updating instance.' }).waitFor();
-    const target = process.env.UPDATE_SCREENSHOT === '1' ? path.join(ROOT, 'docs', 'dashboard.png') : path.join(tmp.dir, 'dashboard.png');
+    const target =
+      process.env.UPDATE_SCREENSHOT === '1'
+        ? path.join(ROOT, 'docs', 'dashboard.png')
+        : path.join(tmp.dir, 'dashboard.png');
     await page.screenshot({ path: target });
   });
 });

@@ -26,7 +26,15 @@ describe('http server', () => {
     log = memoryLogger();
     const redactor = new Redactor();
     redactor.add('hunter2-secret');
-    server = await startHttpServer({ host: '127.0.0.1', port: 0, token: TOKEN, api: fake, metrics, log, redact: (t) => redactor.redact(t) });
+    server = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      token: TOKEN,
+      api: fake,
+      metrics,
+      log,
+      redact: (t) => redactor.redact(t),
+    });
   });
 
   afterEach(async () => {
@@ -37,7 +45,10 @@ describe('http server', () => {
   const url = (p: string) => server.url + p;
 
   test('GET /api/status is the status document, redacted', async () => {
-    fake.branch('staging').lastPoll = { at: new Date().toISOString(), error: 'auth failed for https://bob:hunter2-secret@git.example.com/x.git' };
+    fake.branch('staging').lastPoll = {
+      at: new Date().toISOString(),
+      error: 'auth failed for https://bob:hunter2-secret@git.example.com/x.git',
+    };
     const res = await fetch(url('/api/status'));
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
@@ -49,8 +60,21 @@ describe('http server', () => {
   });
 
   test('GET history and mail of a branch; 404 for an unknown one', async () => {
-    fake.builds.set('staging', [buildSummary(2), buildSummary(1, { result: 'failure', failedStep: 'test' })]);
-    fake.mail.set('staging', [{ id: 'm1', receivedAt: new Date().toISOString(), from: 'app@x', to: ['bob@x'], subject: 'Welcome', size: 120, relayed: null }]);
+    fake.builds.set('staging', [
+      buildSummary(2),
+      buildSummary(1, { result: 'failure', failedStep: 'test' }),
+    ]);
+    fake.mail.set('staging', [
+      {
+        id: 'm1',
+        receivedAt: new Date().toISOString(),
+        from: 'app@x',
+        to: ['bob@x'],
+        subject: 'Welcome',
+        size: 120,
+        relayed: null,
+      },
+    ]);
     const builds = await (await fetch(url('/api/branches/staging/builds'))).json();
     expect(builds.map((b: { id: number }) => b.id)).toEqual([2, 1]);
     const mail = await (await fetch(url('/api/branches/staging/mail'))).json();
@@ -65,7 +89,9 @@ describe('http server', () => {
     const res = await fetch(url('/'));
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/text\/html/);
-    expect(res.headers.get('content-security-policy')).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+    expect(res.headers.get('content-security-policy')).toMatch(
+      /script-src 'sha256-[A-Za-z0-9+/=]+'/,
+    );
     const html = await res.text();
     expect(html).toContain('<title>stagepost</title>');
     expect(html).not.toContain(TOKEN);
@@ -75,11 +101,20 @@ describe('http server', () => {
     test('401 without a token and with a wrong one; nothing happens', async () => {
       const none = await fetch(url('/api/poll'), { method: 'POST' });
       expect(none.status).toBe(401);
-      const wrong = await fetch(url('/api/branches/staging/build'), { method: 'POST', headers: { Authorization: 'Bearer not-the-token' } });
+      const wrong = await fetch(url('/api/branches/staging/build'), {
+        method: 'POST',
+        headers: { Authorization: 'Bearer not-the-token' },
+      });
       expect(wrong.status).toBe(401);
-      const prefix = await fetch(url('/api/poll'), { method: 'POST', headers: { Authorization: `Bearer ${TOKEN.slice(0, -1)}` } });
+      const prefix = await fetch(url('/api/poll'), {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${TOKEN.slice(0, -1)}` },
+      });
       expect(prefix.status).toBe(401);
-      const basic = await fetch(url('/api/poll'), { method: 'POST', headers: { Authorization: `Basic ${TOKEN}` } });
+      const basic = await fetch(url('/api/poll'), {
+        method: 'POST',
+        headers: { Authorization: `Basic ${TOKEN}` },
+      });
       expect(basic.status).toBe(401);
       expect(fake.polls).toEqual([]);
       expect(fake.forced).toEqual([]);
@@ -87,14 +122,24 @@ describe('http server', () => {
 
     test('the token never reaches the log', async () => {
       await fetch(url('/api/poll'), { method: 'POST', headers: auth });
-      await fetch(url('/api/poll'), { method: 'POST', headers: { Authorization: 'Bearer wrong-one-xyz' } });
+      await fetch(url('/api/poll'), {
+        method: 'POST',
+        headers: { Authorization: 'Bearer wrong-one-xyz' },
+      });
       expect(log.lines.length).toBeGreaterThan(0);
       expect(JSON.stringify(log.lines)).not.toContain(TOKEN);
       expect(JSON.stringify(log.lines)).not.toContain('wrong-one-xyz');
     });
 
     test('without a configured token every POST is refused with 403', async () => {
-      const open = await startHttpServer({ host: '127.0.0.1', port: 0, api: fake, metrics: createMetrics(), log, redact: (t) => t });
+      const open = await startHttpServer({
+        host: '127.0.0.1',
+        port: 0,
+        api: fake,
+        metrics: createMetrics(),
+        log,
+        redact: (t) => t,
+      });
       try {
         const res = await fetch(open.url + '/api/poll', { method: 'POST', headers: auth });
         expect(res.status).toBe(403);
@@ -111,7 +156,11 @@ describe('http server', () => {
     expect(one.status).toBe(200);
     expect(await one.json()).toEqual({ polled: ['staging'] });
     // A commit hook may post a JSON or form body; it is ignored.
-    const all = await fetch(url('/api/poll'), { method: 'POST', headers: { ...auth, 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'payload=%7B%7D' });
+    const all = await fetch(url('/api/poll'), {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'payload=%7B%7D',
+    });
     expect(all.status).toBe(200);
     expect(await all.json()).toEqual({ polled: ['staging', 'branch1'] });
     expect(fake.polls).toEqual(['staging', undefined]);
@@ -120,9 +169,15 @@ describe('http server', () => {
 
   test('POST /api/poll waits for the poll to finish', async () => {
     let release!: () => void;
-    fake.pollNow = () => new Promise<void>((resolve) => { release = resolve; });
+    fake.pollNow = () =>
+      new Promise<void>((resolve) => {
+        release = resolve;
+      });
     let answered = false;
-    const pending = fetch(url('/api/poll'), { method: 'POST', headers: auth }).then((r) => { answered = true; return r; });
+    const pending = fetch(url('/api/poll'), { method: 'POST', headers: auth }).then((r) => {
+      answered = true;
+      return r;
+    });
     await waitUntil(() => release !== undefined);
     expect(answered).toBe(false);
     release();
@@ -130,8 +185,12 @@ describe('http server', () => {
   });
 
   test('404 for poll and build of an unknown branch', async () => {
-    expect((await fetch(url('/api/poll?branch=nope'), { method: 'POST', headers: auth })).status).toBe(404);
-    expect((await fetch(url('/api/branches/nope/build'), { method: 'POST', headers: auth })).status).toBe(404);
+    expect(
+      (await fetch(url('/api/poll?branch=nope'), { method: 'POST', headers: auth })).status,
+    ).toBe(404);
+    expect(
+      (await fetch(url('/api/branches/nope/build'), { method: 'POST', headers: auth })).status,
+    ).toBe(404);
     expect(fake.polls).toEqual([]);
     expect(fake.forced).toEqual([]);
   });
@@ -161,9 +220,17 @@ describe('http server', () => {
     });
 
     test('"last" is the running build while one runs', async () => {
-      fake.branch('staging').current = { id: 8, kind: 'build', step: 'build', startedAt: new Date().toISOString(), elapsedMs: 1000 };
+      fake.branch('staging').current = {
+        id: 8,
+        kind: 'build',
+        step: 'build',
+        startedAt: new Date().toISOString(),
+        elapsedMs: 1000,
+      };
       fake.writeLog('staging', 8, 'running\n');
-      expect(await (await fetch(url('/api/branches/staging/builds/last/log'))).text()).toBe('running\n');
+      expect(await (await fetch(url('/api/branches/staging/builds/last/log'))).text()).toBe(
+        'running\n',
+      );
     });
 
     test('?offset returns only what follows, with the size in a header', async () => {
@@ -174,13 +241,19 @@ describe('http server', () => {
       fake.writeLog('staging', 7, 'line three ✓\n', true);
       const next = await fetch(url('/api/branches/staging/builds/7/log?offset=18'));
       expect(await next.text()).toBe('line three ✓\n');
-      const end = await fetch(url(`/api/branches/staging/builds/7/log?offset=${next.headers.get('x-log-next-offset')}`));
+      const end = await fetch(
+        url(`/api/branches/staging/builds/7/log?offset=${next.headers.get('x-log-next-offset')}`),
+      );
       expect(await end.text()).toBe('');
       expect((await fetch(url('/api/branches/staging/builds/7/log?offset=-1'))).status).toBe(400);
     });
 
     test('a multi-byte character cut by the end of the file is held back', async () => {
-      fake.writeLog('staging', 7, Buffer.concat([Buffer.from('ok '), Buffer.from('✓').subarray(0, 2)]));
+      fake.writeLog(
+        'staging',
+        7,
+        Buffer.concat([Buffer.from('ok '), Buffer.from('✓').subarray(0, 2)]),
+      );
       const res = await fetch(url('/api/branches/staging/builds/7/log'));
       expect(await res.text()).toBe('ok ');
       expect(res.headers.get('x-log-next-offset')).toBe('3');
@@ -257,7 +330,16 @@ describe('http server', () => {
   });
 
   test('SSE sends heartbeats and close() ends open streams', async () => {
-    const hb = await startHttpServer({ host: '127.0.0.1', port: 0, token: TOKEN, api: fake, metrics: createMetrics(), log, redact: (t) => t, heartbeatMs: 20 });
+    const hb = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      token: TOKEN,
+      api: fake,
+      metrics: createMetrics(),
+      log,
+      redact: (t) => t,
+      heartbeatMs: 20,
+    });
     const body = await new Promise<string>((resolve, reject) => {
       const req = request(hb.url + '/api/events', (res) => {
         let text = '';
@@ -278,19 +360,35 @@ describe('http server', () => {
 
   test('a port in use is a clear error', async () => {
     const port = Number(new URL(server.url).port);
-    await expect(startHttpServer({ host: '127.0.0.1', port, token: TOKEN, api: fake, metrics: createMetrics(), log, redact: (t) => t }))
-      .rejects.toMatchObject({ code: 'ECONFIG', message: expect.stringMatching(/in use.*http\.listen/) });
+    await expect(
+      startHttpServer({
+        host: '127.0.0.1',
+        port,
+        token: TOKEN,
+        api: fake,
+        metrics: createMetrics(),
+        log,
+        redact: (t) => t,
+      }),
+    ).rejects.toMatchObject({
+      code: 'ECONFIG',
+      message: expect.stringMatching(/in use.*http\.listen/),
+    });
   });
 });
 
 /** Samples of a Prometheus text exposition; throws on any line that is not valid. */
 function parseExposition(text: string): Map<string, number> {
   const samples = new Map<string, number>();
-  const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)( \d+)?$/i;
+  const sample =
+    /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)( \d+)?$/i;
   const meta = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/;
   for (const line of text.split('\n')) {
     if (line === '') continue;
-    if (line.startsWith('#')) { if (!meta.test(line)) throw new Error(`bad metadata line: ${line}`); continue; }
+    if (line.startsWith('#')) {
+      if (!meta.test(line)) throw new Error(`bad metadata line: ${line}`);
+      continue;
+    }
     const m = sample.exec(line);
     if (!m) throw new Error(`bad sample line: ${line}`);
     samples.set(m[1] + (m[2] ?? ''), Number(m[3]));

@@ -19,6 +19,8 @@ describe('buildEvents', () => {
   });
 
   it('counts failure and timeout as failing, nothing else', () => {
-    expect(['success', 'failure', 'timeout', 'interrupted', null].map((r) => isFailing(r as never))).toEqual([false, true, true, false, false]);
+    expect(
+      ['success', 'failure', 'timeout', 'interrupted', null].map((r) => isFailing(r as never)),
+    ).toEqual([false, true, true, false, false]);
   });
 });

@@ -18,18 +18,36 @@ it('a process killed with -9 while a mail is on the wire leaves it in the outbox
   // An SMTP server that accepts the connection and never greets: the delivery hangs mid-way.
   const sockets: Socket[] = [];
   let connected!: () => void;
-  const onConnect = new Promise<void>((resolve) => { connected = resolve; });
-  const silent = createServer((s) => { sockets.push(s); connected(); });
+  const onConnect = new Promise<void>((resolve) => {
+    connected = resolve;
+  });
+  const silent = createServer((s) => {
+    sockets.push(s);
+    connected();
+  });
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const { port } = silent.address() as AddressInfo;
 
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'outbox-child.ts'), stateDir, String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(HERE, 'outbox-child.ts'), stateDir, String(port)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
   let stdout = '';
-  child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+    child.on('exit', (code, signal) => resolve(signal ?? code)),
+  );
   try {
-    await Promise.race([onConnect, exited.then((how) => { throw new Error(`child ended (${how}) before delivering: ${stdout}`); })]);
+    await Promise.race([
+      onConnect,
+      exited.then((how) => {
+        throw new Error(`child ended (${how}) before delivering: ${stdout}`);
+      }),
+    ]);
     const outbox = readdirSync(path.join(stateDir, 'outbox')).filter((f) => f.endsWith('.json'));
     expect(outbox).toHaveLength(1);
     expect(stdout).not.toContain('dispatch returned');
@@ -44,13 +62,26 @@ it('a process killed with -9 while a mail is on the wire leaves it in the outbox
   const smtp = await startSmtp(port);
   const dispatcher = new NotifyDispatcher({ stateDir, log: memoryLogger(), redact: (t) => t });
   try {
-    await dispatcher.setNotifiers([notifierConfig('email', ['failure'], { transport: `smtp://127.0.0.1:${port}`, from: 'staging@example.com', to: 'ops@example.com' })], new Map());
+    await dispatcher.setNotifiers(
+      [
+        notifierConfig('email', ['failure'], {
+          transport: `smtp://127.0.0.1:${port}`,
+          from: 'staging@example.com',
+          to: 'ops@example.com',
+        }),
+      ],
+      new Map(),
+    );
     await dispatcher.start();
     await smtp.waitFor(1);
     await dispatcher.flush();
     expect(smtp.mails).toHaveLength(1);
-    expect(parseMail(smtp.mails[0]!.raw).headers.subject).toBe('[stagepost] branch1 FAILED (buildout) karl@3f2a9c1 osfkarl@r4812');
-    expect(readdirSync(path.join(stateDir, 'outbox')).filter((f) => f.endsWith('.json'))).toEqual([]);
+    expect(parseMail(smtp.mails[0].raw).headers.subject).toBe(
+      '[stagepost] branch1 FAILED (buildout) karl@3f2a9c1 osfkarl@r4812',
+    );
+    expect(readdirSync(path.join(stateDir, 'outbox')).filter((f) => f.endsWith('.json'))).toEqual(
+      [],
+    );
   } finally {
     await dispatcher.close();
     await smtp.close();

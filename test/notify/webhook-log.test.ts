@@ -13,7 +13,11 @@ const TOKEN = 'tok-9f8e7d6c5b4a';
 
 /** A real HTTP endpoint on 127.0.0.1 whose answer the test chooses. */
 async function startHook() {
-  const received: Array<{ url: string; headers: IncomingMessage['headers']; body: Record<string, unknown> }> = [];
+  const received: Array<{
+    url: string;
+    headers: IncomingMessage['headers'];
+    body: Record<string, unknown>;
+  }> = [];
   let status = 200;
   let hang = false;
   const server: Server = createServer((req, res) => {
@@ -21,7 +25,11 @@ async function startHook() {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       if (hang) return;
-      received.push({ url: req.url ?? '', headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+      received.push({
+        url: req.url ?? '',
+        headers: req.headers,
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+      });
       res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'busy');
     });
   });
@@ -30,9 +38,17 @@ async function startHook() {
   return {
     url: `http://127.0.0.1:${port}/hook/${TOKEN}`,
     received,
-    answer(code: number) { status = code; },
-    hangUp(value: boolean) { hang = value; },
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    answer(code: number) {
+      status = code;
+    },
+    hangUp(value: boolean) {
+      hang = value;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -45,7 +61,12 @@ describe('webhook and log notifiers', () => {
     tmp = tempDir();
     hook = await startHook();
     log = memoryLogger();
-    dispatcher = new NotifyDispatcher({ stateDir: tmp.dir, log, redact: (t) => t.replaceAll(TOKEN, '[secure]'), retryBaseMs: 3_600_000 });
+    dispatcher = new NotifyDispatcher({
+      stateDir: tmp.dir,
+      log,
+      redact: (t) => t.replaceAll(TOKEN, '[secure]'),
+      retryBaseMs: 3_600_000,
+    });
   });
   afterEach(async () => {
     await dispatcher.close();
@@ -54,25 +75,44 @@ describe('webhook and log notifiers', () => {
   });
 
   it('POSTs the notification as JSON with a one-line text', async () => {
-    await dispatcher.setNotifiers([notifierConfig('webhook', ['failure', 'fixed'], { url: hook.url, headers: { 'x-team': 'karl' } })], new Map());
+    await dispatcher.setNotifiers(
+      [
+        notifierConfig('webhook', ['failure', 'fixed'], {
+          url: hook.url,
+          headers: { 'x-team': 'karl' },
+        }),
+      ],
+      new Map(),
+    );
     await dispatcher.dispatch(buildDraft(), ['failure', 'still-failing'], 'branch1');
     expect(hook.received).toHaveLength(1);
-    const { url, headers, body } = hook.received[0]!;
+    const { url, headers, body } = hook.received[0];
     expect(url).toBe(`/hook/${TOKEN}`);
     expect(headers['content-type']).toBe('application/json');
     expect(headers['x-team']).toBe('karl');
-    expect(body).toMatchObject({ type: 'build', event: 'failure', events: ['failure'], branch: 'branch1', build: { id: 12, result: 'failure', failedStep: 'buildout' } });
+    expect(body).toMatchObject({
+      type: 'build',
+      event: 'failure',
+      events: ['failure'],
+      branch: 'branch1',
+      build: { id: 12, result: 'failure', failedStep: 'buildout' },
+    });
     expect(body.text).toBe('[stagepost] branch1 FAILED (buildout) karl@3f2a9c1 osfkarl@r4812');
   });
 
   it('keeps the message on a non-2xx answer and delivers it once the endpoint recovers; the token stays out of the outbox and the log', async () => {
     hook.answer(503);
-    await dispatcher.setNotifiers([notifierConfig('webhook', ['failure'], { url: hook.url })], new Map());
+    await dispatcher.setNotifiers(
+      [notifierConfig('webhook', ['failure'], { url: hook.url })],
+      new Map(),
+    );
     await dispatcher.dispatch(buildDraft(), ['failure']);
     expect(dispatcher.outboxSize()).toBe(1);
     const files = readdirSync(path.join(tmp.dir, 'outbox')).filter((f) => f.endsWith('.json'));
-    expect(readFileSync(path.join(tmp.dir, 'outbox', files[0]!), 'utf8')).not.toContain(TOKEN);
-    const warning = log.lines.find((l) => l.msg === 'notification delivery failed; kept in the outbox for retry');
+    expect(readFileSync(path.join(tmp.dir, 'outbox', files[0]), 'utf8')).not.toContain(TOKEN);
+    const warning = log.lines.find(
+      (l) => l.msg === 'notification delivery failed; kept in the outbox for retry',
+    );
     expect(warning?.error).toMatch(/answered 503: busy/);
     expect(JSON.stringify(log.lines)).not.toContain(TOKEN);
 
@@ -85,26 +125,51 @@ describe('webhook and log notifiers', () => {
 
   it('fails a delivery that outlives its timeout and keeps the message', async () => {
     hook.hangUp(true);
-    await dispatcher.setNotifiers([notifierConfig('webhook', ['failure'], { url: hook.url, timeout: '200ms' })], new Map());
+    await dispatcher.setNotifiers(
+      [notifierConfig('webhook', ['failure'], { url: hook.url, timeout: '200ms' })],
+      new Map(),
+    );
     await dispatcher.dispatch(buildDraft(), ['failure']);
     expect(dispatcher.outboxSize()).toBe(1);
-    expect(log.lines.find((l) => l.msg === 'notification delivery failed; kept in the outbox for retry')?.error).toMatch(/webhook POST to http:\/\/127\.0\.0\.1:\d+ failed/);
+    expect(
+      log.lines.find((l) => l.msg === 'notification delivery failed; kept in the outbox for retry')
+        ?.error,
+    ).toMatch(/webhook POST to http:\/\/127\.0\.0\.1:\d+ failed/);
   });
 
   it('validates its options', () => {
-    const validate = (webhookPlugin as NotifierPlugin).validate!;
+    const validate = webhookPlugin.validate!;
     expect(validate({ url: 'https://chat.example.com/hook', timeout: '5s' })).toEqual([]);
-    expect(validate({ url: 'ftp://x', timeout: 'soon', header: {} }).map((p) => p.path.join('.'))).toEqual(['header', 'url', 'timeout']);
+    expect(
+      validate({ url: 'ftp://x', timeout: 'soon', header: {} }).map((p) => p.path.join('.')),
+    ).toEqual(['header', 'url', 'timeout']);
   });
 
   it('log notifier: one line per notification in the daemon log', async () => {
-    await dispatcher.setNotifiers([notifierConfig('log', ['failure', 'config-error'], {})], new Map());
+    await dispatcher.setNotifiers(
+      [notifierConfig('log', ['failure', 'config-error'], {})],
+      new Map(),
+    );
     await dispatcher.dispatch(buildDraft(), ['failure'], 'branch1');
-    await dispatcher.dispatch({ type: 'config', file: '/srv/stagepost/ci.yaml', message: 'ci.yaml:3: unknown key' }, ['config-error']);
+    await dispatcher.dispatch(
+      { type: 'config', file: '/srv/stagepost/ci.yaml', message: 'ci.yaml:3: unknown key' },
+      ['config-error'],
+    );
     const lines = log.lines.filter((l) => l.msg === 'notification');
     expect(lines).toEqual([
-      expect.objectContaining({ level: 'warn', notifier: 'log', branch: 'branch1', build: 12, result: 'failure', title: 'branch1 FAILED (buildout) karl@3f2a9c1 osfkarl@r4812' }),
-      expect.objectContaining({ level: 'warn', title: 'CONFIG ERROR ci.yaml', error: 'ci.yaml:3: unknown key' }),
+      expect.objectContaining({
+        level: 'warn',
+        notifier: 'log',
+        branch: 'branch1',
+        build: 12,
+        result: 'failure',
+        title: 'branch1 FAILED (buildout) karl@3f2a9c1 osfkarl@r4812',
+      }),
+      expect.objectContaining({
+        level: 'warn',
+        title: 'CONFIG ERROR ci.yaml',
+        error: 'ci.yaml:3: unknown key',
+      }),
     ]);
   });
 });

@@ -6,7 +6,9 @@ import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { runCli } from '../helpers/cli.js';
 
 let t: ReturnType<typeof tempDir>;
-beforeEach(() => { t = tempDir(); });
+beforeEach(() => {
+  t = tempDir();
+});
 afterEach(() => t.cleanup());
 
 function setup() {
@@ -14,12 +16,15 @@ function setup() {
   const main = remote.commit('main');
   const feature = remote.commit('feature');
   const file = path.join(t.dir, 'ci.yaml');
-  writeFileSync(file, `version: 1
+  writeFileSync(
+    file,
+    `version: 1
 state_dir: ./state
 steps:
   - { name: build, run: 'echo "built $STAGEPOST_BRANCH at $STAGEPOST_REV_APP"' }
 branches:
-${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('branch1', remote.url, 'feature')}`);
+${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('branch1', remote.url, 'feature')}`,
+  );
   return { remote, main, feature, file };
 }
 
@@ -30,12 +35,20 @@ test('check: 0 for a valid file, 2 with file:line for a broken one, 1 with --rem
   expect(ok.stdout).toMatch(/valid — 2 branch/);
   expect((await runCli(['check', '--remote', '--config', file])).code).toBe(0);
 
-  writeFileSync(file, (await import('node:fs')).readFileSync(file, 'utf8').replace('ref: "feature"', 'ref: "no-such-branch"'));
+  writeFileSync(
+    file,
+    (await import('node:fs'))
+      .readFileSync(file, 'utf8')
+      .replace('ref: "feature"', 'ref: "no-such-branch"'),
+  );
   const remote = await runCli(['check', '--remote', '--config', file]);
   expect(remote.code).toBe(1);
   expect(remote.stderr).toMatch(/branch1: source app: .*no-such-branch/);
 
-  writeFileSync(file, 'version: 1\nnotify:\n  - use: email\n    to: [ops@example.com]\n    bogus: 1\nbranches: {}\n');
+  writeFileSync(
+    file,
+    'version: 1\nnotify:\n  - use: email\n    to: [ops@example.com]\n    bogus: 1\nbranches: {}\n',
+  );
   const plugin = await runCli(['check', '--config', file]);
   expect(plugin.code).toBe(2);
   expect(plugin.stderr).toMatch(/ci\.yaml:3: notify \(email\): bogus: unknown option/);
@@ -52,12 +65,26 @@ test('poll shows built and remote revisions and builds nothing; update --all bui
   const { main, feature, file, remote } = setup();
   const before = await runCli(['poll', '--json', '--config', file]);
   expect(before.code).toBe(0);
-  const doc = JSON.parse(before.stdout) as { branches: Array<{ name: string; sources: Array<{ built: string | null; remote: string; changed: boolean }> }> };
-  expect(doc.branches.map((b) => [b.name, b.sources[0]!.built, b.sources[0]!.remote, b.sources[0]!.changed])).toEqual([
-    ['staging', null, main, true], ['branch1', null, feature, true],
+  const doc = JSON.parse(before.stdout) as {
+    branches: Array<{
+      name: string;
+      sources: Array<{ built: string | null; remote: string; changed: boolean }>;
+    }>;
+  };
+  expect(
+    doc.branches.map((b) => [
+      b.name,
+      b.sources[0].built,
+      b.sources[0].remote,
+      b.sources[0].changed,
+    ]),
+  ).toEqual([
+    ['staging', null, main, true],
+    ['branch1', null, feature, true],
   ]);
   // Start-up and the queries are timed apart (the bench reads these).
-  const timing = (JSON.parse(before.stdout) as { timing: { startupMs: number; pollMs: number } }).timing;
+  const timing = (JSON.parse(before.stdout) as { timing: { startupMs: number; pollMs: number } })
+    .timing;
   expect(timing.startupMs).toBeGreaterThan(0);
   expect(timing.pollMs).toBeGreaterThan(0);
 
@@ -72,8 +99,14 @@ test('poll shows built and remote revisions and builds nothing; update --all bui
   const again = await runCli(['update', '--all', '--config', file]);
   expect(again.stdout).toMatch(/staging\s+success\s+#2/);
   expect(again.stdout).toMatch(/branch1\s+up to date/);
-  const after = JSON.parse((await runCli(['poll', '--json', '--config', file])).stdout) as typeof doc;
-  expect(after.branches[0]!.sources[0]).toMatchObject({ built: next, remote: next, changed: false });
+  const after = JSON.parse(
+    (await runCli(['poll', '--json', '--config', file])).stdout,
+  ) as typeof doc;
+  expect(after.branches[0].sources[0]).toMatchObject({
+    built: next,
+    remote: next,
+    changed: false,
+  });
 
   const log = await runCli(['log', 'staging', '--config', file]);
   expect(log.stdout).toContain(`built staging at ${next}`);

@@ -10,8 +10,14 @@ import { DaemonProcess, runCli, isBuildFinished, isBuildStarted } from '../helpe
 
 let t: ReturnType<typeof tempDir>;
 let daemons: DaemonProcess[] = [];
-beforeEach(() => { t = tempDir(); daemons = []; });
-afterEach(async () => { for (const d of daemons) await d.kill9(); t.cleanup(); });
+beforeEach(() => {
+  t = tempDir();
+  daemons = [];
+});
+afterEach(async () => {
+  for (const d of daemons) await d.kill9();
+  t.cleanup();
+});
 
 function start(file: string, env: NodeJS.ProcessEnv = {}): DaemonProcess {
   const d = new DaemonProcess(file, env);
@@ -30,7 +36,9 @@ ${extra}`;
 function writeConfig(file: string, branches: string, extra = ''): void {
   // Written beside and renamed into place, as editors do.
   const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `# stagepost test config
+  writeFileSync(
+    tmp,
+    `# stagepost test config
 version: 1
 state_dir: ./state
 poll: { interval: 200ms, timeout: 5s }
@@ -40,11 +48,15 @@ steps:
     run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP \${MARK:-plain}" >> builds.txt'
 ${extra}
 branches:
-${branches}`);
+${branches}`,
+  );
   renameSync(tmp, file);
 }
 
-const builds = (dir: string) => (existsSync(path.join(dir, 'builds.txt')) ? readFileSync(path.join(dir, 'builds.txt'), 'utf8').trim().split('\n') : []);
+const builds = (dir: string) =>
+  existsSync(path.join(dir, 'builds.txt'))
+    ? readFileSync(path.join(dir, 'builds.txt'), 'utf8').trim().split('\n')
+    : [];
 
 test('add, change, break and remove a branch in a running daemon', async () => {
   const remote = makeGitRemote(t.dir);
@@ -57,25 +69,42 @@ test('add, change, break and remove a branch in a running daemon', async () => {
   const pid = d.child.pid;
 
   // Add a branch: it is polled and built, same process.
-  writeConfig(file, branchYaml('staging', remote, 'main') + branchYaml('branch1', remote, 'feature'));
+  writeConfig(
+    file,
+    branchYaml('staging', remote, 'main') + branchYaml('branch1', remote, 'feature'),
+  );
   await d.waitFor(isBuildFinished('branch1'), { what: 'the added branch built' });
   expect(builds(path.join(t.dir, 'sites/branch1'))).toEqual([`1 ${f1} plain`]);
   expect(d.child.pid).toBe(pid);
 
   // Break it: the old config goes on, the error names the line.
   writeFileSync(file, readFileSync(file, 'utf8').replace('version: 1', 'version: 1\nbogus_key: 3'));
-  const [rejected] = await d.waitFor((e) => e.msg === 'ci.yaml edit rejected; keeping the last good config');
-  expect(String(rejected!.error)).toMatch(/ci\.yaml:\d+/);
-  expect(String(rejected!.error)).toMatch(/bogus_key/);
+  const [rejected] = await d.waitFor(
+    (e) => e.msg === 'ci.yaml edit rejected; keeping the last good config',
+  );
+  expect(String(rejected.error)).toMatch(/ci\.yaml:\d+/);
+  expect(String(rejected.error)).toMatch(/bogus_key/);
   const f2 = remote.commit('feature');
-  await d.waitFor(isBuildFinished('branch1'), { count: 2, what: 'builds go on under the last good config' });
+  await d.waitFor(isBuildFinished('branch1'), {
+    count: 2,
+    what: 'builds go on under the last good config',
+  });
   expect(builds(path.join(t.dir, 'sites/branch1'))[1]).toBe(`2 ${f2} plain`);
 
   // Change a branch's steps: used from its next build.
-  writeConfig(file, branchYaml('staging', remote, 'main') + branchYaml('branch1', remote, 'feature', `    steps:
+  writeConfig(
+    file,
+    branchYaml('staging', remote, 'main') +
+      branchYaml(
+        'branch1',
+        remote,
+        'feature',
+        `    steps:
       - name: record
         run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP changed" >> builds.txt'
-`));
+`,
+      ),
+  );
   await d.waitFor((e) => e.msg === 'ci.yaml reloaded', { count: 2 });
   const f3 = remote.commit('feature');
   await d.waitFor(isBuildFinished('branch1'), { count: 3 });
@@ -96,17 +125,29 @@ test('a 6-field schedule runs a job for its branches, never overlapping a build 
   remote.commit('main');
   const file = path.join(t.dir, 'ci.yaml');
   const log = path.join(t.dir, 'events.txt');
-  writeConfig(file, branchYaml('staging', remote, 'main', `    steps:
+  writeConfig(
+    file,
+    branchYaml(
+      'staging',
+      remote,
+      'main',
+      `    steps:
       - name: slow
         run: 'echo "build-start $STAGEPOST_BUILD" >> "$EVENTS"; sleep 1.2; echo "build-end $STAGEPOST_BUILD" >> "$EVENTS"'
-`) + branchYaml('other', remote, 'main'), `jobs:
+`,
+    ) + branchYaml('other', remote, 'main'),
+    `jobs:
   sync:
     schedule: "* * * * * *"
     branches: [staging]
     run: 'echo "job-start $STAGEPOST_BUILD $STAGEPOST_JOB" >> "$EVENTS"; sleep 0.3; echo "job-end $STAGEPOST_BUILD" >> "$EVENTS"'
-`);
+`,
+  );
   const d = start(file, { EVENTS: log });
-  await d.waitFor((e) => e.msg === 'job finished' && e.branch === 'staging', { count: 2, what: 'two job runs' });
+  await d.waitFor((e) => e.msg === 'job finished' && e.branch === 'staging', {
+    count: 2,
+    what: 'two job runs',
+  });
   expect(d.count((e) => e.msg === 'job finished' && e.branch === 'other')).toBe(0);
   await d.stop();
   const lines = readFileSync(log, 'utf8').trim().split('\n');
@@ -114,12 +155,19 @@ test('a 6-field schedule runs a job for its branches, never overlapping a build 
   let open: string | null = null;
   for (const line of lines) {
     const [what] = line.split(' ');
-    if (what!.endsWith('-start')) { expect(open).toBeNull(); open = what!; }
-    else { expect(open).toBe(what!.replace('-end', '-start')); open = null; }
+    if (what.endsWith('-start')) {
+      expect(open).toBeNull();
+      open = what!;
+    } else {
+      expect(open).toBe(what.replace('-end', '-start'));
+      open = null;
+    }
   }
   expect(lines.some((l) => l.startsWith('job-start') && l.endsWith(' sync'))).toBe(true);
   const status = JSON.parse((await runCli(['status', '--json', '--config', file])).stdout);
-  expect(status.branches.find((b: { name: string }) => b.name === 'staging').lastBuild.result).toBe('success');
+  expect(status.branches.find((b: { name: string }) => b.name === 'staging').lastBuild.result).toBe(
+    'success',
+  );
   const jobLog = await runCli(['log', 'staging', '--config', file]);
   expect(jobLog.code).toBe(0);
 });
@@ -128,13 +176,22 @@ test('SIGTERM during a build: interrupted after the grace, redone on the next st
   const remote = makeGitRemote(t.dir);
   const rev = remote.commit('main');
   const file = path.join(t.dir, 'ci.yaml');
-  writeConfig(file, branchYaml('b1', remote, 'main', `    steps:
+  writeConfig(
+    file,
+    branchYaml(
+      'b1',
+      remote,
+      'main',
+      `    steps:
       - name: slow
         run: 'if [ ! -f done-once ]; then touch done-once; sleep 30; fi; echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
-`));
+`,
+    ),
+  );
   const d = start(file);
   await d.waitFor(isBuildStarted('b1'));
-  for (let i = 0; i < 200 && !existsSync(path.join(t.dir, 'sites/b1/done-once')); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 200 && !existsSync(path.join(t.dir, 'sites/b1/done-once')); i++)
+    await new Promise((r) => setTimeout(r, 25));
 
   const second = await runCli(['run', '--config', file]);
   expect(second.code).toBe(1);
@@ -145,7 +202,7 @@ test('SIGTERM during a build: interrupted after the grace, redone on the next st
 
   const again = start(file);
   const [done] = await again.waitFor(isBuildFinished('b1'));
-  expect(done!.result).toBe('success');
+  expect(done.result).toBe('success');
   expect(builds(path.join(t.dir, 'sites/b1'))).toEqual([`2 ${rev}`]);
 });
 
@@ -177,10 +234,14 @@ test('create makes a new branch site in the foreground and refuses an existing d
   const remote = makeGitRemote(t.dir);
   const rev = remote.commit('main');
   const file = path.join(t.dir, 'ci.yaml');
-  writeConfig(file, branchYaml('b1', remote, 'main'), `create:
+  writeConfig(
+    file,
+    branchYaml('b1', remote, 'main'),
+    `create:
   - name: bootstrap
     run: 'test -d src/app/.git && echo bootstrapped > bootstrap.txt'
-`);
+`,
+  );
   const made = await runCli(['create', 'b1', '--config', file]);
   expect(made.code).toBe(0);
   expect(made.stdout).toMatch(/==> bootstrap/);
@@ -200,6 +261,10 @@ test('an edited poll interval takes effect at once, not after the old interval',
   await d.waitFor(isBuildFinished('b1'));
   const rev = remote.commit('main');
   writeConfig(file, branchYaml('b1', remote, 'main', '    poll: { interval: 200ms }\n'));
-  await d.waitFor(isBuildFinished('b1'), { count: 2, timeoutMs: 15_000, what: 'the commit built under the new interval' });
+  await d.waitFor(isBuildFinished('b1'), {
+    count: 2,
+    timeoutMs: 15_000,
+    what: 'the commit built under the new interval',
+  });
   expect(builds(path.join(t.dir, 'sites/b1'))[1]).toBe(`2 ${rev} plain`);
 });

@@ -9,13 +9,23 @@ import { makeGitRemote } from '../helpers/git.js';
 import { branchConfig, countingPoller } from '../../bench/inprocess.js';
 
 let t: ReturnType<typeof tempDir>;
-beforeEach(() => { t = tempDir(); });
+beforeEach(() => {
+  t = tempDir();
+});
 afterEach(() => t.cleanup());
 
 test('stop() with queries queued behind the parallel limit: idle() resolves, and the queued ones ask nothing', async () => {
   // 12 repositories, 8 asked at once: 4 wait in the queue.
-  const remotes = Array.from({ length: 12 }, (_, i) => { const r = makeGitRemote(t.dir, `r${i}`); r.commit('main'); return r; });
-  const branches = remotes.map((r, i) => branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [{ vcs: 'git', url: r.url, ref: 'main' }]));
+  const remotes = Array.from({ length: 12 }, (_, i) => {
+    const r = makeGitRemote(t.dir, `r${i}`);
+    r.commit('main');
+    return r;
+  });
+  const branches = remotes.map((r, i) =>
+    branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [
+      { vcs: 'git', url: r.url, ref: 'main' },
+    ]),
+  );
   const { poller, children } = await countingPoller(branches, path.join(t.dir, 'state'));
   const polling = poller.pollNow();
   poller.stop();

@@ -11,7 +11,9 @@ import { alignedDelay } from '../../src/poll/poller.js';
 import { branchConfig, countingPoller } from '../../bench/inprocess.js';
 
 let t: ReturnType<typeof tempDir>;
-beforeEach(() => { t = tempDir(); });
+beforeEach(() => {
+  t = tempDir();
+});
 afterEach(() => t.cleanup());
 
 test('3 git repositories used by 9 branches on 6 refs: 3 git children per pollNow()', async () => {
@@ -22,8 +24,13 @@ test('3 git repositories used by 9 branches on 6 refs: 3 git children per pollNo
     return remote;
   });
   // Three branches per repository: two on main, one on feature.
-  const branches = remotes.flatMap((r, i) => ['main', 'main', 'feature'].map((ref, j) =>
-    branchConfig(`b${i}-${j}`, path.join(t.dir, 'sites', `b${i}-${j}`), [{ vcs: 'git', url: r.url, ref }])));
+  const branches = remotes.flatMap((r, i) =>
+    ['main', 'main', 'feature'].map((ref, j) =>
+      branchConfig(`b${i}-${j}`, path.join(t.dir, 'sites', `b${i}-${j}`), [
+        { vcs: 'git', url: r.url, ref },
+      ]),
+    ),
+  );
   const { poller, children } = await countingPoller(branches, path.join(t.dir, 'state'));
   expect(poller.groupCount()).toBe(3);
 
@@ -33,9 +40,12 @@ test('3 git repositories used by 9 branches on 6 refs: 3 git children per pollNo
   }
   expect(children.every(isGitQuery)).toBe(true);
   // One child per repository, each for its own repository.
-  expect(new Set(children.map((argv) => argv.find((a) => a.startsWith('/') || a.startsWith('file://')))).size).toBe(3);
+  expect(
+    new Set(children.map((argv) => argv.find((a) => a.startsWith('/') || a.startsWith('file://'))))
+      .size,
+  ).toBe(3);
   // Every branch got its answer from those three queries.
-  const revisions = branches.map((b) => poller.revisionOf(trackKey(b.sources[0]!))?.revision);
+  const revisions = branches.map((b) => poller.revisionOf(trackKey(b.sources[0]))?.revision);
   expect(revisions.every((r) => r && /^[0-9a-f]{40}$/.test(r))).toBe(true);
   poller.stop();
 });
@@ -51,14 +61,31 @@ test('polls snap to a shared grid of a quarter interval, so repositories due tog
   // Polls of three repositories that started at odd moments, on a fake
   // clock (the git children are real): every later query starts on a point
   // of the 100 ms grid. No wall-clock timing is asserted.
-  jest.useFakeTimers({ now: 1_000_000_007, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate'] });
+  jest.useFakeTimers({
+    now: 1_000_000_007,
+    doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate'],
+  });
   try {
-    const remotes = ['r0', 'r1', 'r2'].map((name) => { const r = makeGitRemote(t.dir, name); r.commit('main'); return r; });
-    const branches = remotes.map((r, i) => branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [{ vcs: 'git', url: r.url, ref: 'main' }], 400));
+    const remotes = ['r0', 'r1', 'r2'].map((name) => {
+      const r = makeGitRemote(t.dir, name);
+      r.commit('main');
+      return r;
+    });
+    const branches = remotes.map((r, i) =>
+      branchConfig(
+        `b${i}`,
+        path.join(t.dir, 'sites', `b${i}`),
+        [{ vcs: 'git', url: r.url, ref: 'main' }],
+        400,
+      ),
+    );
     const { poller, children } = await countingPoller(branches, path.join(t.dir, 'state'));
     const started: number[] = [];
     const count = children.push.bind(children);
-    children.push = (...argv) => { started.push(Date.now()); return count(...argv); };
+    children.push = (...argv) => {
+      started.push(Date.now());
+      return count(...argv);
+    };
     for (let n = 1; n <= 3; n++) {
       await poller.setBranches(branches.slice(0, n));
       await poller.idle();
@@ -80,16 +107,24 @@ test('polls snap to a shared grid of a quarter interval, so repositories due tog
   }
 });
 
-test('a repository\'s sources reach the plugin as the same array every cycle, and a new one only when they change', async () => {
+test("a repository's sources reach the plugin as the same array every cycle, and a new one only when they change", async () => {
   const remote = makeGitRemote(t.dir);
   const id = remote.commit('main');
   git(remote.bare, ['update-ref', 'refs/heads/feature', id]);
-  const config = (refs: string[]) => refs.map((ref, i) => branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [{ vcs: 'git', url: remote.url, ref }]));
+  const config = (refs: string[]) =>
+    refs.map((ref, i) =>
+      branchConfig(`b${i}`, path.join(t.dir, 'sites', `b${i}`), [
+        { vcs: 'git', url: remote.url, ref },
+      ]),
+    );
   const { poller, plugins } = await countingPoller(config(['main']), path.join(t.dir, 'state'));
   const seen: unknown[] = [];
-  const plugin = plugins.git!;
+  const plugin = plugins.git;
   const ask = plugin.remoteRevisions.bind(plugin);
-  plugin.remoteRevisions = (sources, query) => { seen.push(sources); return ask(sources, query); };
+  plugin.remoteRevisions = (sources, query) => {
+    seen.push(sources);
+    return ask(sources, query);
+  };
 
   await poller.pollNow();
   await poller.pollNow();
@@ -101,6 +136,6 @@ test('a repository\'s sources reach the plugin as the same array every cycle, an
   await poller.pollNow();
   expect(new Set(seen).size).toBe(2);
   expect((seen[3] as Array<{ ref: string }>).map((s) => s.ref)).toEqual(['main', 'feature']);
-  expect(poller.revisionOf(trackKey(config(['main', 'feature'])[1]!.sources[0]!))?.revision).toBe(id);
+  expect(poller.revisionOf(trackKey(config(['main', 'feature'])[1].sources[0]))?.revision).toBe(id);
   poller.stop();
 });

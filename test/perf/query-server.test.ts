@@ -13,29 +13,45 @@ import { describeIf, hasTool } from '../helpers/tools.js';
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;
-beforeEach(() => { t = tempDir(); });
-afterEach(async () => { await daemon?.kill9(); daemon = null; t.cleanup(); });
+beforeEach(() => {
+  t = tempDir();
+});
+afterEach(async () => {
+  await daemon?.kill9();
+  daemon = null;
+  t.cleanup();
+});
 
 const polled = (e: LogEvent) => e.msg === 'polled';
 
 /** `git` that logs "<parent's command line> <argv>" and execs the real one. */
-function gitShim(dir: string): { env: NodeJS.ProcessEnv; parents(): Array<{ parent: string; args: string }> } {
+function gitShim(dir: string): {
+  env: NodeJS.ProcessEnv;
+  parents(): Array<{ parent: string; args: string }>;
+} {
   const real = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
   const log = path.join(dir, 'git-calls.log');
   const shim = path.join(dir, 'git');
-  writeFileSync(shim, `#!/bin/sh\nprintf '%s\\t%s\\n' "$(tr '\\0' ' ' < /proc/$PPID/cmdline)" "$*" >> "$SHIM_LOG"\nexec '${real.replace(/'/g, `'\\''`)}' "$@"\n`);
+  writeFileSync(
+    shim,
+    `#!/bin/sh\nprintf '%s\\t%s\\n' "$(tr '\\0' ' ' < /proc/$PPID/cmdline)" "$*" >> "$SHIM_LOG"\nexec '${real.replace(/'/g, `'\\''`)}' "$@"\n`,
+  );
   chmodSync(shim, 0o755);
   return {
     env: { PATH: `${dir}:${process.env.PATH ?? ''}`, SHIM_LOG: log },
-    parents: () => (existsSync(log) ? readFileSync(log, 'utf8') : '').split('\n').filter(Boolean).map((l) => {
-      const [parent, args] = l.split('\t');
-      return { parent: parent!, args: args! };
-    }),
+    parents: () =>
+      (existsSync(log) ? readFileSync(log, 'utf8') : '')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => {
+          const [parent, args] = l.split('\t');
+          return { parent: parent, args: args };
+        }),
   };
 }
 
 describeIf(hasTool('perl'))('the query server', () => {
-  test('the remote queries of the daemon are started by spawner.pl; the build\'s git commands are not', async () => {
+  test("the remote queries of the daemon are started by spawner.pl; the build's git commands are not", async () => {
     const remote = makeGitRemote(t.dir);
     remote.commit('main');
     const shim = gitShim(t.dir);
@@ -57,7 +73,10 @@ describeIf(hasTool('perl'))('the query server', () => {
     const remote = makeGitRemote(t.dir);
     remote.commit('main');
     const shim = gitShim(t.dir);
-    daemon = new DaemonProcess(stagingConfig(t.dir, remote.url), { ...shim.env, STAGEPOST_QUERY_SERVER: '0' });
+    daemon = new DaemonProcess(stagingConfig(t.dir, remote.url), {
+      ...shim.env,
+      STAGEPOST_QUERY_SERVER: '0',
+    });
     await daemon.waitFor(polled, { count: 3, what: 'three polls' });
     const queries = shim.parents().filter((c) => isGitQuery(c.args));
     expect(queries.length).toBeGreaterThanOrEqual(3);

@@ -9,7 +9,6 @@ import { gitHttpServer } from '../helpers/git-http-server.js';
 
 const PASSWORD = 'tok%en:s3cret';
 
-
 test('a password in an https-style URL reaches git only through the credential helper', async () => {
   const tmp = tempDir('stagepost-git-http-');
   const server = await gitHttpServer(tmp.dir, 'deploy', PASSWORD);
@@ -21,17 +20,29 @@ test('a password in an https-style URL reaches git only through the credential h
     mkdirSync(home);
     writeFileSync(path.join(home, '.gitconfig'), '[credential]\n\thelper = store\n');
     const argvs: string[][] = [];
-    const plugin = createGitPlugin(pluginContext(path.join(tmp.dir, 'state')), { env: { HOME: home }, onRun: (a) => argvs.push([...a]) });
+    const plugin = createGitPlugin(pluginContext(path.join(tmp.dir, 'state')), {
+      env: { HOME: home },
+      onRun: (a) => argvs.push([...a]),
+    });
     const base = `http://deploy:${encodeURIComponent(PASSWORD)}@127.0.0.1:${server.port}/repo.git`;
     const src = { name: 'app', url: base, ref: 'main' };
 
-    expect(await plugin.remoteRevisions([src], { timeoutMs: 20_000 })).toEqual([{ revision: main }]);
+    expect(await plugin.remoteRevisions([src], { timeoutMs: 20_000 })).toEqual([
+      { revision: main },
+    ]);
     const dir = path.join(tmp.dir, 'co');
     await plugin.checkout(src, main, { dir, timeoutMs: 20_000 });
     expect(git(dir, ['rev-parse', 'HEAD'])).toBe(main);
-    expect(git(dir, ['remote', 'get-url', 'origin'])).toBe(`http://deploy@127.0.0.1:${server.port}/repo.git`);
+    expect(git(dir, ['remote', 'get-url', 'origin'])).toBe(
+      `http://deploy@127.0.0.1:${server.port}/repo.git`,
+    );
 
-    const wrong = await plugin.remoteRevisions([{ ...src, url: base.replace(encodeURIComponent(PASSWORD), 'wrong-pass') }], { timeoutMs: 20_000 }).catch((e: unknown) => e);
+    const wrong = await plugin
+      .remoteRevisions(
+        [{ ...src, url: base.replace(encodeURIComponent(PASSWORD), 'wrong-pass') }],
+        { timeoutMs: 20_000 },
+      )
+      .catch((e: unknown) => e);
     expect((wrong as StagepostError).code).toBe('EREMOTE');
     expect((wrong as Error).message).not.toContain('wrong-pass');
 

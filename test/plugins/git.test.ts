@@ -20,7 +20,9 @@ beforeEach(() => {
   tmp = tempDir('stagepost-git-');
   remote = makeGitRemote(tmp.dir);
   calls = [];
-  plugin = createGitPlugin(pluginContext(path.join(tmp.dir, 'state')), { onRun: (argv) => calls.push([...argv]) });
+  plugin = createGitPlugin(pluginContext(path.join(tmp.dir, 'state')), {
+    onRun: (argv) => calls.push([...argv]),
+  });
 });
 afterEach(() => tmp.cleanup());
 
@@ -41,28 +43,50 @@ describe('remoteRevisions', () => {
   test.each([
     ['a repository on this machine, with upload-pack', (url: string) => url, 'upload-pack'],
     ['a URL only git reads, with ls-remote', encoded, 'ls-remote'],
-  ])('%s: matches refs exactly, peels annotated tags, and asks the remote once', async (_what, spell, command) => {
-    const main = remote.commit('main');
-    const nested = remote.commit('x/main');
-    const dev = remote.commit('dev');
-    git(remote.work, ['tag', 'light', main]);
-    git(remote.work, ['tag', '-a', 'v2', '-m', 'release', dev]);
-    // A tag and a branch of the same name: the branch wins.
-    git(remote.work, ['tag', 'dev', main]);
-    git(remote.work, ['push', '-q', 'origin', 'refs/tags/*:refs/tags/*']);
-    const annotatedObject = git(remote.bare, ['rev-parse', 'refs/tags/v2']);
-    expect(annotatedObject).not.toBe(dev);
+  ])(
+    '%s: matches refs exactly, peels annotated tags, and asks the remote once',
+    async (_what, spell, command) => {
+      const main = remote.commit('main');
+      const nested = remote.commit('x/main');
+      const dev = remote.commit('dev');
+      git(remote.work, ['tag', 'light', main]);
+      git(remote.work, ['tag', '-a', 'v2', '-m', 'release', dev]);
+      // A tag and a branch of the same name: the branch wins.
+      git(remote.work, ['tag', 'dev', main]);
+      git(remote.work, ['push', '-q', 'origin', 'refs/tags/*:refs/tags/*']);
+      const annotatedObject = git(remote.bare, ['rev-parse', 'refs/tags/v2']);
+      expect(annotatedObject).not.toBe(dev);
 
-    const url = spell(remote.url);
-    const answers = await plugin.remoteRevisions(
-      ['main', 'x/main', 'refs/heads/x/main', 'dev', 'light', 'v2', 'refs/tags/dev', 'nope', 'main'].map((ref) => src(ref, url)), Q);
-    expect(answers).toEqual([
-      { revision: main }, { revision: nested }, { revision: nested }, { revision: dev }, { revision: main }, { revision: dev }, { revision: main },
-      { missing: true, reason: expect.stringContaining('"nope"') }, { revision: main },
-    ]);
-    expect(main).not.toBe(nested);
-    expect(queryCalls().map((a) => a[1])).toEqual([command]);
-  });
+      const url = spell(remote.url);
+      const answers = await plugin.remoteRevisions(
+        [
+          'main',
+          'x/main',
+          'refs/heads/x/main',
+          'dev',
+          'light',
+          'v2',
+          'refs/tags/dev',
+          'nope',
+          'main',
+        ].map((ref) => src(ref, url)),
+        Q,
+      );
+      expect(answers).toEqual([
+        { revision: main },
+        { revision: nested },
+        { revision: nested },
+        { revision: dev },
+        { revision: main },
+        { revision: dev },
+        { revision: main },
+        { missing: true, reason: expect.stringContaining('"nope"') },
+        { revision: main },
+      ]);
+      expect(main).not.toBe(nested);
+      expect(queryCalls().map((a) => a[1])).toEqual([command]);
+    },
+  );
 
   test('many refs are still one call (then without patterns)', async () => {
     const main = remote.commit('main');
@@ -72,8 +96,11 @@ describe('remoteRevisions', () => {
     expect(answers.slice(1).every((a) => 'missing' in a)).toBe(true);
     expect(queryCalls()).toEqual([['git', 'upload-pack', '--stateless-rpc', '--', remote.bare]]);
     // The same through ls-remote: no patterns on its command line.
-    await plugin.remoteRevisions([src('main', encoded(remote.url)), ...refs.map((r) => src(r, encoded(remote.url)))], Q);
-    const args = queryCalls()[1]!;
+    await plugin.remoteRevisions(
+      [src('main', encoded(remote.url)), ...refs.map((r) => src(r, encoded(remote.url)))],
+      Q,
+    );
+    const args = queryCalls()[1];
     expect(args.slice(1)).toEqual(['ls-remote', '--', encoded(remote.url)]);
   });
 
@@ -105,21 +132,33 @@ describe('remoteRevisions', () => {
     expect(queryCalls().map((a) => a[1])).toEqual(['upload-pack', 'ls-remote', 'ls-remote']);
   });
 
-  test('a missing local repository is EREMOTE in ls-remote\'s words, and upload-pack is tried again next poll', async () => {
+  test("a missing local repository is EREMOTE in ls-remote's words, and upload-pack is tried again next poll", async () => {
     const sources = [src('main', `file://${path.join(tmp.dir, 'gone.git')}`)];
     for (let poll = 1; poll <= 2; poll++) {
       const err = await plugin.remoteRevisions(sources, Q).catch((e: unknown) => e);
       expect((err as StagepostError).code).toBe('EREMOTE');
-      expect((err as Error).message).toMatch(/git ls-remote file:\/\/.*gone\.git failed: exit code 128: fatal: .*(not appear to be a git repository|Could not read from remote)/);
+      expect((err as Error).message).toMatch(
+        /git ls-remote file:\/\/.*gone\.git failed: exit code 128: fatal: .*(not appear to be a git repository|Could not read from remote)/,
+      );
     }
-    expect(queryCalls().map((a) => a[1])).toEqual(['upload-pack', 'ls-remote', 'upload-pack', 'ls-remote']);
+    expect(queryCalls().map((a) => a[1])).toEqual([
+      'upload-pack',
+      'ls-remote',
+      'upload-pack',
+      'ls-remote',
+    ]);
   });
 
   test('a ref that looks like an option is refused, not passed to git', async () => {
     remote.commit('main');
     const answers = await plugin.remoteRevisions([src('--upload-pack=touch x'), src('main')], Q);
-    expect(answers[0]).toEqual({ missing: true, reason: expect.stringContaining('starts with "-"') });
-    expect(calls.flat().some((a) => a.includes('--upload-pack') || a.includes('touch x'))).toBe(false);
+    expect(answers[0]).toEqual({
+      missing: true,
+      reason: expect.stringContaining('starts with "-"'),
+    });
+    expect(calls.flat().some((a) => a.includes('--upload-pack') || a.includes('touch x'))).toBe(
+      false,
+    );
   });
 
   test('an unreachable remote is EREMOTE, with the password masked', async () => {
@@ -138,8 +177,12 @@ describe('remoteRevisions', () => {
     const fakeSsh = path.join(tmp.dir, 'fake-ssh');
     writeFileSync(fakeSsh, `#!/bin/sh\necho $$ > "${pidFile}"\nexec sleep 30\n`);
     chmodSync(fakeSsh, 0o755);
-    const hung = createGitPlugin(pluginContext(path.join(tmp.dir, 'state')), { env: { GIT_SSH_COMMAND: fakeSsh } });
-    const err = await hung.remoteRevisions([src('main', 'ssh://127.0.0.1:1/x.git')], { timeoutMs: 1000 }).catch((e: unknown) => e);
+    const hung = createGitPlugin(pluginContext(path.join(tmp.dir, 'state')), {
+      env: { GIT_SSH_COMMAND: fakeSsh },
+    });
+    const err = await hung
+      .remoteRevisions([src('main', 'ssh://127.0.0.1:1/x.git')], { timeoutMs: 1000 })
+      .catch((e: unknown) => e);
     expect((err as StagepostError).code).toBe('EREMOTE');
     expect((err as Error).message).toMatch(/timed out after \d+ms/);
     const pid = Number(readFileSync(pidFile, 'utf8'));
@@ -155,7 +198,11 @@ describe('checkout', () => {
     const dir = path.join(tmp.dir, 'site', 'src', 'app');
     const output: string[] = [];
     const pgids: number[] = [];
-    await plugin.checkout(src('main'), first, { ...co(dir), onOutput: (c) => output.push(c), onSpawn: (p) => pgids.push(p) });
+    await plugin.checkout(src('main'), first, {
+      ...co(dir),
+      onOutput: (c) => output.push(c),
+      onSpawn: (p) => pgids.push(p),
+    });
     expect(git(dir, ['rev-parse', 'HEAD'])).toBe(first);
     expect(readFileSync(path.join(dir, 'file.txt'), 'utf8')).toBe('one\n');
     expect(pgids.length).toBeGreaterThan(0);
@@ -191,7 +238,9 @@ describe('checkout', () => {
 
   test('a revision the remote no longer has is ECHECKOUT', async () => {
     remote.commit('main');
-    const err = await plugin.checkout(src('main'), 'deadbeef'.repeat(5), co(path.join(tmp.dir, 'co'))).catch((e: unknown) => e);
+    const err = await plugin
+      .checkout(src('main'), 'deadbeef'.repeat(5), co(path.join(tmp.dir, 'co')))
+      .catch((e: unknown) => e);
     expect((err as StagepostError).code).toBe('ECHECKOUT');
     expect((err as Error).message).toContain('deadbeef');
   });
@@ -206,35 +255,65 @@ describe('commitsBetween', () => {
     await plugin.checkout(src('main'), c, co(dir));
     const commits = await plugin.commitsBetween(src('main'), a, c, { ...co(dir), limit: 50 });
     expect(commits.map((x) => x.id)).toEqual([c, b]);
-    expect(commits[0]!.subject).toBe('third');
-    expect(commits[1]).toEqual({ id: b, author: 'Ann Example', email: 'ann@example.com', date: expect.stringMatching(/^\d{4}-/), subject: 'second' });
+    expect(commits[0].subject).toBe('third');
+    expect(commits[1]).toEqual({
+      id: b,
+      author: 'Ann Example',
+      email: 'ann@example.com',
+      date: expect.stringMatching(/^\d{4}-/),
+      subject: 'second',
+    });
     expect(await plugin.commitsBetween(src('main'), c, c, { ...co(dir), limit: 50 })).toEqual([]);
-    expect((await plugin.commitsBetween(src('main'), a, c, { ...co(dir), limit: 1 })).map((x) => x.id)).toEqual([c]);
+    expect(
+      (await plugin.commitsBetween(src('main'), a, c, { ...co(dir), limit: 1 })).map((x) => x.id),
+    ).toEqual([c]);
   });
 
   test('first build and an unknown `from` give a short list; a force-push gives the new commits', async () => {
     const ids = Array.from({ length: 12 }, () => remote.commit('main'));
     const dir = path.join(tmp.dir, 'co');
-    const tip = ids[11]!;
+    const tip = ids[11];
     await plugin.checkout(src('main'), tip, co(dir));
-    expect((await plugin.commitsBetween(src('main'), null, tip, { ...co(dir), limit: 50 })).map((x) => x.id)).toEqual(ids.slice(2).reverse());
-    expect((await plugin.commitsBetween(src('main'), 'ab'.repeat(20), tip, { ...co(dir), limit: 50 })).length).toBe(10);
-    expect((await plugin.commitsBetween(src('main'), null, tip, { ...co(dir), limit: 3 })).length).toBe(3);
+    expect(
+      (await plugin.commitsBetween(src('main'), null, tip, { ...co(dir), limit: 50 })).map(
+        (x) => x.id,
+      ),
+    ).toEqual(ids.slice(2).reverse());
+    expect(
+      (await plugin.commitsBetween(src('main'), 'ab'.repeat(20), tip, { ...co(dir), limit: 50 }))
+        .length,
+    ).toBe(10);
+    expect(
+      (await plugin.commitsBetween(src('main'), null, tip, { ...co(dir), limit: 3 })).length,
+    ).toBe(3);
 
-    git(remote.work, ['reset', '-q', '--hard', ids[9]!]);
+    git(remote.work, ['reset', '-q', '--hard', ids[9]]);
     const rewritten = remote.commit('main', 'rewritten');
     await plugin.checkout(src('main'), rewritten, co(dir));
-    expect((await plugin.commitsBetween(src('main'), tip, rewritten, { ...co(dir), limit: 50 })).map((x) => x.id)).toEqual([rewritten]);
+    expect(
+      (await plugin.commitsBetween(src('main'), tip, rewritten, { ...co(dir), limit: 50 })).map(
+        (x) => x.id,
+      ),
+    ).toEqual([rewritten]);
   });
 
   test('a hostile subject and author are data, not shell', async () => {
     const marker = path.join(tmp.dir, 'pwned');
     const subject = `fix $(touch ${marker}) \`touch ${marker}\` \t; rm -rf / && echo "x" \x1e|`;
-    const id = remote.commit('main', `${subject}\nsecond line $(touch ${marker})`, { author: `Eve $(touch ${marker})`, email: 'eve@example.com' });
+    const id = remote.commit('main', `${subject}\nsecond line $(touch ${marker})`, {
+      author: `Eve $(touch ${marker})`,
+      email: 'eve@example.com',
+    });
     const dir = path.join(tmp.dir, 'co');
     await plugin.checkout(src('main'), id, co(dir));
     const [commit] = await plugin.commitsBetween(src('main'), null, id, { ...co(dir), limit: 5 });
-    expect(commit).toEqual({ id, author: `Eve $(touch ${marker})`, email: 'eve@example.com', date: expect.any(String), subject: subject.trimEnd() });
+    expect(commit).toEqual({
+      id,
+      author: `Eve $(touch ${marker})`,
+      email: 'eve@example.com',
+      date: expect.any(String),
+      subject: subject.trimEnd(),
+    });
     expect(existsSync(marker)).toBe(false);
   });
 });
@@ -242,10 +321,25 @@ describe('commitsBetween', () => {
 test('works against a git daemon over the network', async () => {
   const main = remote.commit('main');
   const port = await freePort();
-  const daemon = await startServer('git', ['daemon', `--base-path=${tmp.dir}`, '--export-all', '--listen=127.0.0.1', `--port=${port}`, '--reuseaddr', tmp.dir], port);
+  const daemon = await startServer(
+    'git',
+    [
+      'daemon',
+      `--base-path=${tmp.dir}`,
+      '--export-all',
+      '--listen=127.0.0.1',
+      `--port=${port}`,
+      '--reuseaddr',
+      tmp.dir,
+    ],
+    port,
+  );
   try {
     const url = `git://127.0.0.1:${port}/repo.git`;
-    expect(await plugin.remoteRevisions([src('main', url), src('gone', url)], Q)).toEqual([{ revision: main }, { missing: true, reason: expect.any(String) }]);
+    expect(await plugin.remoteRevisions([src('main', url), src('gone', url)], Q)).toEqual([
+      { revision: main },
+      { missing: true, reason: expect.any(String) },
+    ]);
     const dir = path.join(tmp.dir, 'net-co');
     await plugin.checkout(src('main', url), main, co(dir));
     expect(git(dir, ['rev-parse', 'HEAD'])).toBe(main);
@@ -254,15 +348,19 @@ test('works against a git daemon over the network', async () => {
   }
 });
 
-test('ssh polls share one connection per host; an operator\'s GIT_SSH_COMMAND wins', () => {
+test("ssh polls share one connection per host; an operator's GIT_SSH_COMMAND wins", () => {
   const state = path.join(tmp.dir, 'st ate');
   const { env, sharedSsh } = gitEnvironment(state, { PATH: '/bin' });
   expect(sharedSsh).toBe(true);
   expect(env.GIT_TERMINAL_PROMPT).toBe('0');
-  expect(env.GIT_SSH_COMMAND).toBe(`ssh -o BatchMode=yes -o ControlMaster=auto -o ControlPersist=10m -o 'ControlPath="${state}/ssh/%C"'`);
+  expect(env.GIT_SSH_COMMAND).toBe(
+    `ssh -o BatchMode=yes -o ControlMaster=auto -o ControlPersist=10m -o 'ControlPath="${state}/ssh/%C"'`,
+  );
   expect(statSync(path.join(state, 'ssh')).mode & 0o777).toBe(0o700);
   // A socket path too long for a unix socket: batch mode without sharing.
   const long = gitEnvironment(path.join(tmp.dir, 'x'.repeat(90)), {});
   expect([long.sharedSsh, long.env.GIT_SSH_COMMAND]).toEqual([false, 'ssh -o BatchMode=yes']);
-  expect(gitEnvironment(state, { GIT_SSH_COMMAND: 'my-ssh -i key' }).env.GIT_SSH_COMMAND).toBe('my-ssh -i key');
+  expect(gitEnvironment(state, { GIT_SSH_COMMAND: 'my-ssh -i key' }).env.GIT_SSH_COMMAND).toBe(
+    'my-ssh -i key',
+  );
 });

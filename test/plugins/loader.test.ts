@@ -7,34 +7,51 @@ import { memoryLogger } from '../../src/log.js';
 import { StagepostError } from '../../src/errors.js';
 import type { NotifierPlugin } from '../../src/plugin-api.js';
 
-const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'plugins');
+const FIXTURES = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'fixtures',
+  'plugins',
+);
 const fixture = (name: string) => path.join(FIXTURES, name);
 const where = { file: '/srv/ci.yaml', line: 23, what: 'notify[2]' };
 
 function context() {
-  return { log: memoryLogger(), stateDir: '/tmp/stagepost-loader-state', redact: (t: string) => t.replace(/hunter2/g, '[secure]') };
+  return {
+    log: memoryLogger(),
+    stateDir: '/tmp/stagepost-loader-state',
+    redact: (t: string) => t.replace(/hunter2/g, '[secure]'),
+  };
 }
 
 async function loadError(use: string): Promise<StagepostError> {
-  const err = await loadPlugin(use, context(), where).then(() => null, (e: unknown) => e);
+  const err = await loadPlugin(use, context(), where).then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(StagepostError);
   expect((err as StagepostError).code).toBe('EPLUGIN');
   return err as StagepostError;
 }
 
 describe('plugin registry', () => {
-  const folders = readdirSync(pluginsDir(), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  const folders = readdirSync(pluginsDir(), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
 
   it('registers every folder of plugins/', () => {
     expect(folders.length).toBeGreaterThanOrEqual(5);
     expect([...BUILTIN_PLUGINS.values()].sort()).toEqual([...folders].sort());
   });
 
-  it.each([...BUILTIN_PLUGINS.keys()])('built-in "%s" loads as a complete plugin named after its folder', async (name) => {
-    const plugin = await loadPlugin(name, context(), where);
-    expect(plugin.name).toBe(name);
-    expect(['vcs', 'notifier']).toContain(plugin.kind);
-  });
+  it.each([...BUILTIN_PLUGINS.keys()])(
+    'built-in "%s" loads as a complete plugin named after its folder',
+    async (name) => {
+      const plugin = await loadPlugin(name, context(), where);
+      expect(plugin.name).toBe(name);
+      expect(['vcs', 'notifier']).toContain(plugin.kind);
+    },
+  );
 });
 
 describe('loadPlugin', () => {
@@ -47,7 +64,11 @@ describe('loadPlugin', () => {
   it('calls a factory export with the plugin context (async factories too)', async () => {
     const ctx = context();
     const plugin = await loadPlugin(fixture('factory.js'), ctx, where);
-    expect(plugin).toMatchObject({ kind: 'notifier', name: 'fixture-factory', stateDir: ctx.stateDir });
+    expect(plugin).toMatchObject({
+      kind: 'notifier',
+      name: 'fixture-factory',
+      stateDir: ctx.stateDir,
+    });
   });
 
   it('returns the same module on a second load', async () => {
@@ -58,13 +79,19 @@ describe('loadPlugin', () => {
 
   it('names file, line and entry when a module throws on import', async () => {
     const err = await loadError(fixture('throws-on-import.js'));
-    expect(err.message).toContain(`/srv/ci.yaml:23: notify[2]: plugin "${fixture('throws-on-import.js')}" could not be loaded: fixture plugin exploded while loading`);
+    expect(err.message).toContain(
+      `/srv/ci.yaml:23: notify[2]: plugin "${fixture('throws-on-import.js')}" could not be loaded: fixture plugin exploded while loading`,
+    );
     expect(err.message).toContain('check the path/package name');
   });
 
   it('reports a missing path and a missing package', async () => {
-    expect((await loadError(fixture('nope.js'))).message).toMatch(/^\/srv\/ci\.yaml:23: notify\[2\]: plugin ".*nope\.js" could not be loaded: .* check the path/);
-    expect((await loadError('stagepost-plugin-that-does-not-exist')).message).toContain('plugin "stagepost-plugin-that-does-not-exist" could not be loaded');
+    expect((await loadError(fixture('nope.js'))).message).toMatch(
+      /^\/srv\/ci\.yaml:23: notify\[2\]: plugin ".*nope\.js" could not be loaded: .* check the path/,
+    );
+    expect((await loadError('stagepost-plugin-that-does-not-exist')).message).toContain(
+      'plugin "stagepost-plugin-that-does-not-exist" could not be loaded',
+    );
   });
 
   it('rejects a wrong shape, saying what is missing', async () => {

@@ -36,7 +36,11 @@ describeIf(hasTool('ssh') && hasTool(SSHD))('ssh remotes, against a real sshd on
   const env = () => ({ PATH: `${sshd.clientBin}:${process.env.PATH}` });
   const masterRunning = () => sshd.viaShared(state, ['-O', 'check']);
 
-  async function pollsShareOneLogin(plugin: VcsPlugin, source: { name: string; url: string; ref: string }, commit: () => string): Promise<void> {
+  async function pollsShareOneLogin(
+    plugin: VcsPlugin,
+    source: { name: string; url: string; ref: string },
+    commit: () => string,
+  ): Promise<void> {
     const first = commit();
     expect(await plugin.remoteRevisions([source], Q)).toEqual([{ revision: first }]);
     const second = commit();
@@ -50,26 +54,43 @@ describeIf(hasTool('ssh') && hasTool(SSHD))('ssh remotes, against a real sshd on
   test('git: three polls, one ssh login, each poll sees the new commit', async () => {
     const remote = makeGitRemote(tmp.dir);
     const plugin = createGitPlugin(pluginContext(state), { env: env() });
-    await pollsShareOneLogin(plugin, { name: 'app', url: `ssh://${sshd.host}${remote.bare}`, ref: 'main' }, () => remote.commit('main'));
+    await pollsShareOneLogin(
+      plugin,
+      { name: 'app', url: `ssh://${sshd.host}${remote.bare}`, ref: 'main' },
+      () => remote.commit('main'),
+    );
   });
 
   test('svn+ssh: three polls, one ssh login, each poll sees the new revision', async () => {
     const remote = makeSvnRemote(tmp.dir);
     const plugin = createSvnPlugin(pluginContext(state), { env: env() });
-    await pollsShareOneLogin(plugin, { name: 'app', url: `svn+ssh://${sshd.host}${remote.repo}/trunk`, ref: '' }, () => remote.commit('trunk'));
+    await pollsShareOneLogin(
+      plugin,
+      { name: 'app', url: `svn+ssh://${sshd.host}${remote.repo}/trunk`, ref: '' },
+      () => remote.commit('trunk'),
+    );
   });
 
-  test('an operator\'s own SVN_SSH or GIT_SSH_COMMAND is used as it is: every poll logs in anew', async () => {
+  test("an operator's own SVN_SSH or GIT_SSH_COMMAND is used as it is: every poll logs in anew", async () => {
     const git = makeGitRemote(tmp.dir);
-    const plugin = createGitPlugin(pluginContext(state), { env: { ...env(), GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' } });
+    const plugin = createGitPlugin(pluginContext(state), {
+      env: { ...env(), GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' },
+    });
     const source = { name: 'app', url: `ssh://${sshd.host}${git.bare}`, ref: 'main' };
     const head = git.commit('main');
     expect(await plugin.remoteRevisions([source], Q)).toEqual([{ revision: head }]);
     expect(await plugin.remoteRevisions([source], Q)).toEqual([{ revision: head }]);
     const svn = makeSvnRemote(tmp.dir);
-    const svnPlugin = createSvnPlugin(pluginContext(state), { env: { ...env(), SVN_SSH: 'ssh -o BatchMode=yes' } });
+    const svnPlugin = createSvnPlugin(pluginContext(state), {
+      env: { ...env(), SVN_SSH: 'ssh -o BatchMode=yes' },
+    });
     const revision = svn.commit('trunk');
-    expect(await svnPlugin.remoteRevisions([{ name: 'app', url: `svn+ssh://${sshd.host}${svn.repo}/trunk`, ref: '' }], Q)).toEqual([{ revision }]);
+    expect(
+      await svnPlugin.remoteRevisions(
+        [{ name: 'app', url: `svn+ssh://${sshd.host}${svn.repo}/trunk`, ref: '' }],
+        Q,
+      ),
+    ).toEqual([{ revision }]);
     expect(sshd.logins()).toBe(3);
     expect(masterRunning()).toBe(false);
   });

@@ -22,7 +22,9 @@ d('svn plugin', () => {
     tmp = tempDir('stagepost-svn-');
     remote = makeSvnRemote(tmp.dir);
     calls = [];
-    plugin = createSvnPlugin(pluginContext(path.join(tmp.dir, 'state')), { onRun: (argv) => calls.push([...argv]) });
+    plugin = createSvnPlugin(pluginContext(path.join(tmp.dir, 'state')), {
+      onRun: (argv) => calls.push([...argv]),
+    });
   });
   afterEach(() => tmp.cleanup());
 
@@ -41,34 +43,54 @@ d('svn plugin', () => {
     expect(p.repositoryKey(nested)).toBe(`${remote.url}/projects/web`);
     await p.remoteRevisions([nested], Q);
     expect(p.repositoryKey(nested)).toBe(remote.url);
-    expect(p.repositoryKey({ name: 'x', url: `${remote.url.replace('file://', 'file://')}/projects/web/trunk` })).toBe(remote.url);
+    expect(
+      p.repositoryKey({
+        name: 'x',
+        url: `${remote.url.replace('file://', 'file://')}/projects/web/trunk`,
+      }),
+    ).toBe(remote.url);
   });
 
   test('each URL answers its last-changed revision, all in one svn info; missing URLs among them', async () => {
     const trunk = remote.commit('trunk');
     remote.copy('trunk', 'branches/b1');
     const b1 = remote.commit('branches/b1');
-    const answers = await plugin.remoteRevisions([src('trunk'), src('branches/b1'), src('branches/nope'), src('trunk/')], Q);
+    const answers = await plugin.remoteRevisions(
+      [src('trunk'), src('branches/b1'), src('branches/nope'), src('trunk/')],
+      Q,
+    );
     expect(answers).toEqual([
-      { revision: trunk }, { revision: b1 }, { missing: true, reason: expect.stringContaining('branches/nope does not exist') }, { revision: trunk },
+      { revision: trunk },
+      { revision: b1 },
+      { missing: true, reason: expect.stringContaining('branches/nope does not exist') },
+      { revision: trunk },
     ]);
     expect(Number(b1)).toBeGreaterThan(Number(trunk) + 1);
     expect(infoCalls()).toBe(1);
 
     // A commit elsewhere in the repository is not a change of trunk.
     const b1again = remote.commit('branches/b1');
-    expect(await plugin.remoteRevisions([src('trunk'), src('branches/b1')], Q)).toEqual([{ revision: trunk }, { revision: b1again }]);
+    expect(await plugin.remoteRevisions([src('trunk'), src('branches/b1')], Q)).toEqual([
+      { revision: trunk },
+      { revision: b1again },
+    ]);
     expect(infoCalls()).toBe(2);
   });
 
   test('an unreachable repository is EREMOTE without the password', async () => {
     const port = await freePort();
-    const err = await plugin.remoteRevisions([src('trunk', `svn://alice:hunter2secret@127.0.0.1:${port}/repo`)], Q).catch((e: unknown) => e);
+    const err = await plugin
+      .remoteRevisions([src('trunk', `svn://alice:hunter2secret@127.0.0.1:${port}/repo`)], Q)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StagepostError);
     expect((err as StagepostError).code).toBe('EREMOTE');
-    expect((err as Error).message).toMatch(new RegExp(`svn info svn://127.0.0.1:${port}/repo/trunk failed: exit code 1: svn: E\\d+`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`svn info svn://127.0.0.1:${port}/repo/trunk failed: exit code 1: svn: E\\d+`),
+    );
     expect((err as Error).message).not.toContain('hunter2secret');
-    const missingRepo = await plugin.remoteRevisions([src('trunk', `file://${tmp.dir}/no-such-repo`)], Q).catch((e: unknown) => e);
+    const missingRepo = await plugin
+      .remoteRevisions([src('trunk', `file://${tmp.dir}/no-such-repo`)], Q)
+      .catch((e: unknown) => e);
     expect((missingRepo as StagepostError).code).toBe('EREMOTE');
   });
 
@@ -81,25 +103,39 @@ d('svn plugin', () => {
     const output: string[] = [];
     const pgids: number[] = [];
 
-    await plugin.checkout(src('trunk'), r1, { ...co(dir), onOutput: (c) => output.push(c), onSpawn: (p) => pgids.push(p) });
-    expect([wc(dir, 'revision'), readFileSync(path.join(dir, 'file.txt'), 'utf8')]).toEqual([r1, 'one\n']);
+    await plugin.checkout(src('trunk'), r1, {
+      ...co(dir),
+      onOutput: (c) => output.push(c),
+      onSpawn: (p) => pgids.push(p),
+    });
+    expect([wc(dir, 'revision'), readFileSync(path.join(dir, 'file.txt'), 'utf8')]).toEqual([
+      r1,
+      'one\n',
+    ]);
     expect(output.join('')).toContain(`Checked out revision ${r1}`);
     expect(pgids.length).toBe(1);
 
     writeFileSync(path.join(dir, 'file.txt'), 'local edit\n');
     await plugin.checkout(src('trunk'), r2, co(dir));
-    expect([wc(dir, 'revision'), readFileSync(path.join(dir, 'file.txt'), 'utf8')]).toEqual([r2, 'two\n']);
+    expect([wc(dir, 'revision'), readFileSync(path.join(dir, 'file.txt'), 'utf8')]).toEqual([
+      r2,
+      'two\n',
+    ]);
     expect(calls.at(-1)).toContain('update');
 
     await plugin.checkout(src('branches/b1'), rb, co(dir));
-    expect([wc(dir, 'url'), wc(dir, 'revision'), readFileSync(path.join(dir, 'file.txt'), 'utf8')]).toEqual([`${remote.url}/branches/b1`, rb, 'branch\n']);
+    expect([
+      wc(dir, 'url'),
+      wc(dir, 'revision'),
+      readFileSync(path.join(dir, 'file.txt'), 'utf8'),
+    ]).toEqual([`${remote.url}/branches/b1`, rb, 'branch\n']);
     expect(calls.at(-1)).toContain('switch');
 
     const err = await plugin.checkout(src('trunk'), '999', co(dir)).catch((e: unknown) => e);
     expect((err as StagepostError).code).toBe('ECHECKOUT');
   });
 
-  test('commitsBetween lists the URL\'s commits with authors, newest first', async () => {
+  test("commitsBetween lists the URL's commits with authors, newest first", async () => {
     const r1 = remote.commit('trunk', 'first', { author: 'alice' });
     const r2 = remote.commit('trunk', 'second\nmore text', { author: 'bob' });
     remote.commit('branches', 'elsewhere', { author: 'carol' });
@@ -114,7 +150,9 @@ d('svn plugin', () => {
       { id: r2, author: 'bob', date: expect.any(String), subject: 'second' },
     ]);
     expect(existsSync(marker)).toBe(false);
-    expect(await plugin.commitsBetween(src('trunk'), r4, r4, { ...co(dir), limit: 50 })).toEqual([]);
+    expect(await plugin.commitsBetween(src('trunk'), r4, r4, { ...co(dir), limit: 50 })).toEqual(
+      [],
+    );
     const first = await plugin.commitsBetween(src('trunk'), null, r4, { ...co(dir), limit: 2 });
     expect(first.map((c) => c.id)).toEqual([r4, r2]);
     const all = await plugin.commitsBetween(src('trunk'), null, r4, { ...co(dir), limit: 50 });
@@ -123,7 +161,10 @@ d('svn plugin', () => {
 
   test('over svnserve with a password that never reaches argv', async () => {
     const password = 's3cr@t:pw';
-    writeFileSync(path.join(remote.repo, 'conf', 'svnserve.conf'), '[general]\nanon-access = none\nauth-access = write\npassword-db = passwd\nrealm = test\n');
+    writeFileSync(
+      path.join(remote.repo, 'conf', 'svnserve.conf'),
+      '[general]\nanon-access = none\nauth-access = write\npassword-db = passwd\nrealm = test\n',
+    );
     writeFileSync(path.join(remote.repo, 'conf', 'passwd'), `[users]\nalice = ${password}\n`);
     const trunk = remote.commit('trunk', 'over the wire', { author: 'alice' });
 
@@ -132,19 +173,43 @@ d('svn plugin', () => {
     const bin = path.join(tmp.dir, 'bin');
     const argvLog = path.join(tmp.dir, 'argv.log');
     execFileSync('mkdir', ['-p', bin]);
-    writeFileSync(path.join(bin, 'svn'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realSvn}' "$@"\n`);
+    writeFileSync(
+      path.join(bin, 'svn'),
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realSvn}' "$@"\n`,
+    );
     chmodSync(path.join(bin, 'svn'), 0o755);
-    const wrapped = createSvnPlugin(pluginContext(path.join(tmp.dir, 'state')), { env: { PATH: `${bin}:${process.env.PATH}`, HOME: tmp.dir } });
+    const wrapped = createSvnPlugin(pluginContext(path.join(tmp.dir, 'state')), {
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: tmp.dir },
+    });
 
     const port = await freePort();
-    const server = await startServer('svnserve', ['-d', '--foreground', '-r', tmp.dir, '--listen-host', '127.0.0.1', '--listen-port', String(port)], port);
+    const server = await startServer(
+      'svnserve',
+      [
+        '-d',
+        '--foreground',
+        '-r',
+        tmp.dir,
+        '--listen-host',
+        '127.0.0.1',
+        '--listen-port',
+        String(port),
+      ],
+      port,
+    );
     try {
       const base = `svn://alice:${encodeURIComponent(password)}@127.0.0.1:${port}/svnrepo`;
-      expect(await wrapped.remoteRevisions([src('trunk', base), src('gone', base)], Q)).toEqual([{ revision: trunk }, { missing: true, reason: expect.any(String) }]);
+      expect(await wrapped.remoteRevisions([src('trunk', base), src('gone', base)], Q)).toEqual([
+        { revision: trunk },
+        { missing: true, reason: expect.any(String) },
+      ]);
       const dir = path.join(tmp.dir, 'net-co');
       await wrapped.checkout(src('trunk', base), trunk, co(dir));
       expect(wc(dir, 'revision')).toBe(trunk);
-      const commits = await wrapped.commitsBetween(src('trunk', base), null, trunk, { ...co(dir), limit: 5 });
+      const commits = await wrapped.commitsBetween(src('trunk', base), null, trunk, {
+        ...co(dir),
+        limit: 5,
+      });
       expect(commits[0]).toMatchObject({ id: trunk, author: 'alice', subject: 'over the wire' });
 
       const wrong = `svn://alice:wrong-password@127.0.0.1:${port}/svnrepo`;
@@ -162,7 +227,9 @@ d('svn plugin', () => {
     // Nor in svn's auth cache (HOME is the temp dir, so ~/.subversion is too).
     const cache = path.join(tmp.dir, '.subversion');
     expect(existsSync(cache)).toBe(true);
-    const cached = readdirSync(cache, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => readFileSync(path.join(e.parentPath, e.name), 'utf8'));
+    const cached = readdirSync(cache, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => readFileSync(path.join(e.parentPath, e.name), 'utf8'));
     expect(cached.length).toBeGreaterThan(0);
     expect(cached.some((text) => text.includes('s3cr'))).toBe(false);
   });

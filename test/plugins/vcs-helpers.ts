@@ -24,16 +24,23 @@ export function freePort(): Promise<number> {
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
 
 /** A server process in its own group, resolved once its port accepts connections. */
-export async function startServer(file: string, args: string[], port: number): Promise<{ child: ChildProcess; stop: () => Promise<void> }> {
+export async function startServer(
+  file: string,
+  args: string[],
+  port: number,
+): Promise<{ child: ChildProcess; stop: () => Promise<void> }> {
   const child = spawn(file, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
+  child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGTERM');
@@ -42,7 +49,10 @@ export async function startServer(file: string, args: string[], port: number): P
   const deadline = Date.now() + 10_000;
   while (!(await accepts(port))) {
     if (child.exitCode !== null) throw new Error(`${file} exited (${child.exitCode}): ${stderr}`);
-    if (Date.now() > deadline) { await stop(); throw new Error(`${file} did not accept on port ${port}: ${stderr}`); }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`${file} did not accept on port ${port}: ${stderr}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return { child, stop };
@@ -50,7 +60,12 @@ export async function startServer(file: string, args: string[], port: number): P
 
 /** Whether a process still exists (a zombie counts as gone once reaped). */
 export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Wait for a condition with a deadline (for processes the kernel reaps asynchronously). */

@@ -5,11 +5,20 @@ function controlled() {
   const started: QueueItem[] = [];
   const finishers: Array<() => void> = [];
   let notify: () => void = () => undefined;
-  const runner = (item: QueueItem) => new Promise<void>((resolve) => { started.push(item); finishers.push(resolve); notify(); });
-  const nextStart = (n: number) => new Promise<void>((resolve) => {
-    const check = () => { if (started.length >= n) resolve(); else notify = check; };
-    check();
-  });
+  const runner = (item: QueueItem) =>
+    new Promise<void>((resolve) => {
+      started.push(item);
+      finishers.push(resolve);
+      notify();
+    });
+  const nextStart = (n: number) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (started.length >= n) resolve();
+        else notify = check;
+      };
+      check();
+    });
   return { started, finishers, runner, nextStart };
 }
 
@@ -27,10 +36,11 @@ test('requests during a build give exactly one more build', async () => {
   const q = new BuildQueue(1, c.runner);
   q.request({ branch: 'a', kind: 'build', force: false });
   await c.nextStart(1);
-  for (let i = 0; i < 4; i++) expect(q.request({ branch: 'a', kind: 'build', force: false })).toBe('again');
-  c.finishers[0]!();
+  for (let i = 0; i < 4; i++)
+    expect(q.request({ branch: 'a', kind: 'build', force: false })).toBe('again');
+  c.finishers[0]();
   await c.nextStart(2);
-  c.finishers[1]!();
+  c.finishers[1]();
   await q.idle();
   expect(c.started.map((i) => i.branch)).toEqual(['a', 'a']);
 });
@@ -45,14 +55,14 @@ test('never two items of one branch at once, and at most `concurrency` overall',
   await c.nextStart(2);
   expect(c.started.map((i) => `${i.kind}@${i.branch}`)).toEqual(['build@a', 'build@b']);
   expect(q.runningCount()).toBe(2);
-  c.finishers[0]!(); // a's build done: a's job may start now (c waits for a slot after it)
+  c.finishers[0](); // a's build done: a's job may start now (c waits for a slot after it)
   await c.nextStart(3);
   expect(c.started[2]).toMatchObject({ branch: 'a', kind: 'job:sync' });
-  c.finishers[1]!();
+  c.finishers[1]();
   await c.nextStart(4);
   expect(c.started[3]).toMatchObject({ branch: 'c' });
-  c.finishers[2]!();
-  c.finishers[3]!();
+  c.finishers[2]();
+  c.finishers[3]();
   await q.idle();
 });
 
@@ -66,7 +76,7 @@ test('removed branches leave the queue; paused queues start nothing', async () =
   await c.nextStart(1);
   q.pause();
   q.request({ branch: 'c', kind: 'build', force: false });
-  c.finishers[0]!();
+  c.finishers[0]();
   await q.idle();
   expect(c.started.map((i) => i.branch)).toEqual(['a']);
 });

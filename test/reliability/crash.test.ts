@@ -12,7 +12,17 @@ import { makeGitRemote } from '../helpers/git.js';
 import type { LogEvent } from '../helpers/cli.js';
 import { parseMail, startSmtp, type TestSmtp } from '../notify/helpers.js';
 import type { BranchState } from '../../src/state/store.js';
-import { Daemons, gitBranchYaml, lines, morePolls, prng, readStateFiles, sleep, until, writeCi } from './helpers.js';
+import {
+  Daemons,
+  gitBranchYaml,
+  lines,
+  morePolls,
+  prng,
+  readStateFiles,
+  sleep,
+  until,
+  writeCi,
+} from './helpers.js';
 
 const SEED = Number(process.env.STAGEPOST_CRASH_SEED ?? 20240611);
 const ITERATIONS = Number(process.env.STAGEPOST_CRASH_ITERATIONS ?? 10);
@@ -23,8 +33,15 @@ const AIM = process.env.STAGEPOST_CRASH_AIM ?? '';
 let t: ReturnType<typeof tempDir>;
 let smtp: TestSmtp;
 const daemons = new Daemons();
-beforeEach(async () => { t = tempDir('stagepost-crash-'); smtp = await startSmtp(); });
-afterEach(async () => { await daemons.killAll(); await smtp.close(); t.cleanup(); });
+beforeEach(async () => {
+  t = tempDir('stagepost-crash-');
+  smtp = await startSmtp();
+});
+afterEach(async () => {
+  await daemons.killAll();
+  await smtp.close();
+  t.cleanup();
+});
 
 /** Moments to aim a kill at: a log event, then a few random milliseconds. */
 const MOMENTS: Array<{ name: string; match: (e: LogEvent) => boolean }> = [
@@ -32,8 +49,18 @@ const MOMENTS: Array<{ name: string; match: (e: LogEvent) => boolean }> = [
   { name: 'a build start', match: (e) => e.msg === 'build started' },
   // 'build finished' is logged between the state write and the outbox write:
   // a kill there loses the mail (the failing test below), so it is only aimed at with STAGEPOST_CRASH_AIM.
-  ...(AIM ? [{ name: 'a build end (state write, then outbox)', match: (e: LogEvent) => e.msg === 'build finished' }] : []),
-  { name: 'a recovery', match: (e) => e.msg === 'build was cut off; its processes ended, it will be redone' },
+  ...(AIM
+    ? [
+        {
+          name: 'a build end (state write, then outbox)',
+          match: (e: LogEvent) => e.msg === 'build finished',
+        },
+      ]
+    : []),
+  {
+    name: 'a recovery',
+    match: (e) => e.msg === 'build was cut off; its processes ended, it will be redone',
+  },
   { name: 'anytime', match: () => true },
 ];
 
@@ -41,7 +68,9 @@ test(`kill -9 in a loop (${ITERATIONS} kills, seed ${SEED}): state always parses
   const random = prng(SEED);
   const remote = makeGitRemote(t.dir);
   for (const b of BRANCHES) remote.commit(b, `first on ${b}`);
-  const file = writeCi(t.dir, `steps:
+  const file = writeCi(
+    t.dir,
+    `steps:
   - name: record
     run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt; sleep 0.$(( $$ % 4 + 1 ))'
 notify:
@@ -51,7 +80,9 @@ notify:
     to: [ops@example.com]
     on: [success]
 branches:
-${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`, { poll: '{ interval: 100ms, timeout: 5s }' });
+${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`,
+    { poll: '{ interval: 100ms, timeout: 5s }' },
+  );
   const stateDir = path.join(t.dir, 'state');
   const aimed: string[] = [];
 
@@ -60,7 +91,7 @@ ${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`, { poll: '{ in
     for (const b of BRANCHES) if (random() < 0.5) remote.commit(b);
     const d = daemons.start(file);
     const moments = MOMENTS.filter((m) => m.name.includes(AIM));
-    const moment = moments[Math.floor(random() * moments.length)]!;
+    const moment = moments[Math.floor(random() * moments.length)];
     const extra = Math.floor(random() * (moment.name === 'anytime' ? 2500 : 40));
     try {
       await d.waitFor(moment.match, { timeoutMs: 3000, what: moment.name });
@@ -80,20 +111,33 @@ ${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`, { poll: '{ in
   await d.waitFor((e) => e.msg === 'stagepost started', { what: 'the last start' });
   const heads = Object.fromEntries(BRANCHES.map((b) => [b, remote.head(b)]));
   const state = () => readStateFiles(stateDir) as Record<string, BranchState>;
-  await until(() => BRANCHES.every((b) => state()[`branches/${b}.json`]?.built.app === heads[b]), 'the newest revisions built', 45_000);
+  await until(
+    () => BRANCHES.every((b) => state()[`branches/${b}.json`]?.built.app === heads[b]),
+    'the newest revisions built',
+    45_000,
+  );
   const outbox = path.join(stateDir, 'outbox');
-  await until(() => !existsSync(outbox) || readdirSync(outbox).filter((n) => n.endsWith('.json')).length === 0, 'an empty outbox', 20_000);
+  await until(
+    () =>
+      !existsSync(outbox) || readdirSync(outbox).filter((n) => n.endsWith('.json')).length === 0,
+    'an empty outbox',
+    20_000,
+  );
   expect(await d.stop()).toBe(0);
 
   const mailsByBuild = new Map<string, number>();
   for (const m of smtp.mails) {
     const first = /^(\S+): build #(\d+) SUCCESS/m.exec(parseMail(m.raw).text);
-    if (first) mailsByBuild.set(`${first[1]}#${first[2]}`, (mailsByBuild.get(`${first[1]}#${first[2]}`) ?? 0) + 1);
+    if (first)
+      mailsByBuild.set(
+        `${first[1]}#${first[2]}`,
+        (mailsByBuild.get(`${first[1]}#${first[2]}`) ?? 0) + 1,
+      );
   }
   const report: string[] = [];
   let duplicates = 0;
   for (const b of BRANCHES) {
-    const st = state()[`branches/${b}.json`]!;
+    const st = state()[`branches/${b}.json`];
     expect(st.running).toBeNull();
     const successes = st.builds.filter((r) => r.result === 'success');
     // A success of a revision is recorded at most once…
@@ -110,13 +154,23 @@ ${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`, { poll: '{ in
       expect(`${b}#${r.id}: ${n} mail(s)`).not.toMatch(/: 0 mail/);
       if (n > 1) duplicates += n - 1;
     }
-    report.push(`${b}: ${st.builds.length} builds (${successes.length} success, ${st.builds.filter((r) => r.result === 'interrupted').length} interrupted)`);
+    report.push(
+      `${b}: ${st.builds.length} builds (${successes.length} success, ${st.builds.filter((r) => r.result === 'interrupted').length} interrupted)`,
+    );
   }
   // No mail for a success that was never recorded either.
-  const recorded = new Set(BRANCHES.flatMap((b) => state()[`branches/${b}.json`]!.builds.filter((r) => r.result === 'success').map((r) => `${b}#${r.id}`)));
+  const recorded = new Set(
+    BRANCHES.flatMap((b) =>
+      state()
+        [`branches/${b}.json`].builds.filter((r) => r.result === 'success')
+        .map((r) => `${b}#${r.id}`),
+    ),
+  );
   expect([...mailsByBuild.keys()].filter((k) => !recorded.has(k))).toEqual([]);
-  // eslint-disable-next-line no-console
-  console.log(`crash loop seed ${SEED}: kills at ${aimed.join(', ')}\n${report.join('\n')}\nsuccess mails: ${smtp.mails.length}, duplicates: ${duplicates}`);
+
+  console.log(
+    `crash loop seed ${SEED}: kills at ${aimed.join(', ')}\n${report.join('\n')}\nsuccess mails: ${smtp.mails.length}, duplicates: ${duplicates}`,
+  );
 }, 150_000);
 
 /*
@@ -128,12 +182,15 @@ ${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`, { poll: '{ in
 test('kill -9 right after a build is recorded: its mail is still sent after the restart', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
-  const file = writeCi(t.dir, `steps:
+  const file = writeCi(
+    t.dir,
+    `steps:
   - { name: record, run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt' }
 notify:
   - { use: email, transport: "smtp://127.0.0.1:${smtp.port}", from: "s@example.com", to: [ops@example.com], on: [success] }
 branches:
-${gitBranchYaml('b1', remote.url, 'main')}`);
+${gitBranchYaml('b1', remote.url, 'main')}`,
+  );
   for (let i = 1; i <= 3; i++) {
     if (i > 1) remote.commit('main');
     const d = daemons.start(file);
@@ -142,10 +199,19 @@ ${gitBranchYaml('b1', remote.url, 'main')}`);
   }
   const d = daemons.start(file);
   await morePolls(d, 5);
-  await until(() => !existsSync(path.join(t.dir, 'state/outbox')) || readdirSync(path.join(t.dir, 'state/outbox')).every((n) => !n.endsWith('.json')), 'an empty outbox');
+  await until(
+    () =>
+      !existsSync(path.join(t.dir, 'state/outbox')) ||
+      readdirSync(path.join(t.dir, 'state/outbox')).every((n) => !n.endsWith('.json')),
+    'an empty outbox',
+  );
   await d.stop();
-  const ids = (readStateFiles(path.join(t.dir, 'state'))['branches/b1.json'] as BranchState).builds.filter((b) => b.result === 'success').map((b) => b.id);
+  const ids = (readStateFiles(path.join(t.dir, 'state'))['branches/b1.json'] as BranchState).builds
+    .filter((b) => b.result === 'success')
+    .map((b) => b.id);
   expect(ids).toHaveLength(3);
-  const mailed = smtp.mails.map((m) => /build #(\d+) SUCCESS/.exec(parseMail(m.raw).text)?.[1]).map(Number);
+  const mailed = smtp.mails
+    .map((m) => /build #(\d+) SUCCESS/.exec(parseMail(m.raw).text)?.[1])
+    .map(Number);
   for (const id of ids) expect(mailed).toContain(id);
 });

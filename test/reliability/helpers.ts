@@ -9,13 +9,20 @@ import type { ReceivedMail } from '../notify/helpers.js';
  * daemons that are always cleaned up, readers of the state files, a seeded
  * PRNG, and an SMTP server that checks the password it is given.
  */
-export function writeCi(root: string, body: string, opts: { poll?: string; builds?: string; name?: string } = {}): string {
+export function writeCi(
+  root: string,
+  body: string,
+  opts: { poll?: string; builds?: string; name?: string } = {},
+): string {
   const file = path.join(root, opts.name ?? 'ci.yaml');
-  writeFileSync(file, `version: 1
+  writeFileSync(
+    file,
+    `version: 1
 state_dir: ./state
 poll: ${opts.poll ?? '{ interval: 200ms, timeout: 5s }'}
 builds: ${opts.builds ?? '{ concurrency: 2, step_timeout: 30s, shutdown_grace: 300ms }'}
-${body}`);
+${body}`,
+  );
   return file;
 }
 
@@ -46,7 +53,11 @@ export class Daemons {
 }
 
 /** Wait for `n` more poll cycles (of any repository) than seen so far. */
-export async function morePolls(d: DaemonProcess, n: number, match: (e: LogEvent) => boolean = () => true): Promise<void> {
+export async function morePolls(
+  d: DaemonProcess,
+  n: number,
+  match: (e: LogEvent) => boolean = () => true,
+): Promise<void> {
   const isPoll = (e: LogEvent) => e.msg === 'polled' && match(e);
   await d.waitFor(isPoll, { count: d.count(isPoll) + n, what: `${n} more polls` });
 }
@@ -62,11 +73,18 @@ export function filesUnder(dir: string): string[] {
 /** Parse every JSON state file; throws with the file name on the first that does not parse. */
 export function readStateFiles(stateDir: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const files = [path.join(stateDir, 'poll.json'), ...filesUnder(path.join(stateDir, 'branches')).filter((f) => f.endsWith('.json'))];
+  const files = [
+    path.join(stateDir, 'poll.json'),
+    ...filesUnder(path.join(stateDir, 'branches')).filter((f) => f.endsWith('.json')),
+  ];
   for (const f of files) {
     if (!existsSync(f)) continue;
     const text = readFileSync(f, 'utf8');
-    try { out[path.relative(stateDir, f)] = JSON.parse(text); } catch (err) { throw new Error(`${f} does not parse (${statSync(f).size} bytes): ${(err as Error).message}`); }
+    try {
+      out[path.relative(stateDir, f)] = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${f} does not parse (${statSync(f).size} bytes): ${(err as Error).message}`);
+    }
   }
   return out;
 }
@@ -86,7 +104,15 @@ export function prng(seed: number): () => number {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An SMTP server that requires AUTH with one user and password (and records what it got). */
-export async function startAuthSmtp(user: string, password: string): Promise<{ port: number; mails: ReceivedMail[]; authAttempts: string[]; close(): Promise<void> }> {
+export async function startAuthSmtp(
+  user: string,
+  password: string,
+): Promise<{
+  port: number;
+  mails: ReceivedMail[];
+  authAttempts: string[];
+  close(): Promise<void>;
+}> {
   const mails: ReceivedMail[] = [];
   const authAttempts: string[] = [];
   const server = new SMTPServer({
@@ -102,12 +128,19 @@ export async function startAuthSmtp(user: string, password: string): Promise<{ p
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
-        mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', rcpt: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks).toString('utf8') });
+        mails.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          rcpt: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks).toString('utf8'),
+        });
         cb();
       });
     },
   });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', () => resolve()); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
   const address = server.server.address();
   return {
     port: typeof address === 'object' && address ? address.port : 0,
@@ -118,11 +151,14 @@ export async function startAuthSmtp(user: string, password: string): Promise<{ p
 }
 
 /** Poll a condition until it holds (for things the daemon does not log). */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
 }
-

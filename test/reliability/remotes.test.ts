@@ -11,16 +11,32 @@ import { processAlive } from '../helpers/tools.js';
 import { runCli, isBuildFinished, isBuildStarted, type LogEvent } from '../helpers/cli.js';
 import { freePort } from '../plugins/vcs-helpers.js';
 import { parseMail, startSmtp } from '../notify/helpers.js';
-import { Daemons, RECORD_STEPS, gitBranchYaml, gitHttpServer, lines, morePolls, writeCi } from './helpers.js';
+import {
+  Daemons,
+  RECORD_STEPS,
+  gitBranchYaml,
+  gitHttpServer,
+  lines,
+  morePolls,
+  writeCi,
+} from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
 const daemons = new Daemons();
-beforeEach(() => { t = tempDir('stagepost-rel-'); });
-afterEach(async () => { await daemons.killAll(); t.cleanup(); });
+beforeEach(() => {
+  t = tempDir('stagepost-rel-');
+});
+afterEach(async () => {
+  await daemons.killAll();
+  t.cleanup();
+});
 
-const failingFor = (needle: string) => (e: LogEvent) => e.msg === 'remote failing' && String(e.repository).includes(needle);
-const recoveredFor = (needle: string) => (e: LogEvent) => e.msg === 'remote recovered' && String(e.repository).includes(needle);
-const pollOf = (branch: string) => (e: LogEvent) => (e.branches as string[] | undefined)?.includes(branch) === true;
+const failingFor = (needle: string) => (e: LogEvent) =>
+  e.msg === 'remote failing' && String(e.repository).includes(needle);
+const recoveredFor = (needle: string) => (e: LogEvent) =>
+  e.msg === 'remote recovered' && String(e.repository).includes(needle);
+const pollOf = (branch: string) => (e: LogEvent) =>
+  (e.branches as string[] | undefined)?.includes(branch) === true;
 
 test('hung, refusing and wrong-password remotes are each reported once; the good branch goes on; no hung child outlives its timeout', async () => {
   const remote = makeGitRemote(t.dir);
@@ -33,16 +49,21 @@ test('hung, refusing and wrong-password remotes are each reported once; the good
     writeFileSync(path.join(bin, 'ssh'), `#!/bin/sh\necho $$ >> "${pidsFile}"\nexec sleep 60\n`);
     chmodSync(path.join(bin, 'ssh'), 0o755);
     const closed = await freePort();
-    const file = writeCi(t.dir, `${RECORD_STEPS}branches:
-${gitBranchYaml('good', remote.url, 'main')}${gitBranchYaml('hung', 'ssh://git@127.0.0.1:1/never.git', 'main', '    poll: { timeout: 700ms }\n')}${gitBranchYaml('refused', `git://127.0.0.1:${closed}/x`, 'main')}${gitBranchYaml('badpass', `http://deploy:wrong-pass-123@127.0.0.1:${http.port}/repo.git`, 'main')}`);
+    const file = writeCi(
+      t.dir,
+      `${RECORD_STEPS}branches:
+${gitBranchYaml('good', remote.url, 'main')}${gitBranchYaml('hung', 'ssh://git@127.0.0.1:1/never.git', 'main', '    poll: { timeout: 700ms }\n')}${gitBranchYaml('refused', `git://127.0.0.1:${closed}/x`, 'main')}${gitBranchYaml('badpass', `http://deploy:wrong-pass-123@127.0.0.1:${http.port}/repo.git`, 'main')}`,
+    );
     const d = daemons.start(file, { PATH: `${bin}:${process.env.PATH}` });
     await d.waitFor(isBuildFinished('good'), { what: 'the good branch built' });
     const [hung] = await d.waitFor(failingFor('ssh://'), { what: 'the hung remote reported' });
-    const [refused] = await d.waitFor(failingFor('git://'), { what: 'the refusing remote reported' });
+    const [refused] = await d.waitFor(failingFor('git://'), {
+      what: 'the refusing remote reported',
+    });
     const [badpass] = await d.waitFor(failingFor('http://'), { what: 'the bad password reported' });
-    expect(String(hung!.error)).toMatch(/timed out/i);
-    expect(String(refused!.error)).toMatch(/refused|unable to connect/i);
-    expect(String(badpass!.error)).toMatch(/authentication failed|401|could not read/i);
+    expect(String(hung.error)).toMatch(/timed out/i);
+    expect(String(refused.error)).toMatch(/refused|unable to connect/i);
+    expect(String(badpass.error)).toMatch(/authentication failed|401|could not read/i);
 
     // The good branch keeps building commits while the others fail; at no
     // moment is more than the one query in flight of the hung repository alive.
@@ -57,15 +78,25 @@ ${gitBranchYaml('good', remote.url, 'main')}${gitBranchYaml('hung', 'ssh://git@1
     expect(Math.max(...maxAlive)).toBeLessThanOrEqual(1);
     expect(lines(pidsFile).length).toBeGreaterThan(1);
     // Reported when they started failing, not every cycle.
-    for (const needle of ['ssh://', 'git://', 'http://']) expect(d.count(failingFor(needle))).toBe(1);
-    expect(d.count((e) => e.msg === 'polled' && pollOf('refused')(e) && !!e.error)).toBeGreaterThanOrEqual(3);
-    expect(d.count(isBuildStarted('hung')) + d.count(isBuildStarted('refused')) + d.count(isBuildStarted('badpass'))).toBe(0);
+    for (const needle of ['ssh://', 'git://', 'http://'])
+      expect(d.count(failingFor(needle))).toBe(1);
+    expect(
+      d.count((e) => e.msg === 'polled' && pollOf('refused')(e) && !!e.error),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      d.count(isBuildStarted('hung')) +
+        d.count(isBuildStarted('refused')) +
+        d.count(isBuildStarted('badpass')),
+    ).toBe(0);
     expect(d.stderr).not.toContain('wrong-pass-123');
 
-    const status = JSON.parse((await runCli(['status', '--json', '--config', file])).stdout) as { branches: Array<{ name: string; lastPoll: { error: string | null } }> };
+    const status = JSON.parse((await runCli(['status', '--json', '--config', file])).stdout) as {
+      branches: Array<{ name: string; lastPoll: { error: string | null } }>;
+    };
     const byName = Object.fromEntries(status.branches.map((b) => [b.name, b]));
-    expect(byName.good!.lastPoll.error).toBeNull();
-    for (const name of ['hung', 'refused', 'badpass']) expect(byName[name]!.lastPoll.error).toEqual(expect.any(String));
+    expect(byName.good.lastPoll.error).toBeNull();
+    for (const name of ['hung', 'refused', 'badpass'])
+      expect(byName[name].lastPoll.error).toEqual(expect.any(String));
     expect(await d.stop()).toBe(0);
     expect(lines(pidsFile).map(Number).filter(processAlive)).toEqual([]);
   } finally {
@@ -105,12 +136,17 @@ test('a deleted ref is reported in the log and by poll; the site is kept and not
   const remote = makeGitRemote(t.dir);
   remote.commit('main');
   const f1 = remote.commit('feature');
-  const file = writeCi(t.dir, `${RECORD_STEPS}branches:\n${gitBranchYaml('feat', remote.url, 'feature')}`);
+  const file = writeCi(
+    t.dir,
+    `${RECORD_STEPS}branches:\n${gitBranchYaml('feat', remote.url, 'feature')}`,
+  );
   const d = daemons.start(file);
   await d.waitFor(isBuildFinished('feat'));
   git(remote.bare, ['update-ref', '-d', 'refs/heads/feature']);
-  const [gone] = await d.waitFor((e) => e.msg === 'ref not found on remote', { what: 'the deleted ref reported' });
-  expect(String(gone!.reason)).toMatch(/no branch or tag "feature"/);
+  const [gone] = await d.waitFor((e) => e.msg === 'ref not found on remote', {
+    what: 'the deleted ref reported',
+  });
+  expect(String(gone.reason)).toMatch(/no branch or tag "feature"/);
   await morePolls(d, 5);
   expect(d.count((e) => e.msg === 'ref not found on remote')).toBe(1);
   expect(d.count(isBuildStarted('feat'))).toBe(1);
@@ -121,7 +157,11 @@ test('a deleted ref is reported in the log and by poll; the site is kept and not
   expect(source.missing).toMatch(/no branch or tag "feature"/);
   expect(source.built).toBe(f1);
   const status = JSON.parse((await runCli(['status', '--json', '--config', file])).stdout);
-  expect(status.branches[0]).toMatchObject({ state: 'idle', lastBuild: { id: 1, result: 'success' }, sources: [{ revision: f1 }] });
+  expect(status.branches[0]).toMatchObject({
+    state: 'idle',
+    lastBuild: { id: 1, result: 'success' },
+    sources: [{ revision: f1 }],
+  });
 
   git(remote.work, ['checkout', '-q', 'main']);
   git(remote.work, ['branch', '-q', '-D', 'feature']);
@@ -135,14 +175,17 @@ test('a force-push is built, and its mail lists the new commit, not the discarde
   try {
     const remote = makeGitRemote(t.dir);
     const a = remote.commit('main', 'subject A (base)');
-    const file = writeCi(t.dir, `${RECORD_STEPS}notify:
+    const file = writeCi(
+      t.dir,
+      `${RECORD_STEPS}notify:
   - use: email
     transport: smtp://127.0.0.1:${smtp.port}
     from: "Staging <staging@example.com>"
     to: [ops@example.com]
     on: [success]
 branches:
-${gitBranchYaml('b1', remote.url, 'main')}`);
+${gitBranchYaml('b1', remote.url, 'main')}`,
+    );
     const d = daemons.start(file);
     await d.waitFor(isBuildFinished('b1'));
     const b = remote.commit('main', 'subject B (to be discarded)');
@@ -154,13 +197,17 @@ ${gitBranchYaml('b1', remote.url, 'main')}`);
     expect(git(path.join(t.dir, 'sites/b1/src/app'), ['rev-parse', 'HEAD'])).toBe(c);
 
     await smtp.waitFor(3);
-    const third = smtp.mails.map((m) => parseMail(m.raw)).find((m) => m.headers.subject?.includes(c.slice(0, 7)));
+    const third = smtp.mails
+      .map((m) => parseMail(m.raw))
+      .find((m) => m.headers.subject?.includes(c.slice(0, 7)));
     expect(third).toBeDefined();
     expect(third!.text).toContain('subject C (after the force-push)');
     expect(third!.text).not.toContain('subject B');
     expect(third!.text).not.toContain('subject A');
     expect(third!.text).toContain(`(was ${b.slice(0, 7)}`);
-    expect(readFileSync(path.join(t.dir, 'state/logs/b1/3.log'), 'utf8')).toContain(`(was ${b.slice(0, 7)}`);
+    expect(readFileSync(path.join(t.dir, 'state/logs/b1/3.log'), 'utf8')).toContain(
+      `(was ${b.slice(0, 7)}`,
+    );
   } finally {
     await smtp.close();
   }

@@ -17,7 +17,11 @@ function parseUnit(text: string): Record<string, Record<string, string[]>> {
   for (const line of text.split('\n').map((l) => l.trim())) {
     if (!line || line.startsWith('#') || line.startsWith(';')) continue;
     const header = /^\[(.+)\]$/.exec(line);
-    if (header) { section = header[1]!; out[section] ??= {}; continue; }
+    if (header) {
+      section = header[1]!;
+      out[section] ??= {};
+      continue;
+    }
     const eq = line.indexOf('=');
     const key = line.slice(0, eq);
     ((out[section] ??= {})[key] ??= []).push(line.slice(eq + 1));
@@ -26,11 +30,16 @@ function parseUnit(text: string): Record<string, Record<string, string[]>> {
 }
 
 describe('config/stagepost.service', () => {
-  const service = parseUnit(UNIT).Service!;
-  const one = (key: string) => { expect(service[key]).toHaveLength(1); return service[key]![0]!; };
+  const service = parseUnit(UNIT).Service;
+  const one = (key: string) => {
+    expect(service[key]).toHaveLength(1);
+    return service[key][0];
+  };
 
   it('runs the daemon as the stagepost user with the config of /etc/stagepost', () => {
-    expect(one('ExecStart')).toBe('/usr/bin/node --max-semi-space-size=1 --no-opt /opt/stagepost/bin/stagepost.js run --config /etc/stagepost/ci.yaml');
+    expect(one('ExecStart')).toBe(
+      '/usr/bin/node --max-semi-space-size=1 --no-opt /opt/stagepost/bin/stagepost.js run --config /etc/stagepost/ci.yaml',
+    );
     expect(one('User')).toBe('stagepost');
     expect(one('EnvironmentFile')).toBe('-/etc/stagepost/env');
     expect(one('WorkingDirectory')).toBe('/var/lib/stagepost');
@@ -44,16 +53,29 @@ describe('config/stagepost.service', () => {
     expect(flags).toEqual(['--max-semi-space-size=1', '--no-opt']);
     // node exits 9 ("bad option") on a flag it does not know.
     // Survivors make V8 grow the young generation (to 32 MB by default).
-    const grow = "let k = []; for (let r = 0; r < 30; r++) { for (let i = 0; i < 1e5; i++) k.push({ i }); k = k.slice(-1e5); } v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size";
-    const young = (args: string[]) => spawnSync(process.execPath, [...args, '-p', grow], { encoding: 'utf8', timeout: 60_000 });
+    const grow =
+      "let k = []; for (let r = 0; r < 30; r++) { for (let i = 0; i < 1e5; i++) k.push({ i }); k = k.slice(-1e5); } v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size";
+    const young = (args: string[]) =>
+      spawnSync(process.execPath, [...args, '-p', grow], { encoding: 'utf8', timeout: 60_000 });
     const r = young(flags);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(Number(r.stdout)).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(Number(young([]).stdout)).toBeGreaterThan(4 * 1024 * 1024);
     // --no-opt: a function V8 is told to optimize stays unoptimized (bit 16: TurboFan code).
-    const turbofanned = (args: string[]) => Number(spawnSync(process.execPath, ['--allow-natives-syntax', ...args, '-p',
-      'function f(x) { return x + 1 } %PrepareFunctionForOptimization(f); f(1); %OptimizeFunctionOnNextCall(f); f(2); %GetOptimizationStatus(f) & 16'], { encoding: 'utf8' }).stdout);
+    const turbofanned = (args: string[]) =>
+      Number(
+        spawnSync(
+          process.execPath,
+          [
+            '--allow-natives-syntax',
+            ...args,
+            '-p',
+            'function f(x) { return x + 1 } %PrepareFunctionForOptimization(f); f(1); %OptimizeFunctionOnNextCall(f); f(2); %GetOptimizationStatus(f) & 16',
+          ],
+          { encoding: 'utf8' },
+        ).stdout,
+      );
     expect(turbofanned(flags)).toBe(0);
     expect(turbofanned([])).toBe(16);
   });
@@ -68,7 +90,8 @@ describe('config/stagepost.service', () => {
   it('hardens without taking from builds what they need', () => {
     expect(one('NoNewPrivileges')).toBe('yes');
     expect(one('PrivateTmp')).toBe('yes');
-    for (const breaking of ['ProtectHome', 'PrivateNetwork', 'ProtectSystem', 'ReadOnlyPaths']) expect(service[breaking]).toBeUndefined();
+    for (const breaking of ['ProtectHome', 'PrivateNetwork', 'ProtectSystem', 'ReadOnlyPaths'])
+      expect(service[breaking]).toBeUndefined();
   });
 });
 
@@ -76,7 +99,9 @@ const needsSystemd = describeIf(hasTool('systemd-analyze'));
 
 needsSystemd('systemd-analyze verify', () => {
   let tmp: ReturnType<typeof tempDir>;
-  beforeAll(() => { tmp = tempDir('stagepost-unit-'); });
+  beforeAll(() => {
+    tmp = tempDir('stagepost-unit-');
+  });
   afterAll(() => tmp.cleanup());
 
   // verify needs no running systemd: it loads the unit file, checks every key
@@ -84,8 +109,15 @@ needsSystemd('systemd-analyze verify', () => {
   // is pointed at this repository and node at the one running the tests.
   function verify(text: string): { status: number | null; output: string } {
     const file = path.join(tmp.dir, 'stagepost.service');
-    writeFileSync(file, text.replaceAll('/opt/stagepost', REPO).replace('/usr/bin/node ', `${process.execPath} `));
-    const r = spawnSync('systemd-analyze', ['verify', '--man=no', file], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, SYSTEMD_LOG_COLOR: '0' } });
+    writeFileSync(
+      file,
+      text.replaceAll('/opt/stagepost', REPO).replace('/usr/bin/node ', `${process.execPath} `),
+    );
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', file], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, SYSTEMD_LOG_COLOR: '0' },
+    });
     return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() };
   }
 
@@ -96,7 +128,12 @@ needsSystemd('systemd-analyze verify', () => {
   it('would notice a mistake in it (so the check above means something)', () => {
     const typo = verify(UNIT.replace('KillMode=mixed', 'KillMode=mixed\nTimeoutStopSecs=90s'));
     expect(typo.output).toContain("Unknown key 'TimeoutStopSecs'");
-    const missing = verify(UNIT.replace('bin/stagepost.js', 'bin/no-such-file.js').replace(/^ExecStart=\S+/m, 'ExecStart=/nonexistent/node'));
+    const missing = verify(
+      UNIT.replace('bin/stagepost.js', 'bin/no-such-file.js').replace(
+        /^ExecStart=\S+/m,
+        'ExecStart=/nonexistent/node',
+      ),
+    );
     expect(missing.status).not.toBe(0);
     expect(missing.output).toContain('/nonexistent/node is not executable');
   });

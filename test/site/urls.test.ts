@@ -4,9 +4,13 @@ import { branchOf, siteConfig } from './config.js';
 describe('customerUrl', () => {
   it('is <base_url>/<branch>/<customer>/ without double slashes', () => {
     const config = siteConfig('  base_url: https://karltest.example.com/');
-    expect(customerUrl(config, branchOf(config, 'branch1'), 'osf')).toBe('https://karltest.example.com/branch1/osf/');
+    expect(customerUrl(config, branchOf(config, 'branch1'), 'osf')).toBe(
+      'https://karltest.example.com/branch1/osf/',
+    );
     const raw = { ...config, site: { baseUrl: 'https://host.example.com/stage//' } };
-    expect(customerUrl(raw, branchOf(config, 'staging'), 'osf')).toBe('https://host.example.com/stage/staging/osf/');
+    expect(customerUrl(raw, branchOf(config, 'staging'), 'osf')).toBe(
+      'https://host.example.com/stage/staging/osf/',
+    );
   });
 
   it('is null without base_url', () => {
@@ -40,9 +44,15 @@ describe('stepEnvironment', () => {
   });
 
   it('leaves MAILIN, SMTP and PREV_REV empty when there is nothing to say', () => {
-    const env = stepEnvironment(config, branchOf(config, 'staging'), { id: 1, revisions: { karl: '4812' }, previous: {} });
+    const env = stepEnvironment(config, branchOf(config, 'staging'), {
+      id: 1,
+      revisions: { karl: '4812' },
+      previous: {},
+    });
     expect(env.STAGEPOST_CUSTOMERS).toBe('osf anothercustomer');
-    expect(env.STAGEPOST_URLS).toBe('https://karltest.example.com/staging/osf/ https://karltest.example.com/staging/anothercustomer/');
+    expect(env.STAGEPOST_URLS).toBe(
+      'https://karltest.example.com/staging/osf/ https://karltest.example.com/staging/anothercustomer/',
+    );
     expect(env.STAGEPOST_MAILIN).toBe('');
     expect(env.STAGEPOST_SMTP).toBe('');
     expect(env.STAGEPOST_REV_KARL).toBe('4812');
@@ -51,6 +61,9 @@ describe('stepEnvironment', () => {
 
   it('has empty URLS without base_url', () => {
     const bare = siteConfig('  smtp_relay: smtp://localhost:25');
-    expect(stepEnvironment(bare, branchOf(bare, 'staging'), { id: 1, revisions: {}, previous: {} }).STAGEPOST_URLS).toBe('');
+    expect(
+      stepEnvironment(bare, branchOf(bare, 'staging'), { id: 1, revisions: {}, previous: {} })
+        .STAGEPOST_URLS,
+    ).toBe('');
   });
 });

@@ -5,7 +5,9 @@ import { tempDir } from '../helpers/tmp.js';
 import { processAlive } from '../helpers/tools.js';
 
 let t: ReturnType<typeof tempDir>;
-beforeEach(() => { t = tempDir(); });
+beforeEach(() => {
+  t = tempDir();
+});
 afterEach(() => t.cleanup());
 
 test('beforeStart holds the command until its process group is recorded', async () => {
@@ -32,7 +34,10 @@ test('a rejected beforeStart ends the group before the command runs', async () =
   let pgid = -1;
   const result = await run('sh', ['-c', 'touch "$0"', marker], {
     timeoutMs: 10_000,
-    beforeStart: async (p) => { pgid = p; throw new Error('disk full'); },
+    beforeStart: async (p) => {
+      pgid = p;
+      throw new Error('disk full');
+    },
   });
   expect(result.exitCode).not.toBe(0);
   expect(existsSync(marker)).toBe(false);
@@ -41,7 +46,10 @@ test('a rejected beforeStart ends the group before the command runs', async () =
 
 test('a timeout ends the whole process group, grandchildren included', async () => {
   const pidFile = path.join(t.dir, 'child.pid');
-  const result = await run('sh', ['-c', 'sleep 60 & echo $! > "$0"; sleep 60', pidFile], { timeoutMs: 300, killGraceMs: 500 });
+  const result = await run('sh', ['-c', 'sleep 60 & echo $! > "$0"; sleep 60', pidFile], {
+    timeoutMs: 300,
+    killGraceMs: 500,
+  });
   expect(result.timedOut).toBe(true);
   const { readFileSync } = await import('node:fs');
   expect(processAlive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);

@@ -3,7 +3,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { groupAlive } from '../../src/util/exec.js';
-import { queryServerPid, runQuery, Spawner, stopQueryServer, useQueryServer } from '../../src/util/spawner.js';
+import {
+  queryServerPid,
+  runQuery,
+  Spawner,
+  stopQueryServer,
+  useQueryServer,
+} from '../../src/util/spawner.js';
 import { tempDir } from '../helpers/tmp.js';
 import { describeIf, hasTool, processAlive } from '../helpers/tools.js';
 
@@ -22,15 +28,31 @@ async function until(check: () => boolean, ms = 5000): Promise<void> {
 
 describeIf(hasPerl)('Spawner (perl fork server)', () => {
   let t: ReturnType<typeof tempDir>;
-  beforeEach(() => { t = tempDir(); });
+  beforeEach(() => {
+    t = tempDir();
+  });
   afterEach(() => t.cleanup());
   beforeAll(() => useQueryServer(true));
   afterAll(() => stopQueryServer());
 
   test('arguments reach the command literally, with no shell in between', async () => {
     const pwned = path.join(t.dir, 'pwned');
-    const args = ['a b', `"quoted" 'single'`, 'line\nbreak', `$(touch ${pwned})`, '`id`; *', '', 'ünïcødé ✓ 😀', '-x', ''];
-    const result = await runQuery(node, ['-e', 'process.stdout.write(JSON.stringify(process.argv.slice(1)))', ...args]);
+    const args = [
+      'a b',
+      `"quoted" 'single'`,
+      'line\nbreak',
+      `$(touch ${pwned})`,
+      '`id`; *',
+      '',
+      'ünïcødé ✓ 😀',
+      '-x',
+      '',
+    ];
+    const result = await runQuery(node, [
+      '-e',
+      'process.stdout.write(JSON.stringify(process.argv.slice(1)))',
+      ...args,
+    ]);
     expect(result.spawnError).toBeUndefined();
     expect(result.exitCode).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual(args);
@@ -47,7 +69,11 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
 
   test('the child gets exactly the environment passed, and the cwd', async () => {
     const env = { ONLY: 'this', EMPTY: '', SPACES: 'a b=c\nd', PATH: '/usr/bin:/bin' };
-    const result = await runQuery(node, ['-e', 'process.stdout.write(JSON.stringify({ env: process.env, cwd: process.cwd() }))'], { env, cwd: t.dir });
+    const result = await runQuery(
+      node,
+      ['-e', 'process.stdout.write(JSON.stringify({ env: process.env, cwd: process.cwd() }))'],
+      { env, cwd: t.dir },
+    );
     expect(JSON.parse(result.stdout)).toEqual({ env, cwd: t.dir });
     const relative = await runQuery('pwd', [], { cwd: path.relative(process.cwd(), t.dir) });
     expect(relative.stdout).toBe(`${t.dir}\n`);
@@ -65,7 +91,14 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
 
   test('exit codes, death by a signal, stdout and stderr apart', async () => {
     const exited = await runQuery('sh', ['-c', 'echo out; echo err >&2; exit 7']);
-    expect(exited).toMatchObject({ exitCode: 7, signal: null, stdout: 'out\n', stderr: 'err\n', timedOut: false, aborted: false });
+    expect(exited).toMatchObject({
+      exitCode: 7,
+      signal: null,
+      stdout: 'out\n',
+      stderr: 'err\n',
+      timedOut: false,
+      aborted: false,
+    });
     expect(exited.spawnError).toBeUndefined();
     const killed = await runQuery('sh', ['-c', 'kill -USR1 $$']);
     expect(killed).toMatchObject({ exitCode: null, signal: 'SIGUSR1' });
@@ -78,17 +111,45 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
   });
 
   test('each request gets its own environment, in any mix, past the 64 the server keeps', async () => {
-    const envs = Array.from({ length: 70 }, (_, i) => ({ PATH: '/usr/bin:/bin', WHICH: `env ${i % 70}`, ...(i % 2 ? { ODD: 'yes' } : {}) }));
+    const envs = Array.from({ length: 70 }, (_, i) => ({
+      PATH: '/usr/bin:/bin',
+      WHICH: `env ${i % 70}`,
+      ...(i % 2 ? { ODD: 'yes' } : {}),
+    }));
     // Runs of the same environment and alternations, all in one tick, twice over.
-    const order = [0, 0, 0, 1, 0, 1, 1, 2, 2, 0, ...Array.from({ length: 70 }, (_, i) => i), 3, 3, 0, 0, ...Array.from({ length: 70 }, (_, i) => 69 - i), 5, 5];
+    const order = [
+      0,
+      0,
+      0,
+      1,
+      0,
+      1,
+      1,
+      2,
+      2,
+      0,
+      ...Array.from({ length: 70 }, (_, i) => i),
+      3,
+      3,
+      0,
+      0,
+      ...Array.from({ length: 70 }, (_, i) => 69 - i),
+      5,
+      5,
+    ];
     const print = [node, ['-e', 'process.stdout.write(JSON.stringify(process.env))']] as const;
-    const results = await Promise.all(order.map((i) => runQuery(print[0], print[1], { env: envs[i] })));
-    results.forEach((r, n) => expect(JSON.parse(r.stdout)).toEqual(envs[order[n]!]));
+    const results = await Promise.all(
+      order.map((i) => runQuery(print[0], print[1], { env: envs[i] })),
+    );
+    results.forEach((r, n) => expect(JSON.parse(r.stdout)).toEqual(envs[order[n]]));
     // And one at a time, where the server takes an environment on itself.
-    for (const i of [7, 7, 7, 8, 7, 7]) expect(JSON.parse((await runQuery(print[0], print[1], { env: envs[i] })).stdout)).toEqual(envs[i]);
+    for (const i of [7, 7, 7, 8, 7, 7])
+      expect(JSON.parse((await runQuery(print[0], print[1], { env: envs[i] })).stdout)).toEqual(
+        envs[i],
+      );
   });
 
-  test('the server has a process group of its own (Ctrl-C goes to the daemon\'s), and its children ignore no signal', async () => {
+  test("the server has a process group of its own (Ctrl-C goes to the daemon's), and its children ignore no signal", async () => {
     const result = await runQuery('sh', ['-c', 'grep "^SigIgn" /proc/$$/status']);
     expect(result.stdout).toBe('SigIgn:\t0000000000000000\n');
     const pid = queryServerPid()!;
@@ -101,15 +162,32 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
     const server = Spawner.start();
     try {
       // Count the writes of the pipe to the server (not of the write() calls, which cork gathers).
-      const stdin = (server as unknown as { child: { stdin: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } } }).child.stdin;
+      const stdin = (
+        server as unknown as {
+          child: {
+            stdin: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+          };
+        }
+      ).child.stdin;
       let writes = 0;
       for (const method of ['_write', '_writev'] as const) {
         const original = stdin[method].bind(stdin);
-        stdin[method] = (...a: unknown[]) => { writes++; original(...a); };
+        stdin[method] = (...a: unknown[]) => {
+          writes++;
+          original(...a);
+        };
       }
       const env = Object.freeze({ PATH: '/usr/bin:/bin' });
-      const cycle = () => Promise.all(Array.from({ length: 10 }, () =>
-        new Promise<void>((resolve) => setTimeout(() => void server.run('true', [], { env }).then(() => resolve()), 5))));
+      const cycle = () =>
+        Promise.all(
+          Array.from(
+            { length: 10 },
+            () =>
+              new Promise<void>((resolve) =>
+                setTimeout(() => void server.run('true', [], { env }).then(() => resolve()), 5),
+              ),
+          ),
+        );
       for (let i = 0; i < 5; i++) await cycle();
       expect(writes).toBeLessThanOrEqual(7);
     } finally {
@@ -117,10 +195,16 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
     }
   });
 
-  test('input reaches the command\'s stdin byte for byte, in requests mixed with others', async () => {
-    const inputs = ['0014command=ls-refs\n0001', 'ünïcødé ✓\0 nul and\nlines', 'x'.repeat(16 * 1024 - 3) + '€'];
+  test("input reaches the command's stdin byte for byte, in requests mixed with others", async () => {
+    const inputs = [
+      '0014command=ls-refs\n0001',
+      'ünïcødé ✓\0 nul and\nlines',
+      'x'.repeat(16 * 1024 - 3) + '€',
+    ];
     const results = await Promise.all([
-      ...inputs.map((input) => runQuery(node, ['-e', 'process.stdin.pipe(process.stdout)'], { input })),
+      ...inputs.map((input) =>
+        runQuery(node, ['-e', 'process.stdin.pipe(process.stdout)'], { input }),
+      ),
       runQuery('sh', ['-c', 'cat; echo done']),
     ]);
     expect(results.map((r) => r.stdout)).toEqual([...inputs, 'done\n']);
@@ -130,20 +214,26 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
   test('input over 16 KiB is refused by the server and taken by runQuery the plain way', async () => {
     const server = Spawner.start();
     try {
-      await expect(server.run('cat', [], { input: 'x'.repeat(16 * 1024 + 1) })).rejects.toThrow(/input of 16385 bytes is over 16384/);
+      await expect(server.run('cat', [], { input: 'x'.repeat(16 * 1024 + 1) })).rejects.toThrow(
+        /input of 16385 bytes is over 16384/,
+      );
     } finally {
       await server.close();
     }
     const big = 'y'.repeat(100_000);
     const result = await runQuery('sh', ['-c', 'cat; echo "$PPID"'], { input: big });
-    const [out, parent] = [result.stdout.slice(0, big.length), Number(result.stdout.slice(big.length))];
+    const [out, parent] = [
+      result.stdout.slice(0, big.length),
+      Number(result.stdout.slice(big.length)),
+    ];
     expect(out).toBe(big);
     // Through exec.ts: started by this process, not by perl.
     expect(parent).toBe(process.pid);
   });
 
   test('1 MB of output arrives intact; maxBuffer keeps the tail', async () => {
-    const script = 'let s = ""; for (let i = 0; s.length < 1 << 20; i++) s += i + ","; process.stdout.write(s); process.stderr.write("é".repeat(600))';
+    const script =
+      'let s = ""; for (let i = 0; s.length < 1 << 20; i++) s += i + ","; process.stdout.write(s); process.stderr.write("é".repeat(600))';
     let expected = '';
     for (let i = 0; expected.length < 1 << 20; i++) expected += i + ',';
     const full = await runQuery(node, ['-e', script]);
@@ -176,7 +266,10 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
 
   test('a timeout ends the whole group, grandchild included', async () => {
     const pidFile = path.join(t.dir, 'pids');
-    const result = await runQuery('sh', ['-c', 'sleep 30 & echo $$ $! > "$0"; sleep 30', pidFile], { timeoutMs: 300, killGraceMs: 500 });
+    const result = await runQuery('sh', ['-c', 'sleep 30 & echo $$ $! > "$0"; sleep 30', pidFile], {
+      timeoutMs: 300,
+      killGraceMs: 500,
+    });
     expect(result.timedOut).toBe(true);
     expect(result.aborted).toBe(false);
     expect(result.signal).toBe('SIGTERM');
@@ -187,7 +280,10 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
   });
 
   test('a command that ignores TERM is killed after killGraceMs', async () => {
-    const result = await runQuery('sh', ['-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], { timeoutMs: 200, killGraceMs: 300 });
+    const result = await runQuery('sh', ['-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], {
+      timeoutMs: 200,
+      killGraceMs: 300,
+    });
     expect(result.timedOut).toBe(true);
     expect(result.signal).toBe('SIGKILL');
   });
@@ -208,11 +304,24 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
   });
 
   test('50 requests in flight at once all come back right', async () => {
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-      runQuery('sh', ['-c', 'sleep 0.$(($1 % 3)); echo "out $1"; echo "err $1" >&2; exit $(($1 % 7))', 'sh', String(i)])));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        runQuery('sh', [
+          '-c',
+          'sleep 0.$(($1 % 3)); echo "out $1"; echo "err $1" >&2; exit $(($1 % 7))',
+          'sh',
+          String(i),
+        ]),
+      ),
+    );
     expect(queryServerPid()).toBeDefined();
     results.forEach((r, i) => {
-      expect(r).toMatchObject({ exitCode: i % 7, signal: null, stdout: `out ${i}\n`, stderr: `err ${i}\n` });
+      expect(r).toMatchObject({
+        exitCode: i % 7,
+        signal: null,
+        stdout: `out ${i}\n`,
+        stderr: `err ${i}\n`,
+      });
     });
   });
 
@@ -257,7 +366,11 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
       expect(result.spawnError?.message).toMatch(/query server did not answer .* restarted/);
       await until(() => !processAlive(stuck));
     } finally {
-      try { process.kill(stuck, 'SIGCONT'); } catch { /* gone */ }
+      try {
+        process.kill(stuck, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
     }
     expect((await runQuery('echo', ['again'])).stdout).toBe('again\n');
     expect(queryServerPid()).not.toBe(stuck);
@@ -277,7 +390,11 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
       expect(result.spawnError?.message).toMatch(/query server did not answer .* restarted/);
       expect(server.alive).toBe(false);
     } finally {
-      try { process.kill(server.pid!, 'SIGCONT'); } catch { /* gone */ }
+      try {
+        process.kill(server.pid!, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
       await server.close();
     }
   });
@@ -306,9 +423,22 @@ describeIf(hasPerl)('Spawner (perl fork server)', () => {
 describeIf(hasPerl)('runQuery uses plain spawn()', () => {
   const moduleUrl = new URL('../../src/util/spawner.ts', import.meta.url).href;
   const runScript = (script: string, env: NodeJS.ProcessEnv = {}) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import * as s from ${JSON.stringify(moduleUrl)};\n${script}`], {
-      cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import * as s from ${JSON.stringify(moduleUrl)};\n${script}`,
+      ],
+      {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, ...env },
+      },
+    );
     expect(r.stderr).toBe('');
     return JSON.parse(r.stdout);
   };
@@ -335,7 +465,11 @@ describeIf(hasPerl)('runQuery uses plain spawn()', () => {
       await s.stopQueryServer();
     `;
     expect(runScript(script)).toEqual({ out: 'a\nb\n', pidBefore: null, server: true });
-    expect(runScript(script, { STAGEPOST_QUERY_SERVER: '0' })).toEqual({ out: 'a\nb\n', pidBefore: null, server: false });
+    expect(runScript(script, { STAGEPOST_QUERY_SERVER: '0' })).toEqual({
+      out: 'a\nb\n',
+      pidBefore: null,
+      server: false,
+    });
   });
 
   test('when perl is not installed', () => {

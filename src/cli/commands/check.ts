@@ -17,16 +17,34 @@ export async function checkCommand(opts: { config?: string; remote?: boolean }):
   const file = resolveConfigPath(opts.config, process.env, process.cwd());
   const config = await loadConfig(file);
   const problems: string[] = [];
-  const ctx = { log: createLogger(), stateDir: config.stateDir, redact: (t: string) => redactor.redact(t) };
+  const ctx = {
+    log: createLogger(),
+    stateDir: config.stateDir,
+    redact: (t: string) => redactor.redact(t),
+  };
   // A notify entry of the top level appears in every branch's list too: check each once.
-  const notifiers = new Map([...config.notify, ...config.branches.flatMap((b) => b.notify)].map((n) => [`${n.file}:${n.line}`, n]));
+  const notifiers = new Map(
+    [...config.notify, ...config.branches.flatMap((b) => b.notify)].map((n) => [
+      `${n.file}:${n.line}`,
+      n,
+    ]),
+  );
   for (const n of notifiers.values()) {
-    try { await loadNotifierPlugin(n, ctx); } catch (err) { problems.push(errorMessage(err)); }
+    try {
+      await loadNotifierPlugin(n, ctx);
+    } catch (err) {
+      problems.push(errorMessage(err));
+    }
   }
   const vcs = new VcsRegistry(ctx);
-  for (const b of config.branches) for (const s of b.sources) {
-    try { await vcs.get(s.vcs, { file: config.file, line: s.line }); } catch (err) { problems.push(errorMessage(err)); }
-  }
+  for (const b of config.branches)
+    for (const s of b.sources) {
+      try {
+        await vcs.get(s.vcs, { file: config.file, line: s.line });
+      } catch (err) {
+        problems.push(errorMessage(err));
+      }
+    }
   if (problems.length > 0) throw new StagepostError('ECONFIG', problems.join('\n'));
   say(`${config.file}: valid — ${config.branches.length} branch(es), ${config.jobs.length} job(s)`);
   if (!opts.remote) return 0;
@@ -38,9 +56,14 @@ export async function checkCommand(opts: { config?: string; remote?: boolean }):
     let failed = false;
     for (const b of config.branches) {
       const error = session.pollErrors.get(b.name);
-      if (error) { failed = true; note(`${b.name}: ${error}`); continue; }
+      if (error) {
+        failed = true;
+        note(`${b.name}: ${error}`);
+        continue;
+      }
       const missing = b.sources.filter((s) => session.poller.tracks[trackKey(s)]?.missing);
-      for (const s of missing) note(`${b.name}: source ${s.name}: ${session.poller.tracks[trackKey(s)]!.missing}`);
+      for (const s of missing)
+        note(`${b.name}: source ${s.name}: ${session.poller.tracks[trackKey(s)].missing}`);
       if (missing.length > 0) failed = true;
       else say(`${b.name}: remotes answer`);
     }

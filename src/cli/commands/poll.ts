@@ -4,7 +4,10 @@ import { trackKey } from '../../poll/tracks.js';
 import { printJson, table, say } from '../output.js';
 
 /** `stagepost poll [BRANCH…]`: ask the remotes once; show built vs remote. Builds nothing. */
-export async function pollCommand(branches: string[], opts: { config?: string; json?: boolean }): Promise<number> {
+export async function pollCommand(
+  branches: string[],
+  opts: { config?: string; json?: boolean },
+): Promise<number> {
   const session = await openSession(opts.config);
   try {
     const selected = selectBranches(session, branches);
@@ -13,7 +16,10 @@ export async function pollCommand(branches: string[], opts: { config?: string; j
     // start-up; the queries are timed apart so `--json` can show both.
     const pollStarted = performance.now();
     await session.poller.pollNow();
-    const timing = { startupMs: round(pollStarted), pollMs: round(performance.now() - pollStarted) };
+    const timing = {
+      startupMs: round(pollStarted),
+      pollMs: round(performance.now() - pollStarted),
+    };
     const rows = selected.map((b) => {
       const state = session.store.readBranch(b.name);
       return {
@@ -24,7 +30,15 @@ export async function pollCommand(branches: string[], opts: { config?: string; j
           const built = state.built[s.name] ?? null;
           const attempted = state.attempted[s.name] ?? null;
           const remote = session.poller.tracks[trackKey(s)]?.revision ?? null;
-          return { name: s.name, vcs: s.vcs, built, attempted, remote, missing: track?.missing ?? null, changed: remote !== null && remote !== attempted };
+          return {
+            name: s.name,
+            vcs: s.vcs,
+            built,
+            attempted,
+            remote,
+            missing: track?.missing ?? null,
+            changed: remote !== null && remote !== attempted,
+          };
         }),
       };
     });
@@ -33,7 +47,14 @@ export async function pollCommand(branches: string[], opts: { config?: string; j
     else {
       const lines = [['BRANCH', 'SOURCE', 'BUILT', 'REMOTE', 'CHANGED']];
       for (const r of rows) {
-        for (const s of r.sources) lines.push([r.name, s.name, short(s.built), r.error ? 'error' : s.missing ? 'missing' : short(s.remote), r.error ? '?' : s.changed ? 'yes' : 'no']);
+        for (const s of r.sources)
+          lines.push([
+            r.name,
+            s.name,
+            short(s.built),
+            r.error ? 'error' : s.missing ? 'missing' : short(s.remote),
+            r.error ? '?' : s.changed ? 'yes' : 'no',
+          ]);
         if (r.error) lines.push([r.name, '', '', r.error, '']);
       }
       say(table(lines).trimEnd());

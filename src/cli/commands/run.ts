@@ -11,23 +11,43 @@ export async function runCommand(opts: { config?: string }): Promise<number> {
   let stopAsked: string | null = null;
   let signals = 0;
   let resolveExit: (code: number) => void = () => undefined;
-  const exit = new Promise<number>((resolve) => { resolveExit = resolve; });
+  const exit = new Promise<number>((resolve) => {
+    resolveExit = resolve;
+  });
   const stop = (signal: string) => {
     signals += 1;
-    if (!daemon) { stopAsked = signal; return; }
+    if (!daemon) {
+      stopAsked = signal;
+      return;
+    }
     if (signals > 1) {
       log.warn({ signal }, 'second signal');
       daemon.interruptNow();
       return;
     }
     log.info({ signal }, 'shutting down');
-    void daemon.stop().then(() => resolveExit(0), (err) => { log.error({ error: err }, 'shutdown failed'); resolveExit(1); });
+    void daemon.stop().then(
+      () => resolveExit(0),
+      (err) => {
+        log.error({ error: err }, 'shutdown failed');
+        resolveExit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => { log.info({}, 'SIGHUP: reloading ci.yaml'); void daemon?.reload(); });
+  process.on('SIGHUP', () => {
+    log.info({}, 'SIGHUP: reloading ci.yaml');
+    void daemon?.reload();
+  });
 
-  daemon = await Daemon.start({ configFile: resolveConfigPath(opts.config, process.env, process.cwd()), log });
-  if (stopAsked) { signals = 0; stop(stopAsked); }
+  daemon = await Daemon.start({
+    configFile: resolveConfigPath(opts.config, process.env, process.cwd()),
+    log,
+  });
+  if (stopAsked) {
+    signals = 0;
+    stop(stopAsked);
+  }
   return exit;
 }

@@ -15,15 +15,22 @@ import { selectBranches } from './poll.js';
  * foreground, the log streaming to the terminal. Waits for (never overlaps) a
  * daemon's build of the same branch.
  */
-export async function updateCommand(names: string[], opts: { config?: string; all?: boolean; force?: boolean }): Promise<number> {
-  if (names.length === 0 && !opts.all) throw new StagepostError('EUSAGE', 'name the branches to update, or use --all');
+export async function updateCommand(
+  names: string[],
+  opts: { config?: string; all?: boolean; force?: boolean },
+): Promise<number> {
+  if (names.length === 0 && !opts.all)
+    throw new StagepostError('EUSAGE', 'name the branches to update, or use --all');
   const session = await openSession(opts.config, { notify: true });
   try {
     const branches = opts.all ? session.config.branches : selectBranches(session, names);
     note(`polling ${branches.length} branch(es)…`);
     await session.poller.setBranches(branches, false);
     await session.poller.pollNow();
-    const results: Array<{ branch: string; outcome: BuildOutcome | { status: 'error'; reason: string } }> = [];
+    const results: Array<{
+      branch: string;
+      outcome: BuildOutcome | { status: 'error'; reason: string };
+    }> = [];
     for (const [i, branch] of branches.entries()) {
       if (branches.length > 1) note(`[${i + 1}/${branches.length}] ${branch.name}`);
       const pollError = session.pollErrors.get(branch.name);
@@ -32,17 +39,32 @@ export async function updateCommand(names: string[], opts: { config?: string; al
         results.push({ branch: branch.name, outcome: { status: 'error', reason: pollError } });
         continue;
       }
-      const outcome = await buildInForeground(session, branch, { force: !!opts.force, prefix: branches.length > 1 });
+      const outcome = await buildInForeground(session, branch, {
+        force: !!opts.force,
+        prefix: branches.length > 1,
+      });
       results.push({ branch: branch.name, outcome });
     }
     const rows = [['BRANCH', 'RESULT', 'BUILD', 'DURATION', 'FAILED STEP']];
     for (const { branch, outcome } of results) {
-      if (outcome.status === 'built') rows.push([branch, outcome.record.result ?? '-', `#${outcome.record.id}`, formatDuration(outcome.record.durationMs ?? 0), outcome.record.failedStep ?? '']);
+      if (outcome.status === 'built')
+        rows.push([
+          branch,
+          outcome.record.result ?? '-',
+          `#${outcome.record.id}`,
+          formatDuration(outcome.record.durationMs ?? 0),
+          outcome.record.failedStep ?? '',
+        ]);
       else if (outcome.status === 'up-to-date') rows.push([branch, 'up to date', '', '', '']);
       else rows.push([branch, 'not built', '', '', outcome.reason]);
     }
     say(table(rows).trimEnd());
-    const failed = results.some(({ outcome }) => outcome.status === 'error' || outcome.status === 'no-revision' || (outcome.status === 'built' && outcome.record.result !== 'success'));
+    const failed = results.some(
+      ({ outcome }) =>
+        outcome.status === 'error' ||
+        outcome.status === 'no-revision' ||
+        (outcome.status === 'built' && outcome.record.result !== 'success'),
+    );
     return failed ? 1 : 0;
   } finally {
     await session.close();
@@ -54,13 +76,24 @@ export async function createCommand(name: string, opts: { config?: string }): Pr
   const session = await openSession(opts.config, { notify: true });
   try {
     const branch = session.branch(name);
-    if (existsSync(branch.dir)) throw new StagepostError('EEXISTS', `${branch.dir} already exists — \`stagepost create\` only makes new branch sites; use \`stagepost update ${name}\` to rebuild it`);
+    if (existsSync(branch.dir))
+      throw new StagepostError(
+        'EEXISTS',
+        `${branch.dir} already exists — \`stagepost create\` only makes new branch sites; use \`stagepost update ${name}\` to rebuild it`,
+      );
     await session.poller.setBranches([branch], false);
     await session.poller.pollNow();
     const pollError = session.pollErrors.get(name);
     if (pollError) throw new StagepostError('EREMOTE', `cannot create ${name}: ${pollError}`);
-    const outcome = await buildInForeground(session, branch, { force: true, create: true, prefix: false });
-    if (outcome.status !== 'built') { note(`${name}: not built: ${'reason' in outcome ? outcome.reason : outcome.status}`); return 1; }
+    const outcome = await buildInForeground(session, branch, {
+      force: true,
+      create: true,
+      prefix: false,
+    });
+    if (outcome.status !== 'built') {
+      note(`${name}: not built: ${'reason' in outcome ? outcome.reason : outcome.status}`);
+      return 1;
+    }
     say(`${name}: created, build #${outcome.record.id} ${outcome.record.result}`);
     return outcome.record.result === 'success' ? 0 : 1;
   } finally {
@@ -68,14 +101,34 @@ export async function createCommand(name: string, opts: { config?: string }): Pr
   }
 }
 
-export async function buildInForeground(session: Session, branch: BranchConfig, opts: { force: boolean; create?: boolean; prefix: boolean }): Promise<BuildOutcome> {
+export async function buildInForeground(
+  session: Session,
+  branch: BranchConfig,
+  opts: { force: boolean; create?: boolean; prefix: boolean },
+): Promise<BuildOutcome> {
   // With no daemon running, this process runs the branch's mail catcher for the build.
   const daemon = await readLock(path.join(session.config.stateDir, 'daemon.lock'));
   let catcher: MailCatcher | null = null;
   if (!daemon && branch.smtpPort) {
     const { MailCatcher } = await import('../../site/mail-catcher.js');
-    catcher = new MailCatcher({ branch: branch.name, port: branch.smtpPort, host: '127.0.0.1', stateDir: session.config.stateDir, keep: 300, relay: branch.mailout && session.config.site.smtpRelay ? { url: session.config.site.smtpRelay } : null, log: session.log.child({ branch: branch.name }) });
-    try { await catcher.start(); } catch (err) { note(`mail catcher on port ${branch.smtpPort} could not start: ${(err as Error).message}`); catcher = null; }
+    catcher = new MailCatcher({
+      branch: branch.name,
+      port: branch.smtpPort,
+      host: '127.0.0.1',
+      stateDir: session.config.stateDir,
+      keep: 300,
+      relay:
+        branch.mailout && session.config.site.smtpRelay
+          ? { url: session.config.site.smtpRelay }
+          : null,
+      log: session.log.child({ branch: branch.name }),
+    });
+    try {
+      await catcher.start();
+    } catch (err) {
+      note(`mail catcher on port ${branch.smtpPort} could not start: ${(err as Error).message}`);
+      catcher = null;
+    }
   }
   const prefix = opts.prefix ? `[${branch.name}] ` : '';
   let pending = '';
@@ -85,12 +138,18 @@ export async function buildInForeground(session: Session, branch: BranchConfig, 
     for (const l of lines) process.stdout.write(`${prefix}${l}\n`);
   };
   try {
-    const outcome = await runBuild(session.buildContext({
-      echo,
-      onLockWait: (owner) => note(`${branch.name}: waiting for pid ${owner.pid} (${owner.purpose}) to finish…`),
-    }), branch, { force: opts.force, create: opts.create });
+    const outcome = await runBuild(
+      session.buildContext({
+        echo,
+        onLockWait: (owner) =>
+          note(`${branch.name}: waiting for pid ${owner.pid} (${owner.purpose}) to finish…`),
+      }),
+      branch,
+      { force: opts.force, create: opts.create },
+    );
     if (pending) process.stdout.write(`${prefix}${pending}\n`);
-    if (outcome.status === 'up-to-date') note(`${branch.name}: up to date (use --force to rebuild)`);
+    if (outcome.status === 'up-to-date')
+      note(`${branch.name}: up to date (use --force to rebuild)`);
     return outcome;
   } finally {
     await catcher?.stop();

@@ -25,14 +25,24 @@ const server = http.createServer((req, res) => {
   if (match && customers.includes(match[1])) {
     const customer = match[1];
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(page(`${customer} on ${branch}`, `<h1>${esc(customer)}</h1>
+    res.end(
+      page(
+        `${customer} on ${branch}`,
+        `<h1>${esc(customer)}</h1>
 <p>Branch site <b>${esc(branch)}</b>, revision <code>${esc(revision)}</code>, started ${esc(startedAt)}.</p>
-<p>Mail-in: ${mailin.includes(customer) ? 'processed on this branch' : 'not on this branch'}.</p>`));
+<p>Mail-in: ${mailin.includes(customer) ? 'processed on this branch' : 'not on this branch'}.</p>`,
+      ),
+    );
     return;
   }
   if (url.pathname === '/') {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(page(branch, `<h1>${esc(branch)}</h1><ul>${customers.map((c) => `<li><a href="${esc(prefix)}/${esc(c)}/">${esc(c)}</a></li>`).join('')}</ul>`));
+    res.end(
+      page(
+        branch,
+        `<h1>${esc(branch)}</h1><ul>${customers.map((c) => `<li><a href="${esc(prefix)}/${esc(c)}/">${esc(c)}</a></li>`).join('')}</ul>`,
+      ),
+    );
     return;
   }
   res.writeHead(404, { 'content-type': 'text/plain' });
@@ -61,7 +71,8 @@ async function sendStartMail() {
     const line = replies.shift();
     const w = waiting;
     waiting = null;
-    if (Number(line.slice(0, 3)) < 400) w.resolve(line); else w.reject(new Error(line));
+    if (Number(line.slice(0, 3)) < 400) w.resolve(line);
+    else w.reject(new Error(line));
   };
   socket.on('data', (chunk) => {
     const lines = (partial + chunk).split('\r\n');
@@ -71,8 +82,18 @@ async function sendStartMail() {
     deliver();
   });
   const failed = new Promise((_, reject) => socket.on('error', reject));
-  const reply = () => Promise.race([failed, new Promise((resolve, reject) => { waiting = { resolve, reject }; deliver(); })]);
-  const send = (line) => { socket.write(`${line}\r\n`); return reply(); };
+  const reply = () =>
+    Promise.race([
+      failed,
+      new Promise((resolve, reject) => {
+        waiting = { resolve, reject };
+        deliver();
+      }),
+    ]);
+  const send = (line) => {
+    socket.write(`${line}\r\n`);
+    return reply();
+  };
 
   const to = `${mailin[0] ?? customers[0] ?? 'users'}-users@example.test`;
   await reply();
@@ -80,16 +101,18 @@ async function sendStartMail() {
   await send(`MAIL FROM:<noreply@${branch}.example.test>`);
   await send(`RCPT TO:<${to}>`);
   await send('DATA');
-  await send([
-    `From: ${branch} app <noreply@${branch}.example.test>`,
-    `To: <${to}>`,
-    `Subject: [${branch}] app restarted at revision ${revision}`,
-    `Date: ${new Date().toUTCString()}`,
-    '',
-    `The ${branch} app server started at ${startedAt}.`,
-    'On a staging site this mail is caught, never delivered.',
-    '.',
-  ].join('\r\n'));
+  await send(
+    [
+      `From: ${branch} app <noreply@${branch}.example.test>`,
+      `To: <${to}>`,
+      `Subject: [${branch}] app restarted at revision ${revision}`,
+      `Date: ${new Date().toUTCString()}`,
+      '',
+      `The ${branch} app server started at ${startedAt}.`,
+      'On a staging site this mail is caught, never delivered.',
+      '.',
+    ].join('\r\n'),
+  );
   socket.end('QUIT\r\n');
   console.log(`start mail sent to the catcher at ${target}`);
 }
