@@ -1,8 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Cron } from 'croner';
-import { watch, type FSWatcher } from 'chokidar';
 import type { BranchConfig, Config } from '../config/types.js';
 import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
 import type {
@@ -15,7 +13,7 @@ import type {
 import { createLogger, type Logger } from '../log.js';
 import { loadConfig } from '../config/load.js';
 import { StagepostError, errorMessage } from '../errors.js';
-import { StateStore, type TrackState } from '../state/store.js';
+import { StateStore } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
@@ -26,21 +24,21 @@ import { runJob } from '../build/job.js';
 import { recoverInterrupted, resendPendingNotifications } from '../build/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
-import type { MailCatcher } from '../site/mail-catcher.js';
 import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
 import { stopQueryServer, useQueryServer } from '../util/spawner.js';
-import { writeRuntimeFile } from './runtime-file.js';
 import { historyOf, statusDocument } from './status.js';
+import { HttpHost } from './http-host.js';
+import { MailCatchers } from './mail-catchers.js';
+import { JobSchedule } from './job-schedule.js';
+import { ConfigWatcher } from './config-watcher.js';
+import { PollRecord } from './poll-record.js';
+import {
+  RuntimeWriter,
+  RUNTIME_WRITE_ROUTINE_MS,
+  RUNTIME_WRITE_SOON_MS,
+} from './runtime-writer.js';
 
-/** How soon `stagepost status` sees news, and routine poll timestamps. */
-const RUNTIME_WRITE_SOON_MS = 500;
-const RUNTIME_WRITE_ROUTINE_MS = 30_000;
-
-/**
- * The daemon: polls, queues, builds, runs jobs, notifies, serves HTTP, and
- * follows ci.yaml as it is edited. Implements the DaemonApi the HTTP server uses.
- */
 export interface DaemonOptions {
   configFile: string;
   log?: Logger;
@@ -49,6 +47,12 @@ export interface DaemonOptions {
   watch?: boolean;
 }
 
+/**
+ * The daemon: polls, queues, builds, runs jobs, notifies, and follows ci.yaml
+ * as it is edited. It wires the parts together and implements the DaemonApi
+ * the HTTP server uses; the HTTP listener, mail catchers, cron timers, the
+ * config watcher and the runtime file each live in a file of their own.
+ */
 export class Daemon implements DaemonApi {
   config!: Config;
   readonly log: Logger;
@@ -59,19 +63,28 @@ export class Daemon implements DaemonApi {
   private queue!: BuildQueue;
   private dispatcher!: NotifyDispatcher;
   private readonly metrics = createMetrics();
-  private http: { url: string; close(): Promise<void> } | null = null;
-  private httpKey = '';
-  private readonly catchers = new Map<string, MailCatcher>();
-  private jobs: Cron[] = [];
-  private watcher: FSWatcher | null = null;
+  private readonly polls = new PollRecord(this.metrics);
+  private readonly http: HttpHost;
+  private readonly catchers: MailCatchers;
+  private readonly schedule = new JobSchedule((job) => this.runJobNow(job));
+  private watcher: ConfigWatcher | null = null;
+  private readonly runtime = new RuntimeWriter(
+    () => this.config.stateDir,
+    () => ({
+      pid: process.pid,
+      startedAt: this.startedAt,
+      updatedAt: new Date().toISOString(),
+      lastPoll: this.polls.lastPoll,
+      queue: this.queue.waitingItems().map((i) => i.branch),
+      current: this.current,
+      outbox: this.dispatcher.outboxSize(),
+    }),
+  );
   private readonly abort = new AbortController();
   private readonly events = new EventEmitter();
-  private readonly lastPoll: Record<string, { at: string; error: string | null }> = {};
   private readonly current: Record<string, CurrentBuild> = {};
   private readonly quietTimers = new Map<string, NodeJS.Timeout>();
   private lastConfigError: string | null = null;
-  private runtimeTimer: NodeJS.Timeout | null = null;
-  private runtimeDue = 0;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
@@ -79,6 +92,8 @@ export class Daemon implements DaemonApi {
   private constructor(private readonly options: DaemonOptions) {
     this.log = options.log ?? createLogger();
     this.events.setMaxListeners(0);
+    this.http = new HttpHost(this, this.metrics, this.log);
+    this.catchers = new MailCatchers(this.log, (branch) => this.changed({ type: 'mail', branch }));
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -149,36 +164,25 @@ export class Daemon implements DaemonApi {
           for (const b of branches) this.considerBuild(b);
         },
         polled: (branches, error, durationMs, vcs) => {
-          const at = new Date().toISOString();
-          this.metrics.remoteQueriesTotal.inc({ vcs });
-          this.metrics.pollDurationSeconds.observe({ vcs }, durationMs / 1000);
-          // Only a poll that turns out differently from the last one (first
-          // answer, a new or cleared error) is news for `stagepost status`.
-          let news = false;
-          // One shared entry: this runs for every branch of the repository on every answer.
-          const entry = { at, error };
-          for (const b of branches) {
-            const before = this.lastPoll[b];
-            if (!before || before.error !== error) news = true;
-            this.lastPoll[b] = entry;
-          }
-          this.metrics.countPolls(branches, error !== null);
+          // Only a poll that turns out differently from the last one is news for `stagepost status`.
+          const news = this.polls.polled(branches, error, durationMs, vcs);
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
           this.changed({ type: 'poll' }, news);
         },
       },
     });
 
-    await this.applyHttp();
-    await this.applyMailCatchers();
-    this.applyJobs();
-    if (this.options.watch !== false) this.watchConfig();
+    await this.http.apply(this.config);
+    await this.catchers.apply(this.config);
+    this.schedule.apply(this.config.jobs);
+    if (this.options.watch !== false)
+      this.watcher = new ConfigWatcher(this.config.file, this.log, () => void this.reload());
     this.log.info(
       {
         config: this.config.file,
         branches: this.config.branches.map((b) => b.name),
         stateDir: this.config.stateDir,
-        http: this.http?.url,
+        http: this.http.url,
       },
       'stagepost started',
     );
@@ -297,22 +301,6 @@ export class Daemon implements DaemonApi {
 
   // ------------------------------------------------------------ live config
 
-  private watchConfig(): void {
-    let timer: NodeJS.Timeout | undefined;
-    // chokidar follows a file that an editor replaces by rename (its atomic
-    // save), which a plain fs.watch on the old inode would miss.
-    this.watcher = watch(this.config.file, {
-      ignoreInitial: true,
-      awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 },
-    });
-    const onEvent = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => void this.reload(), 150);
-    };
-    this.watcher.on('add', onEvent).on('change', onEvent);
-    this.watcher.on('error', (err) => this.log.warn({ error: err }, 'cannot watch ci.yaml'));
-  }
-
   /** Load ci.yaml again. An invalid edit changes nothing (and is reported once). */
   reload(): Promise<void> {
     this.reloading = this.reloading.then(() => this.doReload());
@@ -348,9 +336,9 @@ export class Daemon implements DaemonApi {
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
     await this.poller.setBranches(next.branches);
-    await this.applyHttp();
-    await this.applyMailCatchers();
-    this.applyJobs();
+    await this.http.apply(next);
+    await this.catchers.apply(next);
+    this.schedule.apply(next.jobs);
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
@@ -365,75 +353,6 @@ export class Daemon implements DaemonApi {
       httpUrl: this.config.http?.publicUrl,
       configDir: this.config.dir,
     });
-  }
-
-  private async applyHttp(): Promise<void> {
-    const http = this.config.http;
-    const key = http ? `${http.host}:${http.port}:${http.token ?? ''}` : '';
-    if (key === this.httpKey) return;
-    if (this.http) {
-      await this.http.close();
-      this.http = null;
-    }
-    this.httpKey = key;
-    if (!http) return;
-    // Loaded only when configured: fastify is the largest part of a resting daemon's memory.
-    const { startHttpServer } = await import('../http/server.js');
-    this.http = await startHttpServer({
-      host: http.host,
-      port: http.port,
-      token: http.token,
-      api: this,
-      metrics: this.metrics,
-      log: this.log,
-      redact: (t: string) => redactor.redact(t),
-    });
-  }
-
-  private async applyMailCatchers(): Promise<void> {
-    const wanted = new Map<string, BranchConfig>();
-    for (const b of this.config.branches)
-      if (b.smtpPort)
-        wanted.set(`${b.name}:${b.smtpPort}:${b.mailout}:${this.config.site.smtpRelay ?? ''}`, b);
-    for (const [key, catcher] of this.catchers) {
-      if (!wanted.has(key)) {
-        await catcher.stop();
-        this.catchers.delete(key);
-      }
-    }
-    for (const [key, b] of wanted) {
-      if (this.catchers.has(key)) continue;
-      const { MailCatcher } = await import('../site/mail-catcher.js');
-      const catcher = new MailCatcher({
-        branch: b.name,
-        port: b.smtpPort!,
-        host: '127.0.0.1',
-        stateDir: this.config.stateDir,
-        keep: 300,
-        relay: b.mailout && this.config.site.smtpRelay ? { url: this.config.site.smtpRelay } : null,
-        log: this.log.child({ branch: b.name }),
-      });
-      catcher.on('caught', () => this.changed({ type: 'mail', branch: b.name }));
-      try {
-        await catcher.start();
-        this.catchers.set(key, catcher);
-      } catch (err) {
-        this.log.error(
-          { branch: b.name, port: b.smtpPort, error: err },
-          'mail catcher could not start',
-        );
-      }
-    }
-  }
-
-  private applyJobs(): void {
-    for (const j of this.jobs) j.stop();
-    this.jobs = this.config.jobs.map(
-      (job) =>
-        new Cron(job.schedule, { timezone: job.timezone, protect: true }, () =>
-          this.runJobNow(job.name),
-        ),
-    );
   }
 
   /** Queue a job for its branches (or one). */
@@ -458,7 +377,7 @@ export class Daemon implements DaemonApi {
     return redactor.redactValue(
       statusDocument(this.config, this.store, {
         tracks: this.poller.tracks,
-        lastPoll: this.lastPoll,
+        lastPoll: this.polls.lastPoll,
         queued,
         queue: this.queue
           .waitingItems()
@@ -507,40 +426,8 @@ export class Daemon implements DaemonApi {
 
   private changed(event: { type: string; branch?: string }, news = true): void {
     this.events.emit('change', event);
-    this.scheduleRuntimeWrite(news ? RUNTIME_WRITE_SOON_MS : RUNTIME_WRITE_ROUTINE_MS);
-  }
-
-  /** Resolves when nothing is queued or running (tests, `update` through a daemon). */
-  idle(): Promise<void> {
-    return this.queue.idle();
-  }
-
-  /**
-   * runtime.json within `delayMs`. Routine polls only refresh timestamps, so
-   * they wait long enough that an idle daemon does no file work per cycle;
-   * news (queue, builds, a poll error) pulls a pending write forward.
-   */
-  private scheduleRuntimeWrite(delayMs: number): void {
-    if (this.stopping) return;
-    const due = Date.now() + delayMs;
-    if (this.runtimeTimer) {
-      if (this.runtimeDue <= due) return;
-      clearTimeout(this.runtimeTimer);
-    }
-    this.runtimeDue = due;
-    this.runtimeTimer = setTimeout(() => {
-      this.runtimeTimer = null;
-      void writeRuntimeFile(this.config.stateDir, {
-        pid: process.pid,
-        startedAt: this.startedAt,
-        updatedAt: new Date().toISOString(),
-        lastPoll: this.lastPoll,
-        queue: this.queue.waitingItems().map((i) => i.branch),
-        current: this.current,
-        outbox: this.dispatcher.outboxSize(),
-      }).catch(() => undefined);
-    }, delayMs);
-    this.runtimeTimer.unref?.();
+    if (!this.stopping)
+      this.runtime.schedule(news ? RUNTIME_WRITE_SOON_MS : RUNTIME_WRITE_ROUTINE_MS);
   }
 
   // ------------------------------------------------------------ shutdown
@@ -564,9 +451,9 @@ export class Daemon implements DaemonApi {
     this.log.info({ running: this.queue.runningCount(), graceMs }, 'stopping');
     this.poller.stop();
     this.queue.pause();
-    for (const j of this.jobs) j.stop();
+    this.schedule.stop();
     for (const t of this.quietTimers.values()) clearTimeout(t);
-    if (this.runtimeTimer) clearTimeout(this.runtimeTimer);
+    this.runtime.stop();
     await this.watcher?.close();
     const idle = this.queue.idle();
     const graceOver = await Promise.race([
@@ -585,8 +472,8 @@ export class Daemon implements DaemonApi {
       new Promise((r) => setTimeout(r, 2000).unref?.()),
     ]);
     await this.dispatcher.close();
-    await this.http?.close();
-    for (const c of this.catchers.values()) await c.stop();
+    await this.http.close();
+    await this.catchers.stop();
     await this.lock.release();
     this.log.info({}, 'stopped');
   }
