@@ -9,7 +9,7 @@ import { Poller } from '../poll/poller.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
 import { StagepostError } from '../errors.js';
-import type { BuildContext } from '../build/builder.js';
+import type { BuildContext } from '../builds/builder.js';
 
 /**
  * What a foreground command (`update`, `poll`, `create`, `job`) needs: the

@@ -9,7 +9,7 @@ import type {
   CurrentBuild,
   DaemonApi,
   StatusDocument,
-} from '../status.js';
+} from '../api.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadConfig } from '../config/load.js';
 import { StagepostError, errorMessage } from '../errors.js';
@@ -19,15 +19,15 @@ import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
 import { trackKey } from '../poll/tracks.js';
 import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
-import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../build/builder.js';
-import { runJob } from '../build/job.js';
-import { recoverInterrupted, resendPendingNotifications } from '../build/recover.js';
+import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../builds/builder.js';
+import { runJob } from '../builds/job.js';
+import { recoverInterrupted, resendPendingNotifications } from '../builds/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
 import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
 import { stopQueryServer, useQueryServer } from '../util/spawner.js';
-import { historyOf, statusDocument } from './status.js';
+import { historyOf, statusDocument } from './status-document.js';
 import { HttpHost } from './http-host.js';
 import { MailCatchers } from './mail-catchers.js';
 import { JobSchedule } from './job-schedule.js';

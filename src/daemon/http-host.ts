@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { DaemonApi } from '../status.js';
+import type { DaemonApi } from '../api.js';
 import { redactor } from '../util/redact.js';
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CurrentBuild } from '../status.js';
+import type { CurrentBuild } from '../api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 /**

@@ -1,6 +1,6 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BuildSummary } from '../status.js';
+import type { BuildSummary } from '../api.js';
 import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { StagepostError } from '../errors.js';

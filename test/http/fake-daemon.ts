@@ -7,7 +7,7 @@ import type {
   CaughtMailSummary,
   DaemonApi,
   StatusDocument,
-} from '../../src/status.js';
+} from '../../src/api.js';
 
 /**
  * An in-memory stand-in for the daemon, for route and dashboard tests only.

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument, isMap, isSeq, type YAMLMap } from 'yaml';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../config/load.js';
 import { openSession } from '../session.js';
-import { runJob } from '../../build/job.js';
+import { runJob } from '../../builds/job.js';
 import { listCaughtMail, readCaughtMail } from '../../site/mail-store.js';
 import { renderProxyConfig } from '../../site/proxy-config.js';
 import { StagepostError } from '../../errors.js';

@@ -4,7 +4,7 @@ import { loadConfig, resolveConfigPath } from '../../config/load.js';
 import { StateStore } from '../../state/store.js';
 import { readLock } from '../../state/lock.js';
 import { readRuntimeFile } from '../../daemon/runtime-file.js';
-import { statusDocument } from '../../daemon/status.js';
+import { statusDocument } from '../../daemon/status-document.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';

@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import type { BranchStatus, BuildSummary, CurrentBuild, StatusDocument } from '../status.js';
+import type { BranchStatus, BuildSummary, CurrentBuild, StatusDocument } from '../api.js';
 import type { BranchState, StateStore, TrackState } from '../state/store.js';
 import { customerUrl } from '../site/urls.js';
 import { stripUrlPassword } from '../util/redact.js';
