@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run,
   describeFailure,
   sharedSshWords,
   StagepostError,
@@ -93,7 +92,7 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
     const argv = ['--non-interactive', ...auth.args, ...args];
     options.onRun?.(['svn', ...argv]);
     const onOutput = o.onOutput;
-    return run('svn', argv, {
+    return ctx.run('svn', argv, {
       env,
       timeoutMs: o.timeoutMs,
       signal: o.signal,

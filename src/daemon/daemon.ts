@@ -29,7 +29,7 @@ import { createMetrics } from '../metrics.js';
 import type { MailCatcher } from '../site/mail-catcher.js';
 import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
-import { stopQueryServer, useQueryServer } from '../util/spawner.js';
+import { createPluginContext } from '../plugins/context.js';
 import { writeRuntimeFile } from './runtime-file.js';
 import { historyOf, statusDocument } from './status.js';
 
@@ -102,14 +102,7 @@ export class Daemon implements DaemonApi {
         `another stagepost daemon (pid ${owner.pid}) already runs on state_dir ${this.config.stateDir} — stop it first, or give this one another state_dir`,
       );
     }
-    const pluginCtx = {
-      log: this.log,
-      stateDir: path.join(this.config.stateDir, 'plugins'),
-      redact: (t: string) => redactor.redact(t),
-    };
-    this.vcs = new VcsRegistry(pluginCtx);
-    // Thousands of ls-remote a day: started by a small fork server, not by forking this process.
-    useQueryServer(true);
+    this.vcs = new VcsRegistry(createPluginContext(this.config.stateDir, this.log));
     await recoverInterrupted(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -579,7 +572,6 @@ export class Daemon implements DaemonApi {
       await idle;
     }
     await this.poller.idle();
-    await stopQueryServer();
     await Promise.race([
       this.dispatcher.flush(),
       new Promise((r) => setTimeout(r, 2000).unref?.()),

@@ -6,6 +6,7 @@ import { StagepostError } from '../errors.js';
 import { Outbox, type OutboxRecord } from './outbox.js';
 import { FailureLog } from './failure-log.js';
 import { instantiateNotifier, notifierHash } from './instantiate.js';
+import { createPluginContext } from '../plugins/context.js';
 
 export interface DispatcherOptions {
   stateDir: string;
@@ -151,9 +152,11 @@ export class NotifyDispatcher {
 
   private context(config: NotifierConfig, extras: NotifierExtras): NotifierContext {
     return {
-      log: this.log.child({ notifier: config.use }),
-      stateDir: path.join(this.options.stateDir, 'plugins'),
-      redact: this.options.redact,
+      ...createPluginContext(
+        this.options.stateDir,
+        this.log.child({ notifier: config.use }),
+        this.options.redact,
+      ),
       ...extras,
     };
   }

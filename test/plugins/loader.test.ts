@@ -5,6 +5,7 @@ import { loadPlugin } from '../../src/plugins/loader.js';
 import { BUILTIN_PLUGINS, pluginsDir } from '../../src/plugins/registry.js';
 import { memoryLogger } from '../../src/log.js';
 import { StagepostError } from '../../src/errors.js';
+import { run } from '../../src/util/exec.js';
 import type { NotifierPlugin } from '../../src/plugin-api.js';
 
 const FIXTURES = path.resolve(
@@ -21,6 +22,7 @@ function context() {
     log: memoryLogger(),
     stateDir: '/tmp/stagepost-loader-state',
     redact: (t: string) => t.replace(/hunter2/g, '[secure]'),
+    run,
   };
 }
 

@@ -3,11 +3,12 @@ import net from 'node:net';
 import { memoryLogger } from '../../src/log.js';
 import type { PluginContext } from '../../src/plugin-api.js';
 import { Redactor } from '../../src/util/redact.js';
+import { run } from '../../src/util/exec.js';
 
 /** Shared by the git and svn plugin tests: a plugin context and a network server. */
 export function pluginContext(stateDir: string): PluginContext {
   const redactor = new Redactor();
-  return { log: memoryLogger(), stateDir, redact: (t) => redactor.redact(t) };
+  return { log: memoryLogger(), stateDir, redact: (t) => redactor.redact(t), run };
 }
 
 export function freePort(): Promise<number> {
