@@ -11,7 +11,7 @@ import {
   type RunResult,
   type SourceSpec,
   type VcsPlugin,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { credentialArgs, splitPassword, type GitRemoteUrl } from './credentials.js';
 import { gitEnvironment } from './env.js';
 import { LOG_FORMAT, parseLog } from './log.js';
