@@ -9,7 +9,6 @@ export type ErrorCode =
   | 'ENOBRANCH' // branch not in ci.yaml
   | 'EREMOTE' // a remote query failed
   | 'ECHECKOUT' // bringing a checkout to a revision failed
-  | 'EBUILD' // a build failed
   | 'ELOCKED' // another process holds the lock
   | 'ESTATE' // state_dir unreadable or unwritable
   | 'EPLUGIN' // a plugin failed to load or has the wrong shape

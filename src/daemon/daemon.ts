@@ -15,7 +15,7 @@ import type {
 import { createLogger, type Logger } from '../log.js';
 import { loadConfig } from '../config/load.js';
 import { StagepostError, errorMessage } from '../errors.js';
-import { StateStore, type TrackState } from '../state/store.js';
+import { StateStore } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
@@ -270,7 +270,7 @@ export class Daemon implements DaemonApi {
         const job = this.config.jobs.find((j) => `job:${j.name}` === item.kind);
         if (!job) return;
         const record = await runJob(
-          { ...this.buildContext(), notifyJob: (n) => this.notify(n, ['job-failure']) },
+          { ...this.buildContext(), notifyJob: (n, events) => this.notify(n, events) },
           job,
           branch,
         );
@@ -501,11 +501,6 @@ export class Daemon implements DaemonApi {
   private changed(event: { type: string; branch?: string }, news = true): void {
     this.events.emit('change', event);
     this.scheduleRuntimeWrite(news ? RUNTIME_WRITE_SOON_MS : RUNTIME_WRITE_ROUTINE_MS);
-  }
-
-  /** Resolves when nothing is queued or running (tests, `update` through a daemon). */
-  idle(): Promise<void> {
-    return this.queue.idle();
   }
 
   /**

@@ -5,9 +5,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import { errorMessage, StagepostError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { headerValue } from './mail-headers.js';
-import { MailStore, newMailId, type PendingRelay, type StoredMail } from './mail-store.js';
-
-export { listCaughtMail, readCaughtMail } from './mail-store.js';
+import { MailStore, newMailId, type StoredMail } from './mail-store.js';
 
 /**
  * A branch's mail catcher: an SMTP server on loopback that accepts any mail

@@ -2,7 +2,8 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPlugin } from '../../src/plugins/loader.js';
-import { BUILTIN_PLUGINS, pluginsDir } from '../../src/plugins/registry.js';
+import { BUILTIN_PLUGINS } from '../../src/plugins/registry.js';
+import { ROOT } from '../helpers/cli.js';
 import { memoryLogger } from '../../src/log.js';
 import { StagepostError } from '../../src/errors.js';
 import { run } from '../../src/util/exec.js';
@@ -37,7 +38,7 @@ async function loadError(use: string): Promise<StagepostError> {
 }
 
 describe('plugin registry', () => {
-  const folders = readdirSync(pluginsDir(), { withFileTypes: true })
+  const folders = readdirSync(path.join(ROOT, 'plugins'), { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name);
 
