@@ -41,6 +41,12 @@ export function exitCodeFor(err: unknown): number {
   return 1;
 }
 
+/**
+ * The message of anything thrown. Read as a property, not through
+ * `instanceof Error`: an error from another realm (a plugin run in jest's vm
+ * contexts) is no instance of this realm's Error.
+ */
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' ? message : String(err);
 }

@@ -25,13 +25,6 @@ import {
 } from './refs.js';
 import { localRepositoryPath, lsRefsRequest, parseLsRefs } from './upload-pack.js';
 
-/**
- * The git VCS plugin: polls with one `git ls-remote` per repository (for a
- * repository on this machine, the `git upload-pack` ls-remote would start) and keeps
- * checkouts with plain git commands. git is called directly (not through
- * simple-git) so every call is an argv array through `run`, with a timeout that
- * ends the whole process group (git's ssh and remote helpers included).
- */
 export interface GitPluginOptions {
   /** Environment over process.env for every git child (tests; an operator's GIT_SSH_COMMAND). */
   env?: NodeJS.ProcessEnv;
@@ -75,6 +68,13 @@ interface Prepared {
   local: GitQuery | null;
 }
 
+/**
+ * The git VCS plugin: polls with one `git ls-remote` per repository (for a
+ * repository on this machine, the `git upload-pack` ls-remote would start) and keeps
+ * checkouts with plain git commands. git is called directly (not through
+ * simple-git) so every call is an argv array through `run`, with a timeout that
+ * ends the whole process group (git's ssh and remote helpers included).
+ */
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
   const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;

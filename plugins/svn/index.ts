@@ -16,11 +16,6 @@ import {
 import { authArgs, sameUrlKey, splitCredentials, type SvnTarget } from './credentials.js';
 import { parseInfo, parseLog } from './xml.js';
 
-/**
- * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
- * no timeout and puts passwords on the command line), always with
- * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
- */
 export interface SvnPluginOptions {
   /** Environment over process.env for every svn child. */
   env?: NodeJS.ProcessEnv;
@@ -81,6 +76,11 @@ interface RunSvn {
   auth?: SvnTarget;
 }
 
+/**
+ * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
+ * no timeout and puts passwords on the command line), always with
+ * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
+ */
 export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = {}): VcsPlugin {
   const env = svnEnvironment(ctx.stateDir, { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;

@@ -37,10 +37,6 @@ import { historyOf, statusDocument } from './status.js';
 const RUNTIME_WRITE_SOON_MS = 500;
 const RUNTIME_WRITE_ROUTINE_MS = 30_000;
 
-/**
- * The daemon: polls, queues, builds, runs jobs, notifies, serves HTTP, and
- * follows ci.yaml as it is edited. Implements the DaemonApi the HTTP server uses.
- */
 export interface DaemonOptions {
   configFile: string;
   log?: Logger;
@@ -49,6 +45,10 @@ export interface DaemonOptions {
   watch?: boolean;
 }
 
+/**
+ * The daemon: polls, queues, builds, runs jobs, notifies, serves HTTP, and
+ * follows ci.yaml as it is edited. Implements the DaemonApi the HTTP server uses.
+ */
 export class Daemon implements DaemonApi {
   config!: Config;
   readonly log: Logger;

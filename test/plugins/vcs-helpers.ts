@@ -68,13 +68,3 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
-
-/** Wait for a condition with a deadline (for processes the kernel reaps asynchronously). */
-export async function eventually(check: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
-}
