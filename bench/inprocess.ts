@@ -4,6 +4,7 @@ import type { VcsRegistry } from '../src/vcs.js';
 import { createLogger } from '../src/log.js';
 import { Poller } from '../src/poll/poller.js';
 import { redactor } from '../src/util/redact.js';
+import { run } from '../src/util/exec.js';
 import { createGitPlugin } from '../plugins/git/index.js';
 import { createSvnPlugin } from '../plugins/svn/index.js';
 
@@ -67,6 +68,7 @@ export async function countingPoller(
     log: createLogger({ level: 'error' }),
     stateDir,
     redact: (t) => redactor.redact(t),
+    run,
   };
   const onRun = (argv: readonly string[]) => {
     children.push([...argv]);

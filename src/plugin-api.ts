@@ -1,6 +1,8 @@
 /**
- * The public plugin interface. Built-in plugins in `plugins/` import only this
- * file (and the helpers it re-exports), exactly as a third-party plugin would.
+ * The public plugin interface (`stagepost/plugin-api`): types and pure helpers
+ * only. Built-in plugins in `plugins/` import only this entry, exactly as a
+ * third-party plugin would; what a plugin needs from the running core (a
+ * logger, its folder, the redactor, the command runner) comes in its context.
  *
  * A plugin module's default export is a `VcsPlugin`, a `NotifierPlugin`, or a
  * factory `(ctx: PluginContext) => VcsPlugin | NotifierPlugin` (sync or async).
@@ -10,9 +12,7 @@ import type { RunOptions, RunResult } from './util/exec.js';
 
 export type { Logger } from './log.js';
 export type { RunOptions, RunResult } from './util/exec.js';
-export { run, describeFailure } from './util/exec.js';
-/** Like `run`, for the frequent remote query of `remoteRevisions`: in the daemon it goes through a small fork server, which costs the daemon far less CPU than spawning from its own ~70 MB process. */
-export { runQuery } from './util/spawner.js';
+export { describeFailure } from './util/exec.js';
 export { StagepostError } from './errors.js';
 export { notificationTitle, headlineEvent, oneLine } from './notify/summary.js';
 export { parseDuration, formatDuration } from './util/duration.js';
@@ -25,7 +25,18 @@ export interface PluginContext {
   stateDir: string;
   /** Mask secrets in any text before it leaves the process. */
   redact(text: string): string;
+  /**
+   * Start a command as the core starts its own: an argv (no shell), its own
+   * process group ended as a whole on timeout or abort, failures as data.
+   */
+  run: CommandRunner;
 }
+
+export type CommandRunner = (
+  file: string,
+  args: readonly string[],
+  options?: RunOptions,
+) => Promise<RunResult>;
 
 // ---------------------------------------------------------------- VCS
 
@@ -79,6 +90,14 @@ export interface VcsPlugin {
    * Ask the remote once for the revisions of all these sources (all with the
    * same repositoryKey). Answers in the same order. Throws (code EREMOTE) when
    * the remote itself could not be asked.
+   *
+   * Same array in: while a repository's sources do not change, the core passes
+   * the very same `sources` array every poll, so a plugin may key what it works
+   * out once (checks, query arguments) on it, e.g. in a WeakMap. Same frozen
+   * answer out: a plugin may return, at an index, the same `Object.isFrozen`
+   * object it returned there last time; the core takes that to mean "unchanged"
+   * without comparing. Both are optional: a new array of new objects is always
+   * correct, only slower at many branches.
    */
   remoteRevisions(sources: SourceSpec[], options: QueryOptions): Promise<RemoteRevision[]>;
   /** Bring the checkout at options.dir to exactly `revision` (clone/checkout when missing). */
@@ -216,4 +235,3 @@ export interface NotifierContext extends PluginContext {
 }
 
 export type Plugin = VcsPlugin | NotifierPlugin;
-export type PluginFactory = (ctx: PluginContext) => Plugin | Promise<Plugin>;

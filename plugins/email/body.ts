@@ -4,7 +4,7 @@ import {
   type BuildNotification,
   type JobNotification,
   type Notification,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 
 /**
  * The body of a notification mail, built once as sections and rendered twice:

@@ -8,7 +8,7 @@ import {
   type NotifierContext,
   type NotifierPlugin,
   type OptionProblem,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { listOption, parseMailbox, recipients, type Mailbox } from './addresses.js';
 import { bodySections, renderHtml, renderText } from './body.js';
 import { createSender, parseTransport, type MailSender, type PreparedMail } from './transport.js';

@@ -1,4 +1,4 @@
-import { sharedSshWords } from '../../src/plugin-api.js';
+import { sharedSshWords } from 'stagepost/plugin-api';
 
 const shellQuote = (s: string) =>
   /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;

@@ -6,7 +6,7 @@ import {
   type NotifierContext,
   type NotifierPlugin,
   type OptionProblem,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 
 /**
  * The log notifier: one line in the daemon's log per notification (journald

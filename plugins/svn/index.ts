@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run,
   describeFailure,
   sharedSshWords,
   StagepostError,
@@ -13,15 +12,10 @@ import {
   type RunResult,
   type SourceSpec,
   type VcsPlugin,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { authArgs, sameUrlKey, splitCredentials, type SvnTarget } from './credentials.js';
 import { parseInfo, parseLog } from './xml.js';
 
-/**
- * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
- * no timeout and puts passwords on the command line), always with
- * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
- */
 export interface SvnPluginOptions {
   /** Environment over process.env for every svn child. */
   env?: NodeJS.ProcessEnv;
@@ -82,6 +76,11 @@ interface RunSvn {
   auth?: SvnTarget;
 }
 
+/**
+ * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
+ * no timeout and puts passwords on the command line), always with
+ * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
+ */
 export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = {}): VcsPlugin {
   const env = svnEnvironment(ctx.stateDir, { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
@@ -93,7 +92,7 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
     const argv = ['--non-interactive', ...auth.args, ...args];
     options.onRun?.(['svn', ...argv]);
     const onOutput = o.onOutput;
-    return run('svn', argv, {
+    return ctx.run('svn', argv, {
       env,
       timeoutMs: o.timeoutMs,
       signal: o.signal,

@@ -1,5 +1,5 @@
 import type { BranchConfig, JobConfig } from '../config/types.js';
-import type { JobNotification } from '../plugin-api.js';
+import type { EventName, JobNotification } from '../plugin-api.js';
 import type { BuildRecord, PendingNotification } from '../state/store.js';
 import { recordWithNotification, type BuildContext } from './builder.js';
 import { FileLock } from '../state/lock.js';
@@ -13,7 +13,9 @@ import { runSteps } from './steps.js';
  * is recorded in the branch's history like a build (`kind: job:<name>`).
  */
 export async function runJob(
-  ctx: BuildContext & { notifyJob(n: Omit<JobNotification, 'events'>): Promise<void> | void },
+  ctx: BuildContext & {
+    notifyJob(n: Omit<JobNotification, 'events'>, events: EventName[]): Promise<void> | void;
+  },
   job: JobConfig,
   branch: BranchConfig,
 ): Promise<BuildRecord> {
@@ -95,7 +97,8 @@ export async function runJob(
     state.builds = state.builds.slice(0, branch.keep);
     state.running = null;
     let pending: PendingNotification | undefined;
-    if (outcome.result === 'failure' || outcome.result === 'timeout') {
+    const failed = outcome.result === 'failure' || outcome.result === 'timeout';
+    if (failed && job.notifyOn.includes('job-failure')) {
       const logUrl = ctx.httpUrl
         ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log`
         : undefined;
@@ -114,7 +117,7 @@ export async function runJob(
       };
     }
     await recordWithNotification(ctx.store, branch.name, state, pending, (p) =>
-      ctx.notifyJob(p.notification as Omit<JobNotification, 'events'>),
+      ctx.notifyJob(p.notification as Omit<JobNotification, 'events'>, p.events),
     );
     await ctx.store.pruneLogs(
       branch.name,

@@ -4,11 +4,6 @@ import { run, describeFailure } from '../util/exec.js';
 import { formatDuration } from '../util/duration.js';
 import type { LogWriter } from './log-writer.js';
 
-/**
- * Runs steps in order with `sh -c` in the branch dir. Values reach a step only
- * through its environment, never through the command text. The first failing
- * step ends the run; the rest are reported `skipped`.
- */
 export interface StepRunOptions {
   cwd: string;
   env: Record<string, string>;
@@ -20,6 +15,11 @@ export interface StepRunOptions {
   killGraceMs?: number;
 }
 
+/**
+ * Runs steps in order with `sh -c` in the branch dir. Values reach a step only
+ * through its environment, never through the command text. The first failing
+ * step ends the run; the rest are reported `skipped`.
+ */
 export async function runSteps(
   steps: StepConfig[],
   options: StepRunOptions,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { StagepostError, exitCodeFor, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
@@ -16,6 +17,7 @@ export async function main(argv: string[]): Promise<number> {
         'ci.yaml to use (default: $STAGEPOST_CONFIG, else ./ci.yaml)',
       ),
     )
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -170,4 +172,20 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }
+}
+
+/** package.json is two folders above src/cli, three above dist/src/cli. */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'stagepost' && pkg.version) return pkg.version;
+    } catch {
+      /* not at this level */
+    }
+  }
+  return 'unknown';
 }

@@ -1,10 +1,10 @@
-import path from 'node:path';
 import type { BranchConfig, Config } from '../config/types.js';
 import type { EventName, Notification } from '../plugin-api.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { StateStore } from '../state/store.js';
 import { VcsRegistry } from '../vcs.js';
+import { createPluginContext } from '../plugins/context.js';
 import { Poller } from '../poll/poller.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
@@ -37,11 +37,7 @@ export async function openSession(
   const config = await loadConfig(file, process.env);
   const store = new StateStore(config.stateDir);
   await store.init();
-  const vcs = new VcsRegistry({
-    log,
-    stateDir: path.join(config.stateDir, 'plugins'),
-    redact: (t) => redactor.redact(t),
-  });
+  const vcs = new VcsRegistry(createPluginContext(config.stateDir, log));
   const pollErrors = new Map<string, string>();
   const poller = new Poller({
     vcs,

@@ -27,11 +27,8 @@ import {
   SiteConfigSchema,
   HealthSettingsSchema,
   SourceConfigSchema,
-  type RawConfig,
 } from './schema.js';
 import type { Config } from './types.js';
-
-export { formatConfigError, configProblems, type Problem } from './problems.js';
 
 // The schema problems are reported already; these let the rules still check
 // the rest of a branch with an unknown key or one bad source, or a job with a bad schedule.
@@ -140,7 +137,7 @@ export function parseConfig(
   // Registered even when the file is rejected: its messages may quote a substituted value.
   for (const secret of substituted.secrets) redactor.add(secret);
   if (problems.length > 0 || !parsed.success) throw configError(problems.map(located));
-  return resolveConfig(parsed.data, { file: absolute, dir, lines }, substituted.secrets);
+  return resolveConfig(parsed.data, { file: absolute, dir, lines });
 }
 
 interface Parser<T> {

@@ -36,7 +36,7 @@ interface Context {
   lines: LineFinder;
 }
 
-export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): Config {
+export function resolveConfig(raw: RawConfig, ctx: Context): Config {
   const { dir } = ctx;
   const poll = resolvePoll(raw.poll, undefined);
   const stepTimeoutMs = ms(raw.builds?.step_timeout, DEFAULTS.builds.step_timeout);
@@ -115,7 +115,6 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     ...(raw.http ? { http: resolveHttp(raw.http) } : {}),
     branches,
     jobs,
-    secrets,
   };
 }
 
@@ -204,7 +203,6 @@ function resolveJob(name: string, j: RawJob, allBranches: string[], ctx: Context
     schedule: j.schedule,
     ...(j.timezone ? { timezone: j.timezone } : {}),
     branches: j.branches === 'all' ? allBranches : j.branches,
-    branchesAll: j.branches === 'all',
     run: j.run,
     timeoutMs: ms(j.timeout, DEFAULTS.job.timeout),
     notifyOn: j.notify_on ?? [...DEFAULTS.job.notifyOn],

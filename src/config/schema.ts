@@ -319,8 +319,14 @@ export const JobConfigSchema = z
       .meta({ examples: ['bin/karlserve sync'] }),
     timeout: duration('Killed (with its process group) after this long.', DEFAULTS.job.timeout),
     notify_on: z
-      .array(Event)
-      .describe('Events of this job the notifiers send (when their `on` has them too).')
+      .array(
+        z.enum(['job-failure'], {
+          error: 'a job has one event, job-failure: list it, or give [] to send no mail',
+        }),
+      )
+      .describe(
+        'Events of this job the notifiers send (when their `on` has them too): `job-failure`, a run that failed or timed out; `[]` sends nothing for this job.',
+      )
       .meta({ default: DEFAULTS.job.notifyOn })
       .optional(),
   })

@@ -78,7 +78,6 @@ export interface JobConfig {
   timezone?: string;
   /** Resolved: `all` expanded to every branch name. */
   branches: string[];
-  branchesAll: boolean;
   run: string;
   timeoutMs: number;
   notifyOn: EventName[];
@@ -121,6 +120,4 @@ export interface Config {
   http?: HttpConfig;
   branches: BranchConfig[];
   jobs: JobConfig[];
-  /** Values substituted from `${VAR}`: registered with the redactor. */
-  secrets: string[];
 }

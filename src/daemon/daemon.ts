@@ -26,7 +26,7 @@ import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
 import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
-import { stopQueryServer, useQueryServer } from '../util/spawner.js';
+import { createPluginContext } from '../plugin-loader/context.js';
 import { historyOf, statusDocument } from './status-document.js';
 import { HttpHost } from './http-host.js';
 import { MailCatchers } from './mail-catchers.js';
@@ -117,14 +117,7 @@ export class Daemon implements DaemonApi {
         `another stagepost daemon (pid ${owner.pid}) already runs on state_dir ${this.config.stateDir} — stop it first, or give this one another state_dir`,
       );
     }
-    const pluginCtx = {
-      log: this.log,
-      stateDir: path.join(this.config.stateDir, 'plugins'),
-      redact: (t: string) => redactor.redact(t),
-    };
-    this.vcs = new VcsRegistry(pluginCtx);
-    // Thousands of ls-remote a day: started by a small fork server, not by forking this process.
-    useQueryServer(true);
+    this.vcs = new VcsRegistry(createPluginContext(this.config.stateDir, this.log));
     await recoverInterrupted(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -281,7 +274,7 @@ export class Daemon implements DaemonApi {
         const job = this.config.jobs.find((j) => `job:${j.name}` === item.kind);
         if (!job) return;
         const record = await runJob(
-          { ...this.buildContext(), notifyJob: (n) => this.notify(n, ['job-failure']) },
+          { ...this.buildContext(), notifyJob: (n, events) => this.notify(n, events) },
           job,
           branch,
         );
@@ -466,7 +459,6 @@ export class Daemon implements DaemonApi {
       await idle;
     }
     await this.poller.idle();
-    await stopQueryServer();
     await Promise.race([
       this.dispatcher.flush(),
       new Promise((r) => setTimeout(r, 2000).unref?.()),

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { redactJson, type HttpContext } from './context.js';
+import type { HttpContext } from './context.js';
+import { redactDeep } from '../util/redact.js';
 
 type BranchParams = { Params: { branch: string } };
 
@@ -12,7 +13,7 @@ export function unknownBranch(reply: FastifyReply, branch: string): FastifyReply
 /** JSON routes: status, history, caught mail, the commit hook and forced builds. */
 export function registerBranchRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { api, redact, log } = ctx;
-  const json = <T>(value: T): T => redactJson(value, redact);
+  const json = <T>(value: T): T => redactDeep(value, redact);
 
   app.get('/api/status', async () => json(api.status()));
 

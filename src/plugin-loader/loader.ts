@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin, PluginContext } from '../plugin-api.js';
-import { StagepostError } from '../errors.js';
+import { StagepostError, errorMessage } from '../errors.js';
 import { builtinPluginPath } from './registry.js';
 import { shapeProblems } from './shape.js';
 
@@ -35,7 +35,7 @@ export async function loadPlugin(
   } catch (err) {
     throw new StagepostError(
       'EPLUGIN',
-      `${at} could not be loaded: ${ctx.redact(messageOf(err))} — check the path/package name, and that the module loads with node`,
+      `${at} could not be loaded: ${ctx.redact(errorMessage(err))} — check the path/package name, and that the module loads with node`,
       { cause: err },
     );
   }
@@ -49,7 +49,7 @@ export async function loadPlugin(
   } catch (err) {
     throw new StagepostError(
       'EPLUGIN',
-      `${at} failed to start: ${ctx.redact(messageOf(err))} — see the plugin's documentation`,
+      `${at} failed to start: ${ctx.redact(errorMessage(err))} — see the plugin's documentation`,
       { cause: err },
     );
   }
@@ -78,11 +78,4 @@ function importModule(specifier: string): Promise<Record<string, unknown>> {
     mod.catch(() => modules.delete(specifier));
   }
   return mod;
-}
-
-// Errors thrown inside an imported module may come from another realm (jest's
-// vm contexts), where `instanceof Error` is false.
-function messageOf(err: unknown): string {
-  const message = (err as { message?: unknown } | null)?.message;
-  return typeof message === 'string' ? message : String(err);
 }

@@ -32,7 +32,3 @@ export function builtinPluginPath(name: string): string | undefined {
   const base = path.join(PLUGINS_DIR, folder, 'index');
   return existsSync(`${base}.ts`) ? `${base}.ts` : `${base}.js`;
 }
-
-export function pluginsDir(): string {
-  return PLUGINS_DIR;
-}

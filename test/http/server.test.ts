@@ -4,6 +4,7 @@ import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { startHttpServer, type HttpServer } from '../../src/http/server.js';
 import { Redactor } from '../../src/util/redact.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 import { FakeDaemon, branchStatus, buildSummary } from './fake-daemon.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -178,7 +179,7 @@ describe('http server', () => {
       answered = true;
       return r;
     });
-    await waitUntil(() => release !== undefined);
+    await until(() => release !== undefined, 'the request to reach the fake daemon');
     expect(answered).toBe(false);
     release();
     expect((await pending).status).toBe(200);
@@ -326,7 +327,7 @@ describe('http server', () => {
     fake.emit({ type: 'build', branch: 'staging' });
     await readUntil('data: {"type":"build","branch":"staging"}\n\n');
     controller.abort();
-    await waitUntil(() => fake.listenerCount() === 0);
+    await until(() => fake.listenerCount() === 0, 'the event stream to unsubscribe');
   });
 
   test('SSE sends heartbeats and close() ends open streams', async () => {
@@ -394,8 +395,4 @@ function parseExposition(text: string): Map<string, number> {
     samples.set(m[1] + (m[2] ?? ''), Number(m[3]));
   }
   return samples;
-}
-
-async function waitUntil(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((r) => setImmediate(r));
 }

@@ -6,7 +6,8 @@ import gitPlugin from '../../plugins/git/index.js';
 import { StagepostError, type VcsPlugin } from '../../src/plugin-api.js';
 import { git, isGitQuery, makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { tempDir } from '../helpers/tmp.js';
-import { alive, eventually, freePort, pluginContext, startServer } from './vcs-helpers.js';
+import { alive, freePort, pluginContext, startServer } from './vcs-helpers.js';
+import { until } from '../helpers/wait.js';
 
 const Q = { timeoutMs: 20_000 };
 const co = (dir: string) => ({ dir, timeoutMs: 20_000 });
@@ -187,7 +188,7 @@ describe('remoteRevisions', () => {
     expect((err as Error).message).toMatch(/timed out after \d+ms/);
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(pid).toBeGreaterThan(0);
-    expect(await eventually(() => !alive(pid))).toBe(true);
+    await until(() => !alive(pid), `git (pid ${pid}) to end`, 5000);
   });
 });
 

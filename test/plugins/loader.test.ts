@@ -2,9 +2,11 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPlugin } from '../../src/plugin-loader/loader.js';
-import { BUILTIN_PLUGINS, pluginsDir } from '../../src/plugin-loader/registry.js';
+import { BUILTIN_PLUGINS } from '../../src/plugin-loader/registry.js';
+import { ROOT } from '../helpers/cli.js';
 import { memoryLogger } from '../../src/log.js';
 import { StagepostError } from '../../src/errors.js';
+import { run } from '../../src/util/exec.js';
 import type { NotifierPlugin } from '../../src/plugin-api.js';
 
 const FIXTURES = path.resolve(
@@ -21,6 +23,7 @@ function context() {
     log: memoryLogger(),
     stateDir: '/tmp/stagepost-loader-state',
     redact: (t: string) => t.replace(/hunter2/g, '[secure]'),
+    run,
   };
 }
 
@@ -35,7 +38,7 @@ async function loadError(use: string): Promise<StagepostError> {
 }
 
 describe('plugin registry', () => {
-  const folders = readdirSync(pluginsDir(), { withFileTypes: true })
+  const folders = readdirSync(path.join(ROOT, 'plugins'), { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name);
 

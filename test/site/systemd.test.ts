@@ -38,7 +38,7 @@ describe('config/stagepost.service', () => {
 
   it('runs the daemon as the stagepost user with the config of /etc/stagepost', () => {
     expect(one('ExecStart')).toBe(
-      '/usr/bin/node --max-semi-space-size=1 --no-opt /opt/stagepost/bin/stagepost.js run --config /etc/stagepost/ci.yaml',
+      '/usr/bin/node --max-semi-space-size=1 --no-opt /opt/stagepost/node_modules/stagepost/bin/stagepost.js run --config /etc/stagepost/ci.yaml',
     );
     expect(one('User')).toBe('stagepost');
     expect(one('EnvironmentFile')).toBe('-/etc/stagepost/env');

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument, isMap, isSeq, type YAMLMap } from 'yaml';
+import { parseDocument, isMap, isSeq } from 'yaml';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../config/load.js';
 import { openSession } from '../session.js';
 import { runJob } from '../../builds/job.js';
@@ -40,7 +40,7 @@ export async function jobCommand(
             echo: (t) => process.stdout.write(t),
             onLockWait: (o) => note(`${b}: waiting for pid ${o.pid} (${o.purpose})…`),
           }),
-          notifyJob: (n) => session.dispatcher?.enqueue(n, ['job-failure'], b),
+          notifyJob: (n, events) => session.dispatcher?.enqueue(n, events, b),
         },
         job,
         branch,

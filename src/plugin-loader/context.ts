@@ -1,0 +1,18 @@
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import type { PluginContext } from '../plugin-api.js';
+import { run } from '../util/exec.js';
+import { redactor } from '../util/redact.js';
+
+/**
+ * The one place a plugin context is made, so the daemon, the foreground
+ * commands and `check` hand every plugin the same state folder and the same
+ * runner: a plugin that works under `check` works in the daemon.
+ */
+export function createPluginContext(
+  stateDir: string,
+  log: Logger,
+  redact: (text: string) => string = (t) => redactor.redact(t),
+): PluginContext {
+  return { log, stateDir: path.join(stateDir, 'plugins'), redact, run };
+}
