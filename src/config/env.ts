@@ -46,7 +46,7 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
         if (found === undefined) {
           problems.push({
             path,
-            message: `\${${name}} is not set in the environment — set ${name} (e.g. in the systemd unit's EnvironmentFile) or write the value here`,
+            message: `\${${name}} is not set in the environment — set ${name}, or pass the secret as a systemd credential and write \${credential:NAME} (docs/service.md), or write the value here`,
           });
           return whole;
         }
