@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../log.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { StateStore } from '../state/store.js';
 import { VcsRegistry } from '../vcs.js';
-import { createPluginContext } from '../plugins/context.js';
+import { createPluginContext } from '../plugin-loader/context.js';
 import { Poller } from '../poll/poller.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';

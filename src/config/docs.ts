@@ -126,6 +126,7 @@ export function configMarkdown(): string {
     '- **name** (branches, sources, customers, jobs): `[a-z0-9][a-z0-9._-]*` — they become URL segments and environment-variable suffixes.',
     '- Relative paths are relative to the directory of ci.yaml.',
     '- `${NAME}` in any string value is replaced by the environment variable NAME when the file is loaded; an unset variable is an error. The `run` of steps and jobs is exempt (the shell expands it when it runs). Substituted values are masked in every log, status and mail.',
+    "- `${credential:NAME}` works the same way with a systemd credential: the content of `$CREDENTIALS_DIRECTORY/NAME` (the unit's `LoadCredential=NAME:PATH`), without its trailing newline. The value is in no process's environment. A missing one is an error that names the `LoadCredential=` line to add (docs/service.md).",
     "- Unknown keys are errors, except in a `notify` entry (the plugin's options) and in a source with a plugin `vcs`.",
     '',
   ];
