@@ -3,7 +3,7 @@ import path from 'node:path';
 import { NotifyDispatcher } from '../../src/notify/dispatcher.js';
 import { memoryLogger } from '../../src/log.js';
 import type { NotifierConfig } from '../../src/config/types.js';
-import type { EventName, NotifierPlugin } from '../../src/plugin-api.js';
+import type { EventName } from '../../src/plugin-api.js';
 import emailPlugin from '../../plugins/email/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildDraft, notifierConfig, parseMail, startSmtp, type TestSmtp } from './helpers.js';
