@@ -84,10 +84,11 @@ export async function main(argv: string[]): Promise<number> {
     .command('log')
     .argument('<branch>')
     .argument('[build]')
+    .option('--job <name>', "a run of this job instead (BUILD is the job's run number)")
     .description("print a build's log (the last by default)")
     .action(
-      act(async (b: string, id: string | undefined, _o: object, cmd: Command) =>
-        (await commands.status()).logCommand(b, id, cfg(cmd)),
+      act(async (b: string, id: string | undefined, o: { job?: string }, cmd: Command) =>
+        (await commands.status()).logCommand(b, id, { ...cfg(cmd), ...o }),
       ),
     );
   program
