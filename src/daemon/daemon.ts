@@ -10,6 +10,7 @@ import type {
   CaughtMailSummary,
   CurrentBuild,
   DaemonApi,
+  RunHistory,
   StatusDocument,
 } from '../status.js';
 import { createLogger, type Logger } from '../log.js';
@@ -31,7 +32,7 @@ import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
 import { stopQueryServer, useQueryServer } from '../util/spawner.js';
 import { writeRuntimeFile } from './runtime-file.js';
-import { historyOf, statusDocument } from './status.js';
+import { historyOf, runHistoryOf, statusDocument } from './status.js';
 
 /** How soon `stagepost status` sees news, and routine poll timestamps. */
 const RUNTIME_WRITE_SOON_MS = 500;
@@ -485,6 +486,16 @@ export class Daemon implements DaemonApi {
   logFile(branch: string, id: number): string | null {
     if (!this.hasBranch(branch)) return null;
     const file = this.store.logFile(branch, id);
+    return existsSync(file) ? file : null;
+  }
+
+  runHistory(branch: string): RunHistory {
+    return runHistoryOf(this.config, this.store, branch);
+  }
+
+  jobLogFile(branch: string, job: string, id: number): string | null {
+    if (!this.hasBranch(branch) || !this.config.jobs.some((j) => j.name === job)) return null;
+    const file = this.store.jobLogFile(branch, job, id);
     return existsSync(file) ? file : null;
   }
 

@@ -6,6 +6,7 @@ import type {
   BuildSummary,
   CaughtMailSummary,
   DaemonApi,
+  RunHistory,
   StatusDocument,
 } from '../../src/status.js';
 
@@ -21,6 +22,8 @@ export class FakeDaemon implements DaemonApi {
     daemon: { running: true, pid: 4242, startedAt: new Date().toISOString() },
   };
   builds = new Map<string, BuildSummary[]>();
+  /** Job runs per branch, by job name. */
+  jobRuns = new Map<string, Record<string, BuildSummary[]>>();
   mail = new Map<string, CaughtMailSummary[]>();
   polls: Array<string | undefined> = [];
   forced: string[] = [];
@@ -45,6 +48,14 @@ export class FakeDaemon implements DaemonApi {
     const known =
       this.history(branch).some((b) => b.id === id) || this.branch(branch).current?.id === id;
     return known ? this.logPath(branch, id) : null;
+  }
+  runHistory(branch: string): RunHistory {
+    return { builds: this.history(branch), jobs: this.jobRuns.get(branch) ?? {} };
+  }
+  jobLogFile(branch: string, job: string, id: number): string | null {
+    if (!this.hasBranch(branch)) return null;
+    const known = (this.jobRuns.get(branch)?.[job] ?? []).some((b) => b.id === id);
+    return known ? this.logPath(branch, id, job) : null;
   }
   async pollNow(branch?: string): Promise<void> {
     this.polls.push(branch);
@@ -72,12 +83,14 @@ export class FakeDaemon implements DaemonApi {
     return b;
   }
 
-  logPath(branch: string, id: number): string {
-    return path.join(this.logDir, branch, `${id}.log`);
+  logPath(branch: string, id: number, job?: string): string {
+    return job
+      ? path.join(this.logDir, branch, 'jobs', job, `${id}.log`)
+      : path.join(this.logDir, branch, `${id}.log`);
   }
-  writeLog(branch: string, id: number, text: string | Buffer, append = false): void {
-    mkdirSync(path.dirname(this.logPath(branch, id)), { recursive: true });
-    (append ? appendFileSync : writeFileSync)(this.logPath(branch, id), text);
+  writeLog(branch: string, id: number, text: string | Buffer, append = false, job?: string): void {
+    mkdirSync(path.dirname(this.logPath(branch, id, job)), { recursive: true });
+    (append ? appendFileSync : writeFileSync)(this.logPath(branch, id, job), text);
   }
 }
 
