@@ -73,16 +73,6 @@ export async function runJob(
     ctx.progress?.(branch.name, null);
     const durationMs = Date.now() - startedAt.getTime();
 
-    // A job that takes far longer than it used to is worth a warning (the 14-hour sync).
-    const earlier = history.runs
-      .filter((b) => b.result === 'success' && b.durationMs)
-      .map((b) => b.durationMs!);
-    if (earlier.length >= 2) {
-      const typical = earlier.sort((a, b) => a - b)[Math.floor(earlier.length / 2)];
-      if (durationMs > typical * 3 && durationMs - typical > 60_000)
-        log.warn({ durationMs, typicalMs: typical }, 'job took far longer than usual');
-    }
-
     const record: BuildRecord = {
       id,
       kind,

@@ -24,6 +24,8 @@ import { trackKey } from '../poll/tracks.js';
 import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
 import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../build/builder.js';
 import { runJob } from '../build/job.js';
+import { SlowWatch } from '../build/slow-watch.js';
+import { jobOfKind } from '../state/history.js';
 import { recoverInterrupted, resendPendingNotifications } from '../build/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
@@ -59,6 +61,7 @@ export class Daemon implements DaemonApi {
   private poller!: Poller;
   private queue!: BuildQueue;
   private dispatcher!: NotifyDispatcher;
+  private slowWatch!: SlowWatch;
   private readonly metrics = createMetrics();
   private http: { url: string; close(): Promise<void> } | null = null;
   private httpKey = '';
@@ -124,6 +127,7 @@ export class Daemon implements DaemonApi {
     });
     await this.configureNotifiers();
     await this.dispatcher.start();
+    this.slowWatch = this.createSlowWatch();
     await resendPendingNotifications(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -200,6 +204,7 @@ export class Daemon implements DaemonApi {
       notify: (n, events) => this.notify(n, events),
       signal: this.abort.signal,
       progress: (branch, info) => {
+        if (info && this.current[branch]?.id !== info.id) this.slowWatch.started(branch, info);
         if (info) this.current[branch] = { ...info, elapsedMs: 0 };
         else delete this.current[branch];
         this.changed({ type: 'progress', branch });
@@ -218,7 +223,41 @@ export class Daemon implements DaemonApi {
     n: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>,
     events: EventName[],
   ): Promise<void> {
-    return this.dispatcher.enqueue(n, events, n.branch);
+    // Runs that got much faster ride along with the branch's next real mail.
+    const trends = events.some((e) => e !== 'started') ? this.slowWatch.takeNotes(n.branch) : [];
+    return this.dispatcher.enqueue(trends.length ? { ...n, trends } : n, events, n.branch);
+  }
+
+  private createSlowWatch(): SlowWatch {
+    return new SlowWatch({
+      history: (branch, kind) => {
+        const state = this.store.readBranch(branch);
+        const job = jobOfKind(kind);
+        return job ? (state.jobs[job]?.runs ?? []) : state.builds;
+      },
+      send: (n) => {
+        this.log.warn(
+          {
+            branch: n.branch,
+            job: n.job,
+            run: n.id,
+            durationMs: n.durationMs,
+            medianMs: n.medianMs,
+          },
+          'run slower than usual',
+        );
+        void this.dispatcher.enqueue(n, ['slow'], n.branch).catch(() => undefined);
+      },
+      logUrl: (branch, kind, id) => {
+        const base = this.config.http?.publicUrl?.replace(/\/$/, '');
+        if (!base) return undefined;
+        const job = jobOfKind(kind);
+        const b = encodeURIComponent(branch);
+        return job
+          ? `${base}/api/branches/${b}/jobs/${encodeURIComponent(job)}/runs/${id}/log`
+          : `${base}/api/branches/${b}/builds/${id}/log`;
+      },
+    });
   }
 
   /** Queue a branch if one of its sources has a revision it has not attempted. */
@@ -271,6 +310,7 @@ export class Daemon implements DaemonApi {
             { branch: branch.name },
             (outcome.record.durationMs ?? 0) / 1000,
           );
+          this.slowWatch.finished(branch.name, outcome.record);
         } else if (outcome.status === 'no-revision') {
           this.log.warn({ branch: branch.name, reason: outcome.reason }, 'cannot build yet');
         }
@@ -283,6 +323,11 @@ export class Daemon implements DaemonApi {
           branch,
         );
         this.metrics.buildsTotal.inc({ branch: branch.name, result: record.result ?? 'unknown' });
+        this.metrics.jobDurationSeconds.observe(
+          { branch: branch.name, job: job.name },
+          (record.durationMs ?? 0) / 1000,
+        );
+        this.slowWatch.finished(branch.name, record);
       }
     } catch (err) {
       this.log.error({ branch: item.branch, kind: item.kind, error: err }, 'build could not run');
@@ -577,6 +622,7 @@ export class Daemon implements DaemonApi {
     this.queue.pause();
     for (const j of this.jobs) j.stop();
     for (const t of this.quietTimers.values()) clearTimeout(t);
+    this.slowWatch.stop();
     if (this.runtimeTimer) clearTimeout(this.runtimeTimer);
     await this.watcher?.close();
     const idle = this.queue.idle();
