@@ -92,6 +92,17 @@ export async function main(argv: string[]): Promise<number> {
       ),
     );
   program
+    .command('history')
+    .argument('<site>')
+    .option('--job <name>', 'the runs of this job instead of the builds')
+    .option('--json', 'print JSON')
+    .description('past builds (or job runs) with their durations')
+    .action(
+      act(async (b: string, o: { job?: string; json?: boolean }, cmd: Command) =>
+        (await import('./commands/history.js')).historyCommand(b, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
     .command('create')
     .argument('<branch>')
     .description('make a new branch site: checkout, create steps, first build')

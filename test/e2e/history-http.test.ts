@@ -7,7 +7,7 @@ import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { freePort } from '../plugins/vcs-helpers.js';
 import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
-import { DaemonProcess, isBuildFinished } from '../helpers/cli.js';
+import { DaemonProcess, isBuildFinished, runCli } from '../helpers/cli.js';
 import type { RunHistory } from '../../src/status.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -91,4 +91,28 @@ ${gitBranchYaml('staging', remote.url, 'main')}`,
     );
   expect(Number(firstBucket?.[1])).toBe(Number(jobCount?.[1]));
   expect(await daemon.stop()).toBe(0);
+
+  // The same history on the terminal.
+  const json = await runCli(['history', 'staging', '--json', '--config', file]);
+  expect(json.code).toBe(0);
+  const printed = JSON.parse(json.stdout) as RunHistory;
+  expect(printed.builds).toEqual(history.builds);
+  expect(printed.jobs.sync.length).toBeGreaterThanOrEqual(runs.length);
+  const builds = await runCli(['history', 'staging', '--config', file]);
+  expect(builds.stdout).toMatch(
+    new RegExp(
+      `^1\\s+success\\s+\\S+ \\S+\\s+\\S+\\s+app@${rev.slice(0, 7)}\\s+checkout \\S+, nap \\S+, quick \\S+$`,
+      'm',
+    ),
+  );
+  expect(builds.stdout).toMatch(/^median: \S+ \(of 1 successful\)$/m);
+  expect(builds.stdout).toMatch(/^job sync: \d+ runs kept, median: \S+ \(of \d+ successful\)/m);
+  const jobRuns = await runCli(['history', 'staging', '--job', 'sync', '--config', file]);
+  expect(jobRuns.stdout).toMatch(/^1\s+success\s+.*\s+sync \S+$/m);
+  expect((await runCli(['history', 'staging', '--job', 'nope', '--config', file])).code).toBe(2);
+  const status = await runCli(['status', '--config', file]);
+  const [header, row] = status.stdout.split('\n');
+  const at = header.indexOf('MEDIAN');
+  expect(at).toBeGreaterThan(0);
+  expect(row.slice(at).split(/\s+/)[0]).toMatch(/^\d+(\.\d)?(ms|s)$/);
 });

@@ -10,6 +10,7 @@ import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
 import { printJson, say, table } from '../output.js';
 import { short } from './poll.js';
+import { medianOfRuns } from './history.js';
 
 /** `stagepost status [--json]`: from the state files plus what a running daemon last wrote. */
 export async function statusCommand(opts: { config?: string; json?: boolean }): Promise<number> {
@@ -37,9 +38,20 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
     return 0;
   }
   const rows = [
-    ['BRANCH', 'STATE', 'SOURCES', 'LAST BUILD', 'RESULT', 'WHEN', 'DURATION', 'LAST POLL'],
+    [
+      'BRANCH',
+      'STATE',
+      'SOURCES',
+      'LAST BUILD',
+      'RESULT',
+      'WHEN',
+      'DURATION',
+      'MEDIAN',
+      'LAST POLL',
+    ],
   ];
   for (const b of doc.branches) {
+    const typical = medianOfRuns(store.readBranch(b.name).builds);
     rows.push([
       b.name,
       b.current
@@ -50,6 +62,7 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       b.lastBuild?.result ?? '-',
       b.lastBuild ? b.lastBuild.startedAt.replace('T', ' ').slice(0, 19) : '-',
       b.lastBuild?.durationMs != null ? formatDuration(b.lastBuild.durationMs) : '-',
+      typical === null ? '-' : formatDuration(typical),
       b.lastPoll
         ? b.lastPoll.error
           ? `ERROR ${b.lastPoll.error}`
