@@ -303,6 +303,62 @@ export function realisticFake(logDir: string, now = Date.now()): FakeDaemon {
       '',
     ].join('\n'),
   );
+  // Durations for the charts: staging's last 16 builds with their steps, and a nightly job.
+  const steps = (buildout: number, result: BuildSummary['result'] = 'success') => [
+    { name: 'checkout', result: 'success' as const, durationMs: 3_100 },
+    { name: 'buildout', result: result ?? 'success', durationMs: buildout },
+    {
+      name: 'restart',
+      result: result === 'success' ? ('success' as const) : ('skipped' as const),
+      durationMs: result === 'success' ? 8_400 : 0,
+    },
+    {
+      name: 'health',
+      result: result === 'success' ? ('success' as const) : ('skipped' as const),
+      durationMs: result === 'success' ? 2_200 : 0,
+    },
+  ];
+  const buildouts = [72, 68, 75, 70, 66, 181, 73, 71, 40, 69, 74, 77, 70, 72, 67, 80];
+  fake.builds.set(
+    'staging',
+    buildouts.map((s, i) => {
+      const result: BuildSummary['result'] = i === 8 ? 'failure' : 'success';
+      const stepList = steps(s * 1000, result);
+      return buildSummary(57 - i, {
+        result,
+        failedStep: result === 'failure' ? 'buildout' : undefined,
+        startedAt: minutesAgo(now, 38 + i * 170),
+        durationMs: stepList.reduce((sum, x) => sum + x.durationMs, 0) + 400,
+        steps: stepList,
+        revisions: { app: sha((57 - i).toString(16).padStart(2, '0') + 'a91c7e'), theme: '1842' },
+      });
+    }),
+  );
+  const syncHours = [3.9, 4.1, 4.0, 14.2, 4.2, 3.8, 4.0, 4.3, 3.9, 4.1];
+  fake.jobRuns.set('staging', {
+    'nightly-sync': syncHours.map((h, i) =>
+      buildSummary(syncHours.length - i, {
+        kind: 'job:nightly-sync',
+        result: h > 10 ? 'timeout' : 'success',
+        startedAt: minutesAgo(now, 600 + i * 1440),
+        durationMs: Math.round(h * 3_600_000),
+        steps: [
+          {
+            name: 'nightly-sync',
+            result: h > 10 ? 'timeout' : 'success',
+            durationMs: Math.round(h * 3_600_000),
+          },
+        ],
+      }),
+    ),
+  });
+  fake.builds.set(
+    'branch1',
+    fake.builds.get('branch1')!.map((b) => ({
+      ...b,
+      steps: steps((b.durationMs ?? 0) - 14_000, b.result),
+    })),
+  );
   fake.writeLog(
     'branch2',
     12,
