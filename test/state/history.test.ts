@@ -2,6 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { StateStore } from '../../src/state/store.js';
 import { addJobRun, trimBuilds } from '../../src/state/history.js';
 import type { BuildRecord } from '../../src/state/store.js';
+import { recoverInterrupted } from '../../src/build/recover.js';
+import { memoryLogger } from '../../src/log.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const run = (id: number, result: BuildRecord['result'], kind = 'build'): BuildRecord => ({
@@ -58,6 +60,37 @@ test('a state file from before separate job histories moves job runs out of the 
     expect(state.builds.map((b) => b.id)).toEqual([5]);
     expect(state.jobs.sync.runs.map((r) => r.id)).toEqual([7, 6]);
     expect(state.jobs.sync.nextId).toBe(8);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a job run cut off by a crash is recorded interrupted in its job, not among the builds', async () => {
+  const t = tempDir();
+  try {
+    const store = new StateStore(t.dir);
+    await store.init();
+    const state = store.readBranch('b1');
+    state.builds = [run(3, 'success')];
+    state.jobs.sync = { nextId: 8, runs: [run(6, 'success', 'job:sync')] };
+    state.running = {
+      id: 7,
+      kind: 'job:sync',
+      startedAt: new Date().toISOString(),
+      forced: false,
+      revisions: {},
+      pgids: [],
+      pid: 999_999_999,
+    };
+    await store.writeBranch('b1', state);
+    expect(await recoverInterrupted(store, ['b1'], memoryLogger())).toEqual(['b1']);
+    const after = store.readBranch('b1');
+    expect(after.builds.map((b) => b.id)).toEqual([3]);
+    expect(after.jobs.sync.runs.map((r) => [r.id, r.result])).toEqual([
+      [7, 'interrupted'],
+      [6, 'success'],
+    ]);
+    expect(after.running).toBeNull();
   } finally {
     t.cleanup();
   }
