@@ -11,7 +11,13 @@ import { SlowWatch } from '../../src/build/slow-watch.js';
 import { isSlow, median, trendOf } from '../../src/build/trends.js';
 import type { BuildRecord } from '../../src/state/store.js';
 import { tempDir } from '../helpers/tmp.js';
-import { notifierConfig, parseMail, startSmtp, type TestSmtp } from '../notify/helpers.js';
+import {
+  buildDraft,
+  notifierConfig,
+  parseMail,
+  startSmtp,
+  type TestSmtp,
+} from '../notify/helpers.js';
 
 const MIN = 60_000;
 const T0 = Date.parse('2026-06-01T02:00:00.000Z');
@@ -141,4 +147,29 @@ test('a run that ends past the threshold is mailed then; one below it is not; a 
   expect(slow.takeNotes('staging')).toEqual([]);
   await dispatcher.flush();
   expect(smtp.mails).toHaveLength(1);
+});
+
+test("the much-faster lines ride along in the branch's next mail", async () => {
+  await dispatcher.setNotifiers(
+    [
+      notifierConfig('email', ['failure'], {
+        transport: `smtp://127.0.0.1:${smtp.port}`,
+        from: 'staging@example.com',
+        to: ['ops@example.com'],
+      }),
+    ],
+    new Map(),
+    {},
+  );
+  await dispatcher.enqueue(
+    buildDraft({
+      trends: ['staging: job sync #9 took 15m00s, much faster than its median of 1h00m'],
+    }),
+    ['failure'],
+    'branch1',
+  );
+  const [mail] = await smtp.waitFor(1);
+  expect(parseMail(mail.raw).text).toContain(
+    'Much faster than usual:\n  staging: job sync #9 took 15m00s, much faster than its median of 1h00m',
+  );
 });
