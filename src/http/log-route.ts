@@ -76,7 +76,9 @@ async function sendLog(
 /** `last`: the running build if any, else the newest finished one. */
 function lastBuildId({ api }: HttpContext, branch: string): number | null {
   const status = api.status().branches.find((b) => b.name === branch);
-  const ids = [status?.current?.id, status?.lastBuild?.id, api.history(branch)[0]?.id].filter(
+  // A running job is not a build: jobs number their runs apart.
+  const running = status?.current?.kind === 'build' ? status.current.id : undefined;
+  const ids = [running, status?.lastBuild?.id, api.history(branch)[0]?.id].filter(
     (n): n is number => typeof n === 'number',
   );
   return ids.length ? Math.max(...ids) : null;
