@@ -35,6 +35,12 @@ export interface BuildSummary {
   revisions: Record<string, string>;
 }
 
+/** A branch's history: builds, and each job's runs apart (own numbering). */
+export interface RunHistory {
+  builds: BuildSummary[];
+  jobs: Record<string, BuildSummary[]>;
+}
+
 export interface CurrentBuild {
   id: number;
   kind: string;
@@ -86,8 +92,12 @@ export interface DaemonApi {
   hasBranch(name: string): boolean;
   /** Build history of a branch, newest first. */
   history(branch: string): BuildSummary[];
+  /** Builds and, apart, each job's runs of a branch, newest first (`GET /api/branches/:b/history`). */
+  runHistory(branch: string): RunHistory;
   /** Absolute path of a build's log file, or null when there is none. */
   logFile(branch: string, id: number): string | null;
+  /** Absolute path of a job run's log file, or null when there is none. */
+  jobLogFile(branch: string, job: string, id: number): string | null;
   /** Commit hook: poll now (one branch or all). Resolves when the poll is done. */
   pollNow(branch?: string): Promise<void>;
   /** Queue a forced build. */

@@ -4,6 +4,7 @@ import {
   type BuildNotification,
   type JobNotification,
   type Notification,
+  type SlowNotification,
 } from 'stagepost/plugin-api';
 
 /**
@@ -45,8 +46,45 @@ export function bodySections(n: Notification): Section[] {
       { heading: 'Problems', pre: boundedLines(n.message.split('\n'), 200) },
     ];
   }
-  if (n.type === 'job') return jobSections(n);
-  return buildSections(n);
+  if (n.type === 'slow') return slowSections(n);
+  if (n.type === 'job') return [...jobSections(n), ...trendSections(n.trends)];
+  return [...buildSections(n), ...trendSections(n.trends)];
+}
+
+/** The chart's numbers in text: this run, the median, the last runs. */
+function slowSections(n: SlowNotification): Section[] {
+  const what = n.job ? `Job ${n.job} on ${n.branch}, run #${n.id}` : `${n.branch}: build #${n.id}`;
+  const factor = n.medianMs > 0 ? ` (${(n.durationMs / n.medianMs).toFixed(1)}x)` : '';
+  return [
+    {
+      lines: [
+        oneLine(
+          `${what} ${n.running ? 'has run' : 'took'} ${formatDuration(n.durationMs)}${n.running ? ' so far' : ''}, more than ${SLOW_WORDS} its median of ${formatDuration(n.medianMs)}${factor}. Started ${n.startedAt}.`,
+          500,
+        ),
+      ],
+    },
+    {
+      heading: `The last ${n.recent.length} runs before it`,
+      rows: n.recent.map((r) =>
+        [
+          `#${r.id}`,
+          r.result ? (RESULT_WORDS[r.result] ?? r.result) : '-',
+          formatDuration(r.durationMs),
+        ].map((c) => oneLine(c, 100)),
+      ),
+    },
+    ...logSections([], n.logUrl),
+  ];
+}
+
+const SLOW_WORDS = 'three times';
+
+function trendSections(trends: string[] | undefined): Section[] {
+  if (!trends?.length) return [];
+  return [
+    { heading: 'Much faster than usual', lines: trends.slice(0, 20).map((t) => oneLine(t, 300)) },
+  ];
 }
 
 function buildSections(n: BuildNotification): Section[] {

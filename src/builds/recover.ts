@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { PendingNotification, StateStore } from '../state/store.js';
+import type { BuildRecord, PendingNotification, StateStore } from '../state/store.js';
+import { jobHistory, jobOfKind } from '../state/history.js';
 import { groupAlive, terminateGroup } from '../util/exec.js';
 import { readLock } from '../state/lock.js';
 
@@ -27,7 +28,7 @@ export async function recoverInterrupted(
       await terminateGroup(pgid, 5000);
       ended.push(pgid);
     }
-    state.builds.unshift({
+    const record: BuildRecord = {
       id: running.id,
       kind: running.kind,
       result: 'interrupted',
@@ -36,7 +37,10 @@ export async function recoverInterrupted(
       forced: running.forced,
       steps: [],
       revisions: running.revisions,
-    });
+    };
+    const job = jobOfKind(running.kind);
+    if (job) jobHistory(state, job).runs.unshift(record);
+    else state.builds.unshift(record);
     if (running.forced) state.forcePending = true;
     state.running = null;
     await store.writeBranch(branch, state);

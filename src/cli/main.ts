@@ -86,10 +86,22 @@ export async function main(argv: string[]): Promise<number> {
     .command('log')
     .argument('<branch>')
     .argument('[build]')
+    .option('--job <name>', "a run of this job instead (BUILD is the job's run number)")
     .description("print a build's log (the last by default)")
     .action(
-      act(async (b: string, id: string | undefined, _o: object, cmd: Command) =>
-        (await commands.status()).logCommand(b, id, cfg(cmd)),
+      act(async (b: string, id: string | undefined, o: { job?: string }, cmd: Command) =>
+        (await commands.status()).logCommand(b, id, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('history')
+    .argument('<site>')
+    .option('--job <name>', 'the runs of this job instead of the builds')
+    .option('--json', 'print JSON')
+    .description('past builds (or job runs) with their durations')
+    .action(
+      act(async (b: string, o: { job?: string; json?: boolean }, cmd: Command) =>
+        (await import('./commands/history.js')).historyCommand(b, { ...cfg(cmd), ...o }),
       ),
     );
   program

@@ -8,6 +8,7 @@ import type {
   CaughtMailSummary,
   CurrentBuild,
   DaemonApi,
+  RunHistory,
   StatusDocument,
 } from '../api.js';
 import { createLogger, type Logger } from '../log.js';
@@ -21,13 +22,15 @@ import { trackKey } from '../poll/tracks.js';
 import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
 import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../builds/builder.js';
 import { runJob } from '../builds/job.js';
+import { SlowWatch } from '../builds/slow-watch.js';
+import { jobOfKind } from '../state/history.js';
 import { recoverInterrupted, resendPendingNotifications } from '../builds/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
 import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
 import { createPluginContext } from '../plugin-loader/context.js';
-import { historyOf, statusDocument } from './status-document.js';
+import { historyOf, runHistoryOf, statusDocument } from './status-document.js';
 import { HttpHost } from './http-host.js';
 import { MailCatchers } from './mail-catchers.js';
 import { JobSchedule } from './job-schedule.js';
@@ -62,6 +65,7 @@ export class Daemon implements DaemonApi {
   private poller!: Poller;
   private queue!: BuildQueue;
   private dispatcher!: NotifyDispatcher;
+  private slowWatch!: SlowWatch;
   private readonly metrics = createMetrics();
   private readonly polls = new PollRecord(this.metrics);
   private readonly http: HttpHost;
@@ -131,6 +135,7 @@ export class Daemon implements DaemonApi {
     });
     await this.configureNotifiers();
     await this.dispatcher.start();
+    this.slowWatch = this.createSlowWatch();
     await resendPendingNotifications(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -196,6 +201,7 @@ export class Daemon implements DaemonApi {
       notify: (n, events) => this.notify(n, events),
       signal: this.abort.signal,
       progress: (branch, info) => {
+        if (info && this.current[branch]?.id !== info.id) this.slowWatch.started(branch, info);
         if (info) this.current[branch] = { ...info, elapsedMs: 0 };
         else delete this.current[branch];
         this.changed({ type: 'progress', branch });
@@ -214,7 +220,41 @@ export class Daemon implements DaemonApi {
     n: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>,
     events: EventName[],
   ): Promise<void> {
-    return this.dispatcher.enqueue(n, events, n.branch);
+    // Runs that got much faster ride along with the branch's next real mail.
+    const trends = events.some((e) => e !== 'started') ? this.slowWatch.takeNotes(n.branch) : [];
+    return this.dispatcher.enqueue(trends.length ? { ...n, trends } : n, events, n.branch);
+  }
+
+  private createSlowWatch(): SlowWatch {
+    return new SlowWatch({
+      history: (branch, kind) => {
+        const state = this.store.readBranch(branch);
+        const job = jobOfKind(kind);
+        return job ? (state.jobs[job]?.runs ?? []) : state.builds;
+      },
+      send: (n) => {
+        this.log.warn(
+          {
+            branch: n.branch,
+            job: n.job,
+            run: n.id,
+            durationMs: n.durationMs,
+            medianMs: n.medianMs,
+          },
+          'run slower than usual',
+        );
+        void this.dispatcher.enqueue(n, ['slow'], n.branch).catch(() => undefined);
+      },
+      logUrl: (branch, kind, id) => {
+        const base = this.config.http?.publicUrl?.replace(/\/$/, '');
+        if (!base) return undefined;
+        const job = jobOfKind(kind);
+        const b = encodeURIComponent(branch);
+        return job
+          ? `${base}/api/branches/${b}/jobs/${encodeURIComponent(job)}/runs/${id}/log`
+          : `${base}/api/branches/${b}/builds/${id}/log`;
+      },
+    });
   }
 
   /** Queue a branch if one of its sources has a revision it has not attempted. */
@@ -267,6 +307,7 @@ export class Daemon implements DaemonApi {
             { branch: branch.name },
             (outcome.record.durationMs ?? 0) / 1000,
           );
+          this.slowWatch.finished(branch.name, outcome.record);
         } else if (outcome.status === 'no-revision') {
           this.log.warn({ branch: branch.name, reason: outcome.reason }, 'cannot build yet');
         }
@@ -279,6 +320,11 @@ export class Daemon implements DaemonApi {
           branch,
         );
         this.metrics.buildsTotal.inc({ branch: branch.name, result: record.result ?? 'unknown' });
+        this.metrics.jobDurationSeconds.observe(
+          { branch: branch.name, job: job.name },
+          (record.durationMs ?? 0) / 1000,
+        );
+        this.slowWatch.finished(branch.name, record);
       }
     } catch (err) {
       this.log.error({ branch: item.branch, kind: item.kind, error: err }, 'build could not run');
@@ -400,6 +446,16 @@ export class Daemon implements DaemonApi {
     return existsSync(file) ? file : null;
   }
 
+  runHistory(branch: string): RunHistory {
+    return runHistoryOf(this.config, this.store, branch);
+  }
+
+  jobLogFile(branch: string, job: string, id: number): string | null {
+    if (!this.hasBranch(branch) || !this.config.jobs.some((j) => j.name === job)) return null;
+    const file = this.store.jobLogFile(branch, job, id);
+    return existsSync(file) ? file : null;
+  }
+
   pollNow(branch?: string): Promise<void> {
     return this.poller.pollNow(branch);
   }
@@ -446,6 +502,7 @@ export class Daemon implements DaemonApi {
     this.queue.pause();
     this.schedule.stop();
     for (const t of this.quietTimers.values()) clearTimeout(t);
+    this.slowWatch.stop();
     this.runtime.stop();
     await this.watcher?.close();
     const idle = this.queue.idle();

@@ -10,6 +10,7 @@ import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
 import { printJson, say, table } from '../output.js';
 import { short } from './poll.js';
+import { medianOfRuns } from './history.js';
 
 /** `stagepost status [--json]`: from the state files plus what a running daemon last wrote. */
 export async function statusCommand(opts: { config?: string; json?: boolean }): Promise<number> {
@@ -37,9 +38,20 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
     return 0;
   }
   const rows = [
-    ['BRANCH', 'STATE', 'SOURCES', 'LAST BUILD', 'RESULT', 'WHEN', 'DURATION', 'LAST POLL'],
+    [
+      'BRANCH',
+      'STATE',
+      'SOURCES',
+      'LAST BUILD',
+      'RESULT',
+      'WHEN',
+      'DURATION',
+      'MEDIAN',
+      'LAST POLL',
+    ],
   ];
   for (const b of doc.branches) {
+    const typical = medianOfRuns(store.readBranch(b.name).builds);
     rows.push([
       b.name,
       b.current
@@ -50,6 +62,7 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       b.lastBuild?.result ?? '-',
       b.lastBuild ? b.lastBuild.startedAt.replace('T', ' ').slice(0, 19) : '-',
       b.lastBuild?.durationMs != null ? formatDuration(b.lastBuild.durationMs) : '-',
+      typical === null ? '-' : formatDuration(typical),
       b.lastPoll
         ? b.lastPoll.error
           ? `ERROR ${b.lastPoll.error}`
@@ -66,31 +79,46 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
   return 0;
 }
 
-/** `stagepost log BRANCH [BUILD]`: a build's log, the last one by default. */
+/**
+ * `stagepost log BRANCH [BUILD]`: a build's log, the last build by default.
+ * With `--job NAME`, BUILD is a run of that job (its own numbering).
+ */
 export async function logCommand(
   branch: string,
   build: string | undefined,
-  opts: { config?: string },
+  opts: { config?: string; job?: string },
 ): Promise<number> {
   const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
   if (!config.branches.some((b) => b.name === branch))
     throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
+  const job = opts.job;
+  if (job !== undefined && !config.jobs.some((j) => j.name === job))
+    throw new StagepostError(
+      'EUSAGE',
+      `job "${job}" is not in ${config.file} — known jobs: ${config.jobs.map((j) => j.name).join(', ') || '(none)'}`,
+    );
   const store = new StateStore(config.stateDir);
   const state = store.readBranch(branch);
+  const kind = job === undefined ? 'build' : `job:${job}`;
+  const runs = job === undefined ? state.builds : (state.jobs[job]?.runs ?? []);
+  const what = job === undefined ? 'build' : `run of job ${job}`;
   let id: number | undefined;
-  if (build === undefined || build === 'last') id = state.running?.id ?? state.builds[0]?.id;
+  if (build === undefined || build === 'last')
+    id = state.running?.kind === kind ? state.running.id : runs[0]?.id;
   else if (/^\d+$/.test(build.replace(/^#/, ''))) id = Number(build.replace(/^#/, ''));
-  else throw new StagepostError('EUSAGE', `BUILD must be a build number like 12, not "${build}"`);
+  else throw new StagepostError('EUSAGE', `BUILD must be a number like 12, not "${build}"`);
   if (id === undefined)
     throw new StagepostError(
       'ENOTFOUND',
-      `${branch} has no builds yet — run \`stagepost update ${branch}\``,
+      job === undefined
+        ? `${branch} has no builds yet — run \`stagepost update ${branch}\``
+        : `job ${job} has not run on ${branch} yet — run \`stagepost job ${job} --branch ${branch}\``,
     );
-  const file = store.logFile(branch, id);
+  const file = job === undefined ? store.logFile(branch, id) : store.jobLogFile(branch, job, id);
   if (!existsSync(file))
     throw new StagepostError(
       'ENOTFOUND',
-      `no log for ${branch} build #${id} (kept builds: ${state.builds.map((b) => b.id).join(', ') || 'none'})`,
+      `no log for ${branch} ${what} #${id} (kept: ${runs.map((b) => b.id).join(', ') || 'none'})`,
     );
   await new Promise<void>((resolve, reject) =>
     createReadStream(file)
