@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument, isMap, isSeq, type YAMLMap } from 'yaml';
+import { parseDocument, isMap, isSeq } from 'yaml';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../config/load.js';
 import { openSession } from '../session.js';
 import { runJob } from '../../build/job.js';
 import { listCaughtMail, readCaughtMail } from '../../site/mail-store.js';
 import { renderProxyConfig } from '../../site/proxy-config.js';
 import { StagepostError } from '../../errors.js';
-import { writeFileAtomic } from '../../util/atomic.js';
+import { replaceFileInPlace } from '../../util/replace-file.js';
+import { replaceScalar } from '../../config/edit.js';
 import { sourceSpec } from '../../poll/tracks.js';
 import { formatDuration } from '../../util/duration.js';
 import { printJson, say, table, note } from '../output.js';
@@ -132,8 +133,7 @@ export async function switchCommand(
       'ECONFIG',
       `${file}: source ${source.name} of ${branchName} not found`,
     );
-  doc.setIn(['branches', branchName, 'sources', index, key], ref);
-  const next = doc.toString();
+  const next = replaceScalar(text, ['branches', branchName, 'sources', index, key], ref);
 
   // Valid as a whole?
   let nextConfig;
@@ -159,7 +159,7 @@ export async function switchCommand(
       );
       return 1;
     }
-    await writeFileAtomic(file, next);
+    await replaceFileInPlace(file, next);
     say(
       `${branchName}: source ${source.name} now at ${key} ${ref} (${plugin.shortRevision(answer.revision)}); a running daemon rebuilds it from its next poll`,
     );
