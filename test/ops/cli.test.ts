@@ -112,6 +112,6 @@ test('poll shows built and remote revisions and builds nothing; update --all bui
   expect(log.stdout).toContain(`built staging at ${next}`);
   const first = await runCli(['log', 'staging', '1', '--config', file]);
   expect(first.stdout).toContain(`built staging at ${main}`);
-  expect((await runCli(['log', 'nope', '--config', file])).code).toBe(1);
+  expect((await runCli(['log', 'nope', '--config', file])).code).toBe(2);
   expect((await runCli(['update', '--config', file])).code).toBe(2);
 });

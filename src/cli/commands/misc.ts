@@ -5,7 +5,7 @@ import { openSession } from '../session.js';
 import { runJob } from '../../build/job.js';
 import { listCaughtMail, readCaughtMail } from '../../site/mail-store.js';
 import { renderProxyConfig } from '../../site/proxy-config.js';
-import { StagepostError } from '../../errors.js';
+import { StagepostError, errorMessage } from '../../errors.js';
 import { replaceFileInPlace } from '../../util/replace-file.js';
 import { replaceScalar } from '../../config/edit.js';
 import { sourceSpec } from '../../poll/tracks.js';
@@ -22,7 +22,7 @@ export async function jobCommand(
     const job = session.config.jobs.find((j) => j.name === name);
     if (!job)
       throw new StagepostError(
-        'ENOTFOUND',
+        'EUSAGE',
         `job "${name}" is not in ${session.config.file} — jobs: ${session.config.jobs.map((j) => j.name).join(', ') || '(none)'}`,
       );
     const branches = opts.branch ? [opts.branch] : job.branches;
@@ -140,8 +140,10 @@ export async function switchCommand(
   try {
     nextConfig = parseConfig(next, file, process.env);
   } catch (err) {
-    note(`refusing: the edited ci.yaml would be invalid:\n${(err as Error).message}`);
-    return 1;
+    note(
+      `refusing: ${key} "${ref}" would make ${file} invalid; ci.yaml unchanged:\n${(err as Error).message}`,
+    );
+    return 2;
   }
   const nextSource = nextConfig.branches
     .find((b) => b.name === branchName)!
@@ -150,9 +152,19 @@ export async function switchCommand(
   const session = await openSession(opts.config);
   try {
     const plugin = await session.vcs.get(nextSource.vcs);
-    const [answer] = await plugin.remoteRevisions([sourceSpec(nextSource)], {
-      timeoutMs: branch.poll.timeoutMs,
-    });
+    let answer;
+    try {
+      [answer] = await plugin.remoteRevisions([sourceSpec(nextSource)], {
+        timeoutMs: branch.poll.timeoutMs,
+      });
+    } catch (err) {
+      // The plugin speaks of ci.yaml's url; here the value is the command's argument.
+      const message = errorMessage(err);
+      const why = message.replace(/; fix the source's \w+ in ci\.yaml$/, '');
+      note(`refusing: ${key} "${ref}" given to switch cannot be used (${why}); ci.yaml unchanged`);
+      // Not even a URL is a usage error; a remote that failed to answer is not.
+      return why === message ? 1 : 2;
+    }
     if (!answer || 'missing' in answer) {
       note(
         `refusing: ${key} "${ref}" does not exist on the remote${answer && 'missing' in answer ? ` (${answer.reason})` : ''}; ci.yaml unchanged`,

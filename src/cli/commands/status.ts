@@ -89,7 +89,7 @@ export async function logCommand(
   const file = store.logFile(branch, id);
   if (!existsSync(file))
     throw new StagepostError(
-      'ENOTFOUND',
+      build === undefined ? 'ENOTFOUND' : 'EUSAGE',
       `no log for ${branch} build #${id} (kept builds: ${state.builds.map((b) => b.id).join(', ') || 'none'})`,
     );
   await new Promise<void>((resolve, reject) =>
