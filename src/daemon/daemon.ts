@@ -13,9 +13,9 @@ import type {
   StatusDocument,
 } from '../status.js';
 import { createLogger, type Logger } from '../log.js';
-import { loadConfig } from '../config/load.js';
+import { loadAndRemember, rejectionOf, type ConfigRejection } from '../config/last-good.js';
 import { StagepostError, errorMessage } from '../errors.js';
-import { StateStore, type TrackState } from '../state/store.js';
+import { StateStore } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
@@ -70,6 +70,7 @@ export class Daemon implements DaemonApi {
   private readonly current: Record<string, CurrentBuild> = {};
   private readonly quietTimers = new Map<string, NodeJS.Timeout>();
   private lastConfigError: string | null = null;
+  private configRejection: ConfigRejection | null = null;
   private runtimeTimer: NodeJS.Timeout | null = null;
   private runtimeDue = 0;
   private reloading: Promise<void> = Promise.resolve();
@@ -88,7 +89,7 @@ export class Daemon implements DaemonApi {
   }
 
   private async init(): Promise<void> {
-    this.config = await loadConfig(this.options.configFile, this.options.env);
+    this.config = await loadAndRemember(this.options.configFile, this.options.env);
     this.store = new StateStore(this.config.stateDir);
     await this.store.init();
     this.lock = new FileLock(
@@ -324,7 +325,7 @@ export class Daemon implements DaemonApi {
     let next: Config;
     try {
       if (!existsSync(this.config.file)) return;
-      next = await loadConfig(this.config.file, this.options.env);
+      next = await loadAndRemember(this.config.file, this.options.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       this.log.error(
@@ -333,6 +334,9 @@ export class Daemon implements DaemonApi {
       );
       if (message !== this.lastConfigError) {
         this.lastConfigError = message;
+        this.configRejection = redactor.redactValue(
+          rejectionOf(err, this.config.file, new Date().toISOString()),
+        );
         void this.dispatcher
           .dispatch({ type: 'config', file: this.config.file, message }, ['config-error'])
           .catch(() => undefined);
@@ -341,6 +345,7 @@ export class Daemon implements DaemonApi {
       return;
     }
     this.lastConfigError = null;
+    this.configRejection = null;
     const before = new Set(this.config.branches.map((b) => b.name));
     const after = new Set(next.branches.map((b) => b.name));
     this.config = next;
@@ -455,8 +460,8 @@ export class Daemon implements DaemonApi {
         .filter((i) => i.kind === 'build')
         .map((i) => i.branch),
     );
-    return redactor.redactValue(
-      statusDocument(this.config, this.store, {
+    return redactor.redactValue({
+      ...statusDocument(this.config, this.store, {
         tracks: this.poller.tracks,
         lastPoll: this.lastPoll,
         queued,
@@ -467,7 +472,8 @@ export class Daemon implements DaemonApi {
         outbox: this.dispatcher.outboxSize(),
         daemon: { running: true, pid: process.pid, startedAt: this.startedAt },
       }),
-    );
+      configError: this.configRejection,
+    });
   }
 
   counts(): { queue: number; outbox: number } {
@@ -538,6 +544,7 @@ export class Daemon implements DaemonApi {
         queue: this.queue.waitingItems().map((i) => i.branch),
         current: this.current,
         outbox: this.dispatcher.outboxSize(),
+        configError: this.configRejection,
       }).catch(() => undefined);
     }, delayMs);
     this.runtimeTimer.unref?.();

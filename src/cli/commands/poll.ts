@@ -8,7 +8,7 @@ export async function pollCommand(
   branches: string[],
   opts: { config?: string; json?: boolean },
 ): Promise<number> {
-  const session = await openSession(opts.config);
+  const session = await openSession(opts.config, { readOnly: true });
   try {
     const selected = selectBranches(session, branches);
     await session.poller.setBranches(selected, false);

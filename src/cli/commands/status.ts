@@ -1,6 +1,7 @@
 import { existsSync, createReadStream } from 'node:fs';
 import path from 'node:path';
-import { loadConfig, resolveConfigPath } from '../../config/load.js';
+import { resolveConfigPath } from '../../config/load.js';
+import { loadForReading, rejectionNote } from '../../config/last-good.js';
 import { StateStore } from '../../state/store.js';
 import { readLock } from '../../state/lock.js';
 import { readRuntimeFile } from '../../daemon/runtime-file.js';
@@ -8,17 +9,22 @@ import { statusDocument } from '../../daemon/status.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
-import { printJson, say, table } from '../output.js';
+import { note, printJson, say, table } from '../output.js';
 import { short } from './poll.js';
 
 /** `stagepost status [--json]`: from the state files plus what a running daemon last wrote. */
 export async function statusCommand(opts: { config?: string; json?: boolean }): Promise<number> {
-  const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
+  const { config, rejected } = await loadForReading(
+    resolveConfigPath(opts.config, process.env, process.cwd()),
+    process.env,
+  );
   const store = new StateStore(config.stateDir);
   const daemon = await readLock(path.join(config.stateDir, 'daemon.lock'));
   const runtime = daemon ? readRuntimeFile(config.stateDir) : null;
-  const doc = redactor.redactValue(
-    statusDocument(config, store, {
+  // The daemon's own view wins: it knows since when it runs without the edit.
+  const configError = runtime?.configError ?? rejected;
+  const doc = redactor.redactValue({
+    ...statusDocument(config, store, {
       tracks: store.readPoll().tracks,
       lastPoll: runtime?.lastPoll ?? {},
       queued: new Set(runtime?.queue ?? []),
@@ -31,7 +37,9 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
         startedAt: runtime?.startedAt ?? null,
       },
     }),
-  );
+    configError,
+  });
+  if (doc.configError) note(rejectionNote(doc.configError));
   if (opts.json) {
     printJson(doc);
     return 0;
@@ -58,6 +66,10 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
     ]);
   }
   say(table(rows).trimEnd());
+  if (doc.configError)
+    say(
+      `config: edit REJECTED at ${doc.configError.file}${doc.configError.line === null ? '' : `:${doc.configError.line}`} since ${doc.configError.since.replace('T', ' ').slice(0, 19)} — running on the last good config`,
+    );
   say(
     daemon
       ? `daemon: running (pid ${daemon.pid})${doc.queue.length ? `, queue: ${doc.queue.join(' ')}` : ''}`
@@ -72,7 +84,11 @@ export async function logCommand(
   build: string | undefined,
   opts: { config?: string },
 ): Promise<number> {
-  const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
+  const { config, rejected } = await loadForReading(
+    resolveConfigPath(opts.config, process.env, process.cwd()),
+    process.env,
+  );
+  if (rejected) note(rejectionNote(rejected));
   if (!config.branches.some((b) => b.name === branch))
     throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
   const store = new StateStore(config.stateDir);
