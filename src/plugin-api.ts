@@ -98,7 +98,15 @@ export interface VcsPlugin {
 // ---------------------------------------------------------------- notifiers
 
 export type EventName =
-  'started' | 'success' | 'failure' | 'fixed' | 'still-failing' | 'job-failure' | 'config-error';
+  | 'started'
+  | 'success'
+  | 'failure'
+  | 'fixed'
+  | 'still-failing'
+  | 'job-failure'
+  | 'config-error'
+  | 'ref-missing'
+  | 'ref-back';
 
 export const EVENT_NAMES: readonly EventName[] = [
   'started',
@@ -108,6 +116,8 @@ export const EVENT_NAMES: readonly EventName[] = [
   'still-failing',
   'job-failure',
   'config-error',
+  'ref-missing',
+  'ref-back',
 ];
 
 export type BuildResult = 'success' | 'failure' | 'timeout' | 'interrupted';
@@ -178,7 +188,19 @@ export interface ConfigErrorNotification {
   message: string;
 }
 
-export type Notification = BuildNotification | JobNotification | ConfigErrorNotification;
+/** A source's ref (or svn URL) went missing on its remote (`ref-missing`), or is back (`ref-back`). */
+export interface RefNotification {
+  type: 'ref';
+  events: EventName[];
+  branch: string;
+  /** The sources concerned. */
+  sources: string[];
+  /** What is missing (or what was, for `ref-back`). */
+  message: string;
+}
+
+export type Notification =
+  BuildNotification | JobNotification | ConfigErrorNotification | RefNotification;
 
 export interface Notifier {
   /**

@@ -46,6 +46,19 @@ export function bodySections(n: Notification): Section[] {
     ];
   }
   if (n.type === 'job') return jobSections(n);
+  if (n.type === 'ref') {
+    const back = n.events.includes('ref-back');
+    return [
+      {
+        lines: [
+          back
+            ? `${oneLine(n.branch, 200)}: its sources are on the remote again; the next change builds as usual.`
+            : `${oneLine(n.branch, 200)}: a source's ref is gone from its remote. The site stays as built; nothing builds until the ref is back or \`stagepost switch\` points the source elsewhere.`,
+        ],
+      },
+      { pre: boundedLines(n.message.split('\n'), 50) },
+    ];
+  }
   return buildSections(n);
 }
 

@@ -7,6 +7,7 @@ import { loadAndRemember, loadForReading, rejectionNote } from '../config/last-g
 import { StateStore } from '../state/store.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
+import { missingRefError } from '../poll/missing.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
 import { StagepostError } from '../errors.js';
@@ -58,7 +59,12 @@ export async function openSession(
     events: {
       changed: () => undefined,
       polled: (branches, error) => {
-        if (error) for (const b of branches) pollErrors.set(b, error);
+        for (const b of branches) {
+          const branch = config.branches.find((x) => x.name === b);
+          // A ref that is gone is a poll error of its branch, though the remote answered.
+          const own = error ?? (branch ? missingRefError(branch, poller.tracks) : null);
+          if (own) pollErrors.set(b, own);
+        }
       },
     },
   });

@@ -32,6 +32,7 @@ import { redactor } from '../util/redact.js';
 import { stopQueryServer, useQueryServer } from '../util/spawner.js';
 import { writeRuntimeFile } from './runtime-file.js';
 import { historyOf, statusDocument } from './status.js';
+import { RefWatch } from './ref-watch.js';
 
 /** How soon `stagepost status` sees news, and routine poll timestamps. */
 const RUNTIME_WRITE_SOON_MS = 500;
@@ -71,6 +72,8 @@ export class Daemon implements DaemonApi {
   private readonly quietTimers = new Map<string, NodeJS.Timeout>();
   private lastConfigError: string | null = null;
   private configRejection: ConfigRejection | null = null;
+  private refs!: RefWatch;
+  private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private runtimeTimer: NodeJS.Timeout | null = null;
   private runtimeDue = 0;
   private reloading: Promise<void> = Promise.resolve();
@@ -137,6 +140,7 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
+    this.refs = new RefWatch(this.config.branches, this.store.readPoll().tracks);
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
@@ -159,9 +163,10 @@ export class Daemon implements DaemonApi {
           // One shared entry: this runs for every branch of the repository on every answer.
           const entry = { at, error };
           for (const b of branches) {
+            const own = error === null ? (this.refAnswered(b, at) ?? entry) : entry;
             const before = this.lastPoll[b];
-            if (!before || before.error !== error) news = true;
-            this.lastPoll[b] = entry;
+            if (!before || before.error !== own.error) news = true;
+            this.lastPoll[b] = own;
           }
           this.metrics.countPolls(branches, error !== null);
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
@@ -290,6 +295,30 @@ export class Daemon implements DaemonApi {
       this.metrics.buildRunning.set({ branch: branch.name }, 0);
       this.changed({ type: 'build', branch: item.branch });
     }
+  }
+
+  /** A missing ref is a poll error of its branch, told to the notifiers once. */
+  private refAnswered(name: string, at: string): { at: string; error: string } | null {
+    // Every branch of every answer passes here: no search through the branch list.
+    if (this.branchIndex?.config !== this.config)
+      this.branchIndex = {
+        config: this.config,
+        map: new Map(this.config.branches.map((b) => [b.name, b])),
+      };
+    const branch = this.branchIndex.map.get(name);
+    if (!branch) return null;
+    const seen = this.refs.answered(branch, this.poller.tracks);
+    if (seen.event) {
+      this.log.warn({ branch: name, event: seen.event, error: seen.message }, 'ref changed');
+      void this.dispatcher
+        .dispatch(
+          { type: 'ref', branch: name, sources: seen.sources, message: seen.message },
+          [seen.event],
+          name,
+        )
+        .catch(() => undefined);
+    }
+    return seen.error === null ? null : { at, error: seen.error };
   }
 
   private branch(name: string): BranchConfig | undefined {

@@ -10,6 +10,8 @@ const LABELS: Array<[EventName, string]> = [
   ['started', 'STARTED'],
   ['job-failure', 'JOB FAILED'],
   ['config-error', 'CONFIG ERROR'],
+  ['ref-missing', 'REF MISSING'],
+  ['ref-back', 'REF BACK'],
 ];
 
 export function headlineEvent(events: readonly EventName[]): EventName | undefined {
@@ -27,6 +29,8 @@ export function notificationTitle(n: Notification): string {
   let title: string;
   if (n.type === 'config') {
     title = `CONFIG ERROR ${path.basename(n.file)}`;
+  } else if (n.type === 'ref') {
+    title = `${n.branch} ${label ?? 'REF'} ${n.sources.join(' ')}`;
   } else if (n.type === 'job') {
     title = `${n.branch} ${n.result === 'success' ? 'JOB SUCCESS' : 'JOB FAILED'} ${n.job}`;
   } else {

@@ -9,6 +9,7 @@ import { statusDocument } from '../../daemon/status.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
+import type { BranchStatus } from '../../status.js';
 import { note, printJson, say, table } from '../output.js';
 import { short } from './poll.js';
 
@@ -58,11 +59,7 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       b.lastBuild?.result ?? '-',
       b.lastBuild ? b.lastBuild.startedAt.replace('T', ' ').slice(0, 19) : '-',
       b.lastBuild?.durationMs != null ? formatDuration(b.lastBuild.durationMs) : '-',
-      b.lastPoll
-        ? b.lastPoll.error
-          ? `ERROR ${b.lastPoll.error}`
-          : b.lastPoll.at.slice(11, 19)
-        : '-',
+      lastPollCell(b),
     ]);
   }
   say(table(rows).trimEnd());
@@ -115,4 +112,13 @@ export async function logCommand(
       .pipe(process.stdout, { end: false }),
   );
   return 0;
+}
+
+/** The poll error, or a ref gone from the remote (known from the poll state without a daemon). */
+function lastPollCell(b: BranchStatus): string {
+  if (b.lastPoll?.error) return `ERROR ${b.lastPoll.error}`;
+  const missing = b.sources.filter((s) => s.missing);
+  if (missing.length > 0)
+    return `ERROR ${missing.map((s) => `ref missing: source ${s.name}: ${s.missing}`).join('; ')}`;
+  return b.lastPoll ? b.lastPoll.at.slice(11, 19) : '-';
 }
