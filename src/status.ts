@@ -58,6 +58,8 @@ export interface BranchStatus {
   current: CurrentBuild | null;
   customers: Array<{ name: string; url: string | null; mailin: boolean }>;
   port: number | null;
+  /** The port of the branch's mail catcher; null: it has none (no `smtp_port`). */
+  smtpPort?: number | null;
   dir: string;
 }
 

@@ -64,7 +64,12 @@ export function bodySections(n: Notification): Section[] {
 
 function buildSections(n: BuildNotification): Section[] {
   const b = n.build;
-  const word = b.result ? (RESULT_WORDS[b.result] ?? b.result) : 'STARTED';
+  // A repair says so in the body as in the subject.
+  const word = n.events.includes('fixed')
+    ? 'FIXED'
+    : b.result
+      ? (RESULT_WORDS[b.result] ?? b.result)
+      : 'STARTED';
   const where = b.failedStep ? ` at step ${b.failedStep}` : '';
   const sections: Section[] = [
     {
@@ -95,9 +100,15 @@ function buildSections(n: BuildNotification): Section[] {
     });
   }
   if (n.commits.length > 0) {
+    // svn commits are revisions, written r1 as in the subject.
+    const svn = new Set(n.revisions.filter((r) => r.vcs === 'svn').map((r) => r.source));
     const rows = n.commits
       .slice(0, MAX_COMMITS)
-      .map((c) => [oneLine(c.id, 12), oneLine(c.author || '?', 80), oneLine(c.subject, 200)]);
+      .map((c) => [
+        oneLine(svn.has(c.source) && /^\d+$/.test(c.id) ? `r${c.id}` : c.id, 12),
+        oneLine(c.author || '?', 80),
+        oneLine(c.subject, 200),
+      ]);
     if (n.commits.length > MAX_COMMITS)
       rows.push(['…', '', `and ${n.commits.length - MAX_COMMITS} more`]);
     sections.push({ heading: 'Commits since the last build', rows });

@@ -298,7 +298,7 @@ async function buildLocked(
       });
       for (const r of health.results)
         writer.line(
-          `    ${r.url}: ${r.ok ? 'ok' : 'FAILED'} ${r.status ?? r.error ?? ''} (${r.attempts} attempts)`,
+          `    ${r.url}: ${r.ok ? 'ok' : 'FAILED'} ${r.status ?? r.error ?? ''} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`,
         );
       const bad = health.results
         .filter((r) => !r.ok)

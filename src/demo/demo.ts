@@ -8,7 +8,7 @@ import { StagepostError } from '../errors.js';
 import { run } from '../util/exec.js';
 import { dropWritesWhenStdoutCloses } from '../cli/closed-stdout.js';
 import { sandboxDir, resetSandbox, endAppServers, releaseSandbox } from './sandbox.js';
-import { choosePorts, type DemoPorts } from './ports.js';
+import { choosePorts, portFree, type DemoPorts } from './ports.js';
 import { startSiteProxy, type SiteProxy } from './proxy.js';
 import { demoConfig, CUSTOMERS, type DemoSite } from './config.js';
 import { makeGitSample } from './git-sample.js';
@@ -141,6 +141,11 @@ export async function demoCommand(opts: { port: number }): Promise<number> {
       `--port ${opts.port}: give a TCP port number (1-65535, or 0 for any free one)`,
     );
   }
+  if (!(await portFree(opts.port)))
+    throw new StagepostError(
+      'EUSAGE',
+      `port ${opts.port} (the demo's dashboard) is in use by another process — run the demo on another port: npm run demo -- --port ${opts.port === 65535 ? 8760 : opts.port + 10}`,
+    );
   const intervalMs = intervalFromEnv(process.env);
   // `npm run demo | tee log` and Ctrl-C: tee is gone before the demo says it stops.
   const stdout = dropWritesWhenStdoutCloses();

@@ -134,6 +134,13 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
     await banner.waitFor({ state: 'hidden' });
   });
 
+  test('"Caught mail" shows only on a branch with a mail catcher', async () => {
+    fake.branch('staging').smtpPort = 2526;
+    await open();
+    expect(await card('staging').locator('details.mail').isVisible()).toBe(true);
+    expect(await card('branch1').locator('details.mail').isHidden()).toBe(true);
+  });
+
   test('markup in a commit subject is shown as text', async () => {
     fake.branch('staging').sources[0].subject = XSS;
     await open();

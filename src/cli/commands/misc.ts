@@ -63,8 +63,16 @@ export async function mailCommand(
   opts: { config?: string; json?: boolean },
 ): Promise<number> {
   const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
-  if (!config.branches.some((b) => b.name === branch))
-    throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
+  const found = config.branches.find((b) => b.name === branch);
+  if (!found) throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
+  if (!found.smtpPort && !id) {
+    if (opts.json) printJson({ branch, catcher: false, mail: [] });
+    else
+      say(
+        `${branch} has no mail catcher, so no mail is caught: give it "smtp_port: 2526" in ${config.file} to catch what its app sends`,
+      );
+    return 0;
+  }
   if (id) {
     process.stdout.write(await readCaughtMail(config.stateDir, branch, id));
     return 0;

@@ -54,7 +54,7 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       b.current
         ? `building (${b.current.step ?? 'starting'}, ${formatDuration(b.current.elapsedMs)})`
         : b.state,
-      b.sources.map((s) => `${s.name}@${short(s.revision)}`).join(' '),
+      b.sources.map((s) => `${s.name}@${short(s.revision, s.vcs)}`).join(' '),
       b.lastBuild ? `#${b.lastBuild.id}` : '-',
       b.lastBuild?.result ?? '-',
       b.lastBuild ? b.lastBuild.startedAt.replace('T', ' ').slice(0, 19) : '-',
