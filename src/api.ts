@@ -3,6 +3,7 @@
  * interface the HTTP server uses to talk to a running daemon.
  */
 import type { BuildResult, StepReport } from './plugin-api.js';
+import type { ConfigRejection } from './config/last-good.js';
 
 export type BranchState = 'idle' | 'queued' | 'building' | 'failing';
 
@@ -63,6 +64,8 @@ export interface BranchStatus {
   current: CurrentBuild | null;
   customers: Array<{ name: string; url: string | null; mailin: boolean }>;
   port: number | null;
+  /** The port of the branch's mail catcher; null: it has none (no `smtp_port`). */
+  smtpPort?: number | null;
   dir: string;
 }
 
@@ -72,6 +75,8 @@ export interface StatusDocument {
   queue: string[];
   outbox: number;
   daemon: { running: boolean; pid: number | null; startedAt: string | null };
+  /** A rejected edit of ci.yaml: what is shown runs on the last good config. */
+  configError?: ConfigRejection | null;
 }
 
 export interface CaughtMailSummary {

@@ -124,7 +124,9 @@ export type EventName =
   | 'still-failing'
   | 'job-failure'
   | 'config-error'
-  | 'slow';
+  | 'slow'
+  | 'ref-missing'
+  | 'ref-back';
 
 export const EVENT_NAMES: readonly EventName[] = [
   'started',
@@ -135,6 +137,8 @@ export const EVENT_NAMES: readonly EventName[] = [
   'job-failure',
   'config-error',
   'slow',
+  'ref-missing',
+  'ref-back',
 ];
 
 export type BuildResult = 'success' | 'failure' | 'timeout' | 'interrupted';
@@ -235,8 +239,23 @@ export interface ConfigErrorNotification {
   message: string;
 }
 
+/** A source's ref (or svn URL) went missing on its remote (`ref-missing`), or is back (`ref-back`). */
+export interface RefNotification {
+  type: 'ref';
+  events: EventName[];
+  branch: string;
+  /** The sources concerned. */
+  sources: string[];
+  /** What is missing (or what was, for `ref-back`). */
+  message: string;
+}
+
 export type Notification =
-  BuildNotification | JobNotification | ConfigErrorNotification | SlowNotification;
+  | BuildNotification
+  | JobNotification
+  | ConfigErrorNotification
+  | SlowNotification
+  | RefNotification;
 
 export interface Notifier {
   /**

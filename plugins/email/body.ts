@@ -48,6 +48,19 @@ export function bodySections(n: Notification): Section[] {
   }
   if (n.type === 'slow') return slowSections(n);
   if (n.type === 'job') return [...jobSections(n), ...trendSections(n.trends)];
+  if (n.type === 'ref') {
+    const back = n.events.includes('ref-back');
+    return [
+      {
+        lines: [
+          back
+            ? `${oneLine(n.branch, 200)}: its sources are on the remote again; the next change builds as usual.`
+            : `${oneLine(n.branch, 200)}: a source's ref is gone from its remote. The site stays as built; nothing builds until the ref is back or \`stagepost switch\` points the source elsewhere.`,
+        ],
+      },
+      { pre: boundedLines(n.message.split('\n'), 50) },
+    ];
+  }
   return [...buildSections(n), ...trendSections(n.trends)];
 }
 
@@ -89,7 +102,12 @@ function trendSections(trends: string[] | undefined): Section[] {
 
 function buildSections(n: BuildNotification): Section[] {
   const b = n.build;
-  const word = b.result ? (RESULT_WORDS[b.result] ?? b.result) : 'STARTED';
+  // A repair says so in the body as in the subject.
+  const word = n.events.includes('fixed')
+    ? 'FIXED'
+    : b.result
+      ? (RESULT_WORDS[b.result] ?? b.result)
+      : 'STARTED';
   const where = b.failedStep ? ` at step ${b.failedStep}` : '';
   const sections: Section[] = [
     {
@@ -120,9 +138,15 @@ function buildSections(n: BuildNotification): Section[] {
     });
   }
   if (n.commits.length > 0) {
+    // svn commits are revisions, written r1 as in the subject.
+    const svn = new Set(n.revisions.filter((r) => r.vcs === 'svn').map((r) => r.source));
     const rows = n.commits
       .slice(0, MAX_COMMITS)
-      .map((c) => [oneLine(c.id, 12), oneLine(c.author || '?', 80), oneLine(c.subject, 200)]);
+      .map((c) => [
+        oneLine(svn.has(c.source) && /^\d+$/.test(c.id) ? `r${c.id}` : c.id, 12),
+        oneLine(c.author || '?', 80),
+        oneLine(c.subject, 200),
+      ]);
     if (n.commits.length > MAX_COMMITS)
       rows.push(['…', '', `and ${n.commits.length - MAX_COMMITS} more`]);
     sections.push({ heading: 'Commits since the last build', rows });

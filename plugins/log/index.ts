@@ -14,7 +14,14 @@ import {
  */
 const LEVELS = ['info', 'warn', 'error'] as const;
 type Level = (typeof LEVELS)[number];
-const BAD_NEWS = new Set(['failure', 'still-failing', 'job-failure', 'config-error', 'slow']);
+const BAD_NEWS = new Set([
+  'failure',
+  'still-failing',
+  'job-failure',
+  'config-error',
+  'slow',
+  'ref-missing',
+]);
 
 interface LogMessage {
   level: Level;
@@ -56,6 +63,7 @@ const logPlugin: NotifierPlugin = {
             durationMs: n.durationMs,
             medianMs: n.medianMs,
           });
+        if (n.type === 'ref') Object.assign(meta, { branch: n.branch, error: n.message });
         return { level, title: notificationTitle(n), meta };
       },
       async deliver(message) {

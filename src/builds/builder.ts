@@ -25,6 +25,7 @@ import { stepEnvironment, customerUrl } from '../site/urls.js';
 import { checkHealth, healthUrls } from '../site/health.js';
 import { formatDuration } from '../util/duration.js';
 import { LogWriter, tailLines } from './log-writer.js';
+import { noteRedone } from './cut-off.js';
 import { runSteps } from './steps.js';
 import { commitEmail } from './authors.js';
 import { buildEvents } from '../notify/events.js';
@@ -151,6 +152,7 @@ async function buildLocked(
     pid: process.pid,
   };
   await ctx.store.writeBranch(branch.name, state);
+  await noteRedone(ctx.store, branch.name, state, id);
 
   const pgidWrites: Promise<void>[] = [];
   // Written at once: a kill -9 right now must still let the next daemon end this group.
@@ -308,7 +310,7 @@ async function buildLocked(
       });
       for (const r of health.results)
         writer.line(
-          `    ${r.url}: ${r.ok ? 'ok' : 'FAILED'} ${r.status ?? r.error ?? ''} (${r.attempts} attempts)`,
+          `    ${r.url}: ${r.ok ? 'ok' : 'FAILED'} ${r.status ?? r.error ?? ''} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`,
         );
       const bad = health.results
         .filter((r) => !r.ok)

@@ -4,6 +4,7 @@ import type { BuildRecord, PendingNotification, StateStore } from '../state/stor
 import { jobHistory, jobOfKind } from '../state/history.js';
 import { groupAlive, terminateGroup } from '../util/exec.js';
 import { readLock } from '../state/lock.js';
+import { noteCutOff } from './cut-off.js';
 
 /**
  * A build cut off by kill -9 (or a crash) left `running` in its branch state,
@@ -44,6 +45,7 @@ export async function recoverInterrupted(
     if (running.forced) state.forcePending = true;
     state.running = null;
     await store.writeBranch(branch, state);
+    await noteCutOff(store, branch, running, ended.length);
     log.warn(
       { branch, build: running.id, endedProcessGroups: ended },
       'build was cut off; its processes ended, it will be redone',

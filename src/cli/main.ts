@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { StagepostError, exitCodeFor, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
+import { endQuietlyWhenStdoutCloses } from './closed-stdout.js';
 
 /**
  * The command line. The only place that decides exit statuses: 0 success,
@@ -147,10 +148,11 @@ export async function main(argv: string[]): Promise<number> {
     );
   program
     .command('proxy-config')
-    .option('--listen <addr:port>', 'listen address (default 443)')
+    .option('--listen <addr:port>', 'listen address (default 443, 80 with --http)')
+    .option('--http', 'plain http, no certificate (behind another TLS terminator)')
     .description('print the nginx server block')
     .action(
-      act(async (o: { listen?: string }, cmd: Command) =>
+      act(async (o: { listen?: string; http?: boolean }, cmd: Command) =>
         (await commands.misc()).proxyConfigCommand({ ...cfg(cmd), ...o }),
       ),
     );
@@ -164,6 +166,12 @@ export async function main(argv: string[]): Promise<number> {
         return demoCommand({ port: Number(o.port) });
       }),
     );
+
+  program.hook('preAction', (_program, command) => {
+    // The daemon writes no answer to stdout, and the demo must stop its
+    // children first: both deal with a closed stdout themselves.
+    if (command.name() !== 'demo' && command.name() !== 'run') endQuietlyWhenStdoutCloses();
+  });
 
   try {
     await program.parseAsync(argv, { from: 'user' });

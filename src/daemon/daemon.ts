@@ -12,7 +12,7 @@ import type {
   StatusDocument,
 } from '../api.js';
 import { createLogger, type Logger } from '../log.js';
-import { loadConfig } from '../config/load.js';
+import { loadAndRemember, rejectionOf, type ConfigRejection } from '../config/last-good.js';
 import { StagepostError, errorMessage } from '../errors.js';
 import { StateStore } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
@@ -36,6 +36,7 @@ import { MailCatchers } from './mail-catchers.js';
 import { JobSchedule } from './job-schedule.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
+import { RefWatch } from './ref-watch.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -82,6 +83,7 @@ export class Daemon implements DaemonApi {
       queue: this.queue.waitingItems().map((i) => i.branch),
       current: this.current,
       outbox: this.dispatcher.outboxSize(),
+      configError: this.configRejection,
     }),
   );
   private readonly abort = new AbortController();
@@ -89,6 +91,9 @@ export class Daemon implements DaemonApi {
   private readonly current: Record<string, CurrentBuild> = {};
   private readonly quietTimers = new Map<string, NodeJS.Timeout>();
   private lastConfigError: string | null = null;
+  private configRejection: ConfigRejection | null = null;
+  private refs!: RefWatch;
+  private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
@@ -107,7 +112,7 @@ export class Daemon implements DaemonApi {
   }
 
   private async init(): Promise<void> {
-    this.config = await loadConfig(this.options.configFile, this.options.env);
+    this.config = await loadAndRemember(this.options.configFile, this.options.env);
     this.store = new StateStore(this.config.stateDir);
     await this.store.init();
     this.lock = new FileLock(
@@ -149,6 +154,7 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
+    this.refs = new RefWatch(this.config.branches, this.store.readPoll().tracks);
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
@@ -163,7 +169,9 @@ export class Daemon implements DaemonApi {
         },
         polled: (branches, error, durationMs, vcs) => {
           // Only a poll that turns out differently from the last one is news for `stagepost status`.
-          const news = this.polls.polled(branches, error, durationMs, vcs);
+          const news = this.polls.polled(branches, error, durationMs, vcs, (b, at) =>
+            this.refAnswered(b, at),
+          );
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
           this.changed({ type: 'poll' }, news);
         },
@@ -334,6 +342,30 @@ export class Daemon implements DaemonApi {
     }
   }
 
+  /** A missing ref is a poll error of its branch, told to the notifiers once. */
+  private refAnswered(name: string, at: string): { at: string; error: string } | null {
+    // Every branch of every answer passes here: no search through the branch list.
+    if (this.branchIndex?.config !== this.config)
+      this.branchIndex = {
+        config: this.config,
+        map: new Map(this.config.branches.map((b) => [b.name, b])),
+      };
+    const branch = this.branchIndex.map.get(name);
+    if (!branch) return null;
+    const seen = this.refs.answered(branch, this.poller.tracks);
+    if (seen.event) {
+      this.log.warn({ branch: name, event: seen.event, error: seen.message }, 'ref changed');
+      void this.dispatcher
+        .dispatch(
+          { type: 'ref', branch: name, sources: seen.sources, message: seen.message },
+          [seen.event],
+          name,
+        )
+        .catch(() => undefined);
+    }
+    return seen.error === null ? null : { at, error: seen.error };
+  }
+
   private branch(name: string): BranchConfig | undefined {
     return this.config.branches.find((b) => b.name === name);
   }
@@ -351,7 +383,7 @@ export class Daemon implements DaemonApi {
     let next: Config;
     try {
       if (!existsSync(this.config.file)) return;
-      next = await loadConfig(this.config.file, this.options.env);
+      next = await loadAndRemember(this.config.file, this.options.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       this.log.error(
@@ -360,6 +392,9 @@ export class Daemon implements DaemonApi {
       );
       if (message !== this.lastConfigError) {
         this.lastConfigError = message;
+        this.configRejection = redactor.redactValue(
+          rejectionOf(err, this.config.file, new Date().toISOString()),
+        );
         void this.dispatcher
           .dispatch({ type: 'config', file: this.config.file, message }, ['config-error'])
           .catch(() => undefined);
@@ -368,6 +403,7 @@ export class Daemon implements DaemonApi {
       return;
     }
     this.lastConfigError = null;
+    this.configRejection = null;
     const before = new Set(this.config.branches.map((b) => b.name));
     const after = new Set(next.branches.map((b) => b.name));
     this.config = next;
@@ -413,8 +449,8 @@ export class Daemon implements DaemonApi {
         .filter((i) => i.kind === 'build')
         .map((i) => i.branch),
     );
-    return redactor.redactValue(
-      statusDocument(this.config, this.store, {
+    return redactor.redactValue({
+      ...statusDocument(this.config, this.store, {
         tracks: this.poller.tracks,
         lastPoll: this.polls.lastPoll,
         queued,
@@ -425,7 +461,8 @@ export class Daemon implements DaemonApi {
         outbox: this.dispatcher.outboxSize(),
         daemon: { running: true, pid: process.pid, startedAt: this.startedAt },
       }),
-    );
+      configError: this.configRejection,
+    });
   }
 
   counts(): { queue: number; outbox: number } {

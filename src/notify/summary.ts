@@ -11,6 +11,8 @@ const LABELS: Array<[EventName, string]> = [
   ['job-failure', 'JOB FAILED'],
   ['config-error', 'CONFIG ERROR'],
   ['slow', 'SLOW'],
+  ['ref-missing', 'REF MISSING'],
+  ['ref-back', 'REF BACK'],
 ];
 
 export function headlineEvent(events: readonly EventName[]): EventName | undefined {
@@ -30,6 +32,8 @@ export function notificationTitle(n: Notification): string {
     title = `CONFIG ERROR ${path.basename(n.file)}`;
   } else if (n.type === 'slow') {
     title = `${n.branch} SLOW ${n.job ? `job ${n.job}` : 'build'} #${n.id}`;
+  } else if (n.type === 'ref') {
+    title = `${n.branch} ${label ?? 'REF'} ${n.sources.join(' ')}`;
   } else if (n.type === 'job') {
     title = `${n.branch} ${n.result === 'success' ? 'JOB SUCCESS' : 'JOB FAILED'} ${n.job}`;
   } else {

@@ -69,7 +69,7 @@ test('a job every second does not push builds out: status, log and the next buil
   expect(jobLog.stdout).toMatch(/stagepost job sync for staging#\d+ started/);
   expect(jobLog.stdout).toContain('sync run');
   const firstRun = await runCli(['log', 'staging', '1', '--job', 'sync', '--config', file]);
-  expect(firstRun.code).toBe(1);
+  expect(firstRun.code).toBe(2);
   expect(firstRun.stderr).toMatch(/no log for staging run of job sync #1 \(kept: \d+, \d+\)/);
   const unknownJob = await runCli(['log', 'staging', '--job', 'nope', '--config', file]);
   expect(unknownJob.code).toBe(2);

@@ -113,6 +113,34 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
   });
 
+  test('a rejected ci.yaml edit shows as a banner, and goes when fixed', async () => {
+    await open();
+    expect(await page.locator('#config-error').isHidden()).toBe(true);
+    fake.doc.configError = {
+      message: '/etc/stagepost/ci.yaml:14: stepz: unknown key <b>x</b>',
+      file: '/etc/stagepost/ci.yaml',
+      line: 14,
+      since: new Date(Date.now() - 120_000).toISOString(),
+    };
+    fake.emit({ type: 'config-error' });
+    const banner = page.locator('#config-error');
+    await banner.waitFor({ state: 'visible' });
+    const text = await banner.textContent();
+    expect(text).toContain('ci.yaml edit rejected (/etc/stagepost/ci.yaml:14, 2 min');
+    expect(text).toContain('runs on the last good config');
+    expect(await banner.locator('pre').textContent()).toBe(fake.doc.configError.message);
+    fake.doc.configError = null;
+    fake.emit({ type: 'config' });
+    await banner.waitFor({ state: 'hidden' });
+  });
+
+  test('"Caught mail" shows only on a branch with a mail catcher', async () => {
+    fake.branch('staging').smtpPort = 2526;
+    await open();
+    expect(await card('staging').locator('details.mail').isVisible()).toBe(true);
+    expect(await card('branch1').locator('details.mail').isHidden()).toBe(true);
+  });
+
   test('markup in a commit subject is shown as text', async () => {
     fake.branch('staging').sources[0].subject = XSS;
     await open();
