@@ -29,6 +29,8 @@ import {
   SourceConfigSchema,
 } from './schema.js';
 import type { Config } from './types.js';
+import { withSites } from '../patterns/expand.js';
+import { readSites } from '../patterns/sites-file.js';
 
 // The schema problems are reported already; these let the rules still check
 // the rest of a branch with an unknown key or one bad source, or a job with a bad schedule.
@@ -137,7 +139,9 @@ export function parseConfig(
   // Registered even when the file is rejected: its messages may quote a substituted value.
   for (const secret of substituted.secrets) redactor.add(secret);
   if (problems.length > 0 || !parsed.success) throw configError(problems.map(located));
-  return resolveConfig(parsed.data, { file: absolute, dir, lines });
+  const config = resolveConfig(parsed.data, { file: absolute, dir, lines });
+  // The patterns' sites are branches like any other from here on (status, proxy-config, the daemon).
+  return config.patterns.length === 0 ? config : withSites(config, readSites(config.stateDir));
 }
 
 interface Parser<T> {

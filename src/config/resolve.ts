@@ -21,6 +21,7 @@ import type {
   HttpConfig,
   JobConfig,
   NotifierConfig,
+  PatternConfig,
   PollSettings,
   StepConfig,
 } from './types.js';
@@ -44,7 +45,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
   const notify = (raw.notify ?? []).map((n, i) => resolveNotifier(n, ['notify', i], ctx));
   const branchEntries = Object.entries(raw.branches ?? {});
 
-  const branches = branchEntries.map(([name, b]): BranchConfig => {
+  const resolveBranch = ([name, b]: (typeof branchEntries)[number]): BranchConfig => {
     const branchStepTimeout =
       b.builds?.step_timeout === undefined
         ? stepTimeoutMs
@@ -53,7 +54,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     return {
       name,
       dir: path.resolve(dir, b.dir),
-      port: b.port,
+      ...(typeof b.port === 'number' ? { port: b.port } : {}),
       sources: b.sources.map((s, i) => {
         const { name: sourceName, vcs, url, ref, path: sourcePath, ...options } = s;
         return {
@@ -64,6 +65,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
           path: sourcePath ?? `src/${sourceName}`,
           options,
           line: ctx.lines.lineOf(['branches', name, 'sources', i]),
+          ...(b.match?.source === sourceName ? { match: b.match.refs } : {}),
         };
       }),
       customers: b.customers ?? [],
@@ -82,6 +84,24 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
       ],
       line: ctx.lines.lineOf(['branches', name]),
     };
+  };
+  const branches = branchEntries.filter(([, b]) => !b.match).map(resolveBranch);
+  const patterns = branchEntries.flatMap(([name, b]): PatternConfig[] => {
+    if (!b.match) return [];
+    const range = typeof b.port === 'string' ? b.port.split('-').map(Number) : undefined;
+    return [
+      {
+        name,
+        match: {
+          source: b.match.source,
+          refs: b.match.refs,
+          retireAfter: b.match.retire_after ?? DEFAULTS.retireAfter,
+        },
+        ...(range ? { ports: { first: range[0], last: range[1] } } : {}),
+        template: resolveBranch([name, b]),
+        line: ctx.lines.lineOf(['branches', name]),
+      },
+    ];
   });
 
   const allBranches = branches.map((b) => b.name);
@@ -114,6 +134,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     ...(raw.authors_domain ? { authorsDomain: raw.authors_domain } : {}),
     ...(raw.http ? { http: resolveHttp(raw.http) } : {}),
     branches,
+    patterns,
     jobs,
   };
 }

@@ -54,7 +54,13 @@ export function checkRules(input: RuleInput): PathProblem[] {
       );
     else dirs.set(dir, name);
 
-    if (b.port !== undefined) {
+    if (b.match) checkPattern(name, b, at);
+    else if (typeof b.port === 'string')
+      at(
+        [name, 'port'],
+        `port ${b.port} is a range, which only a pattern (an entry with match:) has — give branch ${name} one port`,
+      );
+    if (typeof b.port === 'number') {
       const other = ports.get(b.port);
       if (other)
         at(
@@ -64,7 +70,7 @@ export function checkRules(input: RuleInput): PathProblem[] {
       else ports.set(b.port, name);
     }
 
-    checkSources(name, b.sources, at);
+    checkSources(name, b.sources, at, b.match?.source);
 
     const customers = b.customers ?? [];
     customers.forEach((c, i) => {
@@ -133,7 +139,51 @@ export function checkRules(input: RuleInput): PathProblem[] {
 
 type At = (p: Array<string | number>, message: string) => void;
 
-function checkSources(branch: string, sources: Array<RawSource | undefined>, at: At): void {
+/** A pattern makes many sites from one entry: what every site would share must not be fixed. */
+function checkPattern(name: string, b: RuleBranch, at: At): void {
+  const match = b.match!;
+  const source = b.sources.find((s) => s?.name === match.source);
+  const names = b.sources.flatMap((s) => (s ? [s.name] : []));
+  if (!source && names.length === b.sources.length)
+    at(
+      [name, 'match', 'source'],
+      `match.source ${match.source} is not a source of ${name} — name one of: ${names.join(', ')}`,
+    );
+  if (source && source.vcs !== 'git')
+    at(
+      [name, 'match', 'source'],
+      `match.source ${match.source} is a ${source.vcs} source; patterns follow the branches of a git remote`,
+    );
+  if (source?.ref !== undefined) {
+    const i = b.sources.indexOf(source);
+    at(
+      [name, 'sources', i, 'ref'],
+      `source ${source.name} is matched by the pattern, so its ref is each matching branch — remove ref`,
+    );
+  }
+  if (typeof b.port === 'number')
+    at(
+      [name, 'port'],
+      `every site of pattern ${name} would get port ${b.port} — give a range, like "7000-7099"`,
+    );
+  if (b.smtp_port !== undefined)
+    at(
+      [name, 'smtp_port'],
+      `every site of pattern ${name} would share smtp_port ${b.smtp_port} — remove it from the pattern`,
+    );
+  if (!b.dir.includes('{branch}'))
+    at(
+      [name, 'dir'],
+      `the sites of pattern ${name} would share the directory ${b.dir} — put {branch} in it, like /srv/staging/review/{branch}`,
+    );
+}
+
+function checkSources(
+  branch: string,
+  sources: Array<RawSource | undefined>,
+  at: At,
+  matched?: string,
+): void {
   const paths = new Map<string, string>();
   const suffixes = new Map<string, string>();
   sources.forEach((s, i) => {
@@ -175,7 +225,7 @@ function checkSources(branch: string, sources: Array<RawSource | undefined>, at:
       for (const key of Object.keys(s)) {
         if (!(SOURCE_KEYS as readonly string[]).includes(key)) unknownSourceKey(at, here, key);
       }
-      if (s.vcs === 'git' && !s.ref)
+      if (s.vcs === 'git' && !s.ref && s.name !== matched)
         at(
           [...here, 'ref'],
           'git sources need a ref (the branch or tag to build) — add "ref: main"',

@@ -20,6 +20,7 @@ export const DEFAULTS = {
   notifyOn: ['failure', 'fixed', 'ref-missing', 'ref-back'] as EventName[],
   job: { timeout: '1h', notifyOn: ['job-failure'] as EventName[] },
   httpListen: '127.0.0.1:8750',
+  retireAfter: 3,
 } as const;
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -209,6 +210,41 @@ export const SourceConfigSchema = z
   .loose()
   .describe('One checkout inside the branch directory.');
 
+const PORT_RANGE = /^(\d{1,5})\s*-\s*(\d{1,5})$/;
+const portRangeError =
+  'a port range is "FIRST-LAST", two ports from 1 to 65535 with FIRST <= LAST, like "7000-7099"';
+export const PortRange = z
+  .string({ error: portRangeError })
+  .regex(PORT_RANGE, { error: portRangeError })
+  .refine(
+    (v) => {
+      const [, a, b] = PORT_RANGE.exec(v)!.map(Number);
+      return a >= 1 && b <= 65535 && a <= b;
+    },
+    { error: portRangeError },
+  );
+
+export const MatchSchema = z
+  .object({
+    source: SourceName.describe(
+      'The source (git) whose remote branches make the sites; its `ref` is each matching branch.',
+    ).meta({ examples: ['app'] }),
+    refs: z
+      .string()
+      .min(1)
+      .describe(
+        "Glob over the branch names of that source's remote: `*` within one `/` segment, `**` across them, `?` one character.",
+      )
+      .meta({ examples: ['feature/*'] }),
+    retire_after: count('retire_after')
+      .describe(
+        'A site is retired once its branch was missing from this many successful answers in a row (failed, timed-out and empty answers never count).',
+      )
+      .meta({ default: DEFAULTS.retireAfter })
+      .optional(),
+  })
+  .strict();
+
 export const BranchConfigSchema = z
   .object({
     dir: z
@@ -218,8 +254,12 @@ export const BranchConfigSchema = z
         "The branch site's directory (relative to ci.yaml or absolute). Made on the first build.",
       )
       .meta({ examples: ['/srv/staging/branch1'] }),
-    port: Port.describe("The branch's app server port, for health checks and proxy-config.")
-      .meta({ examples: [6544] })
+    port: z
+      .union([Port, PortRange], { error: `${portError}, or for a pattern a range "7000-7099"` })
+      .describe(
+        "The branch's app server port, for health checks and proxy-config. A pattern gives a range (`7000-7099`): each site gets a free port of it, kept while the site lives.",
+      )
+      .meta({ examples: [6544, '7000-7099'] })
       .optional(),
     sources: z
       .array(SourceConfigSchema)
@@ -265,6 +305,9 @@ export const BranchConfigSchema = z
       .array(NotifierConfigSchema)
       .describe('Notifiers added to the top-level ones for this branch.')
       .optional(),
+    match: MatchSchema.describe(
+      'Makes this entry a pattern: one site per remote branch that matches, named after the branch (`feature/Foo_Bar` → `feature-foo-bar`). `{branch}` in the other values is that name.',
+    ).optional(),
   })
   .strict();
 
@@ -437,6 +480,7 @@ export const ConfigSchema = z
 
 export type RawConfig = z.infer<typeof ConfigSchema>;
 export type RawBranch = z.infer<typeof BranchConfigSchema>;
+export type RawMatch = z.infer<typeof MatchSchema>;
 export type RawSource = z.infer<typeof SourceConfigSchema>;
 export type RawJob = z.infer<typeof JobConfigSchema>;
 export type RawStep = z.infer<typeof StepConfigSchema>;

@@ -49,10 +49,14 @@ export interface SourceConfig {
   /** Keys of the entry other than name/vcs/url/ref/path (for plugin VCSs). */
   options: Record<string, unknown>;
   line: number;
+  /** Only in a pattern's template: the glob over the remote's branches (the ref of each site). */
+  match?: string;
 }
 
 export interface BranchConfig {
   name: string;
+  /** A site made by a pattern: the pattern's name and the remote branch it follows. */
+  pattern?: { name: string; ref: string };
   dir: string;
   port?: number;
   sources: SourceConfig[];
@@ -68,6 +72,18 @@ export interface BranchConfig {
   health?: HealthSettings;
   /** Global notifiers followed by the branch's own. */
   notify: NotifierConfig[];
+  line: number;
+}
+
+/** A branch entry with `match:`: one site per matching remote branch. */
+export interface PatternConfig {
+  name: string;
+  /** The matched source, the glob over its remote branches, and when a gone branch retires its site. */
+  match: { source: string; refs: string; retireAfter: number };
+  /** `port: A-B`, inclusive. */
+  ports?: { first: number; last: number };
+  /** The entry resolved like a branch, with `{branch}` still in its values and no port. */
+  template: BranchConfig;
   line: number;
 }
 
@@ -118,6 +134,8 @@ export interface Config {
   authors: Record<string, string>;
   authorsDomain?: string;
   http?: HttpConfig;
+  /** The fixed branches of ci.yaml, then the sites of the patterns (state_dir/sites.json). */
   branches: BranchConfig[];
+  patterns: PatternConfig[];
   jobs: JobConfig[];
 }
