@@ -50,6 +50,12 @@ export interface SourceSpec {
   ref?: string;
   /** Extra keys of the source entry, for third-party plugins. */
   options?: Record<string, unknown>;
+  /**
+   * A pattern's glob over the remote's branch names (`feature/*`) instead of
+   * a ref: the answer lists every matching branch in `refs`. Plugins that
+   * cannot list branches answer `missing`.
+   */
+  match?: string;
 }
 
 export interface Commit {
@@ -62,7 +68,13 @@ export interface Commit {
   subject: string;
 }
 
-export type RemoteRevision = { revision: string } | { missing: true; reason: string };
+export type RemoteRevision =
+  | {
+      revision: string;
+      /** For a `match` source: matching branch name → commit; `revision` then digests them. */
+      refs?: Record<string, string>;
+    }
+  | { missing: true; reason: string };
 
 export interface QueryOptions {
   timeoutMs: number;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -23,6 +24,7 @@ import {
   refLookups,
   resolveRef,
 } from './refs.js';
+import { globToRegExp, matchingBranches } from './glob.js';
 import { localRepositoryPath, lsRefsRequest, parseLsRefs } from './upload-pack.js';
 
 export interface GitPluginOptions {
@@ -56,6 +58,8 @@ interface GitQuery {
 interface Prepared {
   remote: GitRemoteUrl;
   invalid: Array<string | null>;
+  /** Per source, a pattern's glob (a `match` source), else null. */
+  globs: Array<RegExp | null>;
   /** Per source, the names that answer it (refLookups); null for an invalid ref. */
   lookups: Array<string[] | null>;
   /** The last answers: an unchanged one is handed out again, not made anew (1,000 branches, every second). */
@@ -130,24 +134,30 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     if (!p) {
       const remote = splitPassword(sources[0].url);
       checkUrl(remote.url, 'EREMOTE');
-      const invalid = sources.map((s) => invalidRef(s.ref));
-      const valid = sources.filter((_, i) => invalid[i] === null).map((s) => s.ref!);
-      const patterns = lsRemotePatterns(valid);
-      const dir = valid.length > 0 ? localRepositoryPath(remote.url) : null;
+      const globs = sources.map((s) => (s.match === undefined ? null : globToRegExp(s.match)));
+      const invalid = sources.map((s, i) => (globs[i] ? null : invalidRef(s.ref)));
+      const valid = sources.filter((_, i) => invalid[i] === null && !globs[i]).map((s) => s.ref!);
+      // A pattern needs every branch of the remote: the same one query, without patterns.
+      const anyGlob = globs.some((g) => g !== null);
+      const patterns = anyGlob ? [] : lsRemotePatterns(valid);
+      const asks = valid.length > 0 || anyGlob;
+      const dir = asks ? localRepositoryPath(remote.url) : null;
       const credentials = credentialArgs(remote);
       const queryEnv = { ...env, ...credentials.env };
       p = {
         remote,
         invalid,
         answers: [],
-        lookups: sources.map((s, i) => (invalid[i] === null ? refLookups(s.ref!) : null)),
-        lsRemote:
-          valid.length > 0
-            ? {
-                args: [...credentials.args, 'ls-remote', '--', remote.url, ...patterns],
-                env: queryEnv,
-              }
-            : null,
+        globs,
+        lookups: sources.map((s, i) =>
+          invalid[i] === null && !globs[i] ? refLookups(s.ref!) : null,
+        ),
+        lsRemote: asks
+          ? {
+              args: [...credentials.args, 'ls-remote', '--', remote.url, ...patterns],
+              env: queryEnv,
+            }
+          : null,
         local:
           dir === null
             ? null
@@ -219,6 +229,14 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         const before = previous[i];
         const reason = invalid[i];
         if (reason) return before ?? Object.freeze({ missing: true, reason });
+        const glob = p.globs[i];
+        if (glob) {
+          const refs = matchingBranches(table, glob);
+          const digest = createHash('sha256').update(JSON.stringify(refs)).digest('hex');
+          return before !== undefined && 'revision' in before && before.revision === digest
+            ? before
+            : Object.freeze({ revision: digest, refs: Object.freeze(refs) });
+        }
         const revision = resolveRef(p.lookups[i]!, table);
         if (revision)
           return before !== undefined && 'revision' in before && before.revision === revision

@@ -310,9 +310,11 @@ export class Poller {
           );
         // A vanished ref keeps the last revision seen, so the site is kept, not rebuilt.
         at ??= new Date(this.now()).toISOString();
+        const refs = answer && 'refs' in answer ? answer.refs : before?.refs;
         this.tracks[key] = {
           revision: revision ?? before?.revision ?? null,
           missing,
+          ...(refs ? { refs } : {}),
           changedAt:
             revision !== (before?.revision ?? null) && revision ? at : (before?.changedAt ?? at),
         };

@@ -21,6 +21,8 @@ export interface TrackState {
   missing?: string;
   /** When `revision` last changed (for the quiet period). */
   changedAt: string;
+  /** A pattern's track: the matching remote branches → commit of the last answer. */
+  refs?: Record<string, string>;
 }
 
 /** A finished build or job as kept in the history: the status document's shape. */
