@@ -67,6 +67,8 @@ export interface BranchStatus {
   /** The port of the branch's mail catcher; null: it has none (no `smtp_port`). */
   smtpPort?: number | null;
   dir: string;
+  /** A site made by a pattern: the pattern and the remote branch it follows. */
+  pattern?: { name: string; ref: string };
 }
 
 export interface StatusDocument {

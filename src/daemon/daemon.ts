@@ -37,6 +37,7 @@ import { JobSchedule } from './job-schedule.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
+import { SiteKeeper } from './site-keeper.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -93,6 +94,7 @@ export class Daemon implements DaemonApi {
   private lastConfigError: string | null = null;
   private configRejection: ConfigRejection | null = null;
   private refs!: RefWatch;
+  private sites!: SiteKeeper;
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
@@ -155,6 +157,13 @@ export class Daemon implements DaemonApi {
     });
 
     this.refs = new RefWatch(this.config.branches, this.store.readPoll().tracks);
+    this.sites = new SiteKeeper({
+      log: this.log,
+      config: () => this.config,
+      tracks: () => this.poller.tracks,
+      reload: () => this.reload(),
+      retire: (site) => this.retireSite(site),
+    });
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
@@ -173,6 +182,7 @@ export class Daemon implements DaemonApi {
             this.refAnswered(b, at),
           );
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
+          this.sites.polled(branches, error);
           this.changed({ type: 'poll' }, news);
         },
       },
@@ -192,7 +202,7 @@ export class Daemon implements DaemonApi {
       },
       'stagepost started',
     );
-    await this.poller.setBranches(this.config.branches);
+    await this.poller.setBranches(this.sites.pollerBranches(this.config));
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
   }
@@ -366,6 +376,15 @@ export class Daemon implements DaemonApi {
     return seen.error === null ? null : { at, error: seen.error };
   }
 
+  /** A pattern's site whose branch is gone: it has left the config already. */
+  private retireSite(site: BranchConfig): Promise<void> {
+    this.log.info(
+      { branch: site.name, pattern: site.pattern?.name, ref: site.pattern?.ref },
+      'site retired',
+    );
+    return Promise.resolve();
+  }
+
   private branch(name: string): BranchConfig | undefined {
     return this.config.branches.find((b) => b.name === name);
   }
@@ -410,7 +429,7 @@ export class Daemon implements DaemonApi {
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
-    await this.poller.setBranches(next.branches);
+    await this.poller.setBranches(this.sites.pollerBranches(next));
     await this.http.apply(next);
     await this.catchers.apply(next);
     this.schedule.apply(next.jobs);
@@ -553,6 +572,7 @@ export class Daemon implements DaemonApi {
       await idle;
     }
     await this.poller.idle();
+    await this.sites.idle();
     await Promise.race([
       this.dispatcher.flush(),
       new Promise((r) => setTimeout(r, 2000).unref?.()),

@@ -70,6 +70,7 @@ export function branchStatus(
       mailin: branch.mailin.includes(c),
     })),
     port: branch.port ?? null,
+    ...(branch.pattern ? { pattern: branch.pattern } : {}),
     smtpPort: branch.smtpPort ?? null,
     dir: branch.dir,
   };

@@ -1,0 +1,159 @@
+/**
+ * Review sites from a branch pattern, against a real git remote and the real
+ * daemon: branches pushed and deleted while it runs make sites that build and
+ * retire, from the one query per cycle the poller makes anyway; ports are
+ * reused; an outage and an empty answer retire nothing; hostile branch names
+ * give safe names and reach no shell.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tempDir } from '../helpers/tmp.js';
+import { freePort } from '../plugins/vcs-helpers.js';
+import { git, makeGitRemote } from '../helpers/git.js';
+import { DaemonProcess, isBuildFinished, isPolled, runCli } from '../helpers/cli.js';
+import type { StatusDocument } from '../../src/api.js';
+
+let t: ReturnType<typeof tempDir>;
+let daemon: DaemonProcess | null = null;
+beforeEach(() => {
+  t = tempDir();
+});
+afterEach(async () => {
+  await daemon?.kill9();
+  daemon = null;
+  t.cleanup();
+});
+
+const HOSTILE = 'feature/$(touch${IFS}pwned)';
+
+async function status(port: number): Promise<StatusDocument> {
+  return (await (await fetch(`http://127.0.0.1:${port}/api/status`)).json()) as StatusDocument;
+}
+
+const isRetired = (site: string) => (e: { msg: string; branch?: unknown }) =>
+  e.msg === 'site retired' && e.branch === site;
+const answered = (e: { msg: string; branches?: unknown; error?: unknown }) =>
+  isPolled('pattern:review')(e as never) && e.error === null;
+
+function startWith(remoteUrl: string, httpPort: number): string {
+  const file = path.join(t.dir, 'ci.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+state_dir: ./state
+poll: { interval: 100ms, timeout: 5s }
+http: { listen: ${httpPort} }
+branches:
+  staging:
+    dir: ./sites/staging
+    port: 7100
+    sources: [{ name: app, vcs: git, url: "${remoteUrl}", ref: main, path: src/app }]
+  review:
+    match: { source: app, refs: "feature/*" }
+    dir: ./review/{branch}
+    port: 7100-7109
+    steps: [{ name: mark, run: "echo {branch} > built-by-step" }]
+    sources: [{ name: app, vcs: git, url: "${remoteUrl}", path: src/app }]
+`,
+  );
+  daemon = new DaemonProcess(file);
+  return file;
+}
+
+test('sites follow the branches: appear, build, retire after 3 answers, ports reused', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main');
+  remote.commit('feature/a');
+  remote.commit('feature/Foo_Bar');
+  remote.commit(HOSTILE);
+  remote.commit('other/not-matched');
+  const httpPort = await freePort();
+  const file = startWith(remote.url, httpPort);
+  for (const site of ['feature-a', 'feature-foo-bar', 'feature-touch-ifs-pwned', 'staging'])
+    await daemon!.waitFor(isBuildFinished(site), { what: `the first build of ${site}` });
+
+  const doc = await status(httpPort);
+  const sites = Object.fromEntries(doc.branches.map((b) => [b.name, b]));
+  expect(Object.keys(sites).sort()).toEqual([
+    'feature-a',
+    'feature-foo-bar',
+    'feature-touch-ifs-pwned',
+    'staging',
+  ]);
+  // One port each from the range, past the fixed branch's 7100.
+  expect(
+    ['feature-a', 'feature-foo-bar', 'feature-touch-ifs-pwned'].map((n) => sites[n].port).sort(),
+  ).toEqual([7101, 7102, 7103]);
+  const portA = sites['feature-a'].port;
+  expect(sites['feature-a']).toMatchObject({
+    pattern: { name: 'review', ref: 'feature/a' },
+    dir: path.join(t.dir, 'review', 'feature-a'),
+    lastBuild: { result: 'success' },
+  });
+  expect(sites['feature-touch-ifs-pwned'].pattern?.ref).toBe(HOSTILE);
+  const hostileDir = path.join(t.dir, 'review', 'feature-touch-ifs-pwned');
+  expect(readFileSync(path.join(hostileDir, 'built-by-step'), 'utf8')).toBe(
+    'feature-touch-ifs-pwned\n',
+  );
+  expect(git(path.join(hostileDir, 'src/app'), ['rev-parse', 'HEAD'])).toBe(remote.head(HOSTILE));
+  // No shell ever saw the branch name.
+  for (const dir of [t.dir, hostileDir, path.join(hostileDir, 'src/app'), process.cwd()])
+    expect(existsSync(path.join(dir, 'pwned'))).toBe(false);
+
+  // The pattern is answered by the same one query as the branches on that repository.
+  const last = daemon!.events.filter(answered).at(-1)!;
+  expect([...(last.branches as string[])].sort()).toEqual([
+    'feature-a',
+    'feature-foo-bar',
+    'feature-touch-ifs-pwned',
+    'pattern:review',
+    'staging',
+  ]);
+  const cli = await runCli(['status', '--config', file]);
+  expect(cli.stdout).toMatch(/feature-foo-bar/);
+
+  // Deleted: retired only after three successful answers without it.
+  git(remote.bare, ['branch', '-D', 'feature/a']);
+  const before = daemon!.count(answered);
+  await daemon!.waitFor(isRetired('feature-a'), { what: 'feature-a retired' });
+  const retiredAt = daemon!.events.findIndex(isRetired('feature-a'));
+  const answersBefore = daemon!.events.slice(0, retiredAt).filter(answered).length;
+  expect(answersBefore - before).toBeGreaterThanOrEqual(3);
+  await daemon!.waitFor(isPolled('feature-foo-bar'), {
+    count: daemon!.count(isPolled('feature-foo-bar')) + 1,
+  });
+  expect((await status(httpPort)).branches.map((b) => b.name)).not.toContain('feature-a');
+
+  // A new branch takes the freed port.
+  remote.commit('feature/new');
+  await daemon!.waitFor(isBuildFinished('feature-new'), { what: 'the build of feature-new' });
+  const fresh = (await status(httpPort)).branches.find((b) => b.name === 'feature-new')!;
+  expect(fresh.port).toBe(portA);
+});
+
+test('an outage and an empty answer retire nothing', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main');
+  remote.commit('feature/a');
+  remote.commit('feature/b');
+  const httpPort = await freePort();
+  startWith(remote.url, httpPort);
+  await daemon!.waitFor(isBuildFinished('feature-a'), { what: 'feature-a built' });
+  await daemon!.waitFor(isBuildFinished('feature-b'), { what: 'feature-b built' });
+
+  // Outage: the repository is unreachable for many cycles.
+  const away = `${remote.bare}.away`;
+  renameSync(remote.bare, away);
+  const failed = (e: { msg: string; error?: unknown }) =>
+    isPolled('pattern:review')(e as never) && typeof e.error === 'string';
+  await daemon!.waitFor(failed, { count: 6, what: 'six failed answers' });
+  renameSync(away, remote.bare);
+
+  // Empty answer: every matching branch gone at once, for many successful answers.
+  git(remote.bare, ['branch', '-D', 'feature/a', 'feature/b']);
+  const n = daemon!.count(answered);
+  await daemon!.waitFor(answered, { count: n + 8, what: 'eight empty answers' });
+  expect(daemon!.events.some((e) => e.msg === 'site retired')).toBe(false);
+  const names = (await status(httpPort)).branches.map((b) => b.name).sort();
+  expect(names).toEqual(['feature-a', 'feature-b', 'staging']);
+});
