@@ -98,6 +98,8 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
           retireAfter: b.match.retire_after ?? DEFAULTS.retireAfter,
         },
         ...(range ? { ports: { first: range[0], last: range[1] } } : {}),
+        ...(b.slots === undefined ? {} : { slots: b.slots }),
+        ...(b.idle === undefined ? {} : { idleMs: ms(b.idle, '0') }),
         template: resolveBranch([name, b]),
         line: ctx.lines.lineOf(['branches', name]),
       },

@@ -55,11 +55,19 @@ export function checkRules(input: RuleInput): PathProblem[] {
     else dirs.set(dir, name);
 
     if (b.match) checkPattern(name, b, at);
-    else if (typeof b.port === 'string')
-      at(
-        [name, 'port'],
-        `port ${b.port} is a range, which only a pattern (an entry with match:) has — give branch ${name} one port`,
-      );
+    else {
+      if (typeof b.port === 'string')
+        at(
+          [name, 'port'],
+          `port ${b.port} is a range, which only a pattern (an entry with match:) has — give branch ${name} one port`,
+        );
+      for (const key of ['slots', 'idle'] as const)
+        if (b[key] !== undefined)
+          at(
+            [name, key],
+            `${key} is for a pattern (an entry with match:); branch ${name} is one site — remove ${key}`,
+          );
+    }
     if (typeof b.port === 'number') {
       const other = ports.get(b.port);
       if (other)

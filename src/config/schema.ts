@@ -305,6 +305,15 @@ export const BranchConfigSchema = z
       .array(NotifierConfigSchema)
       .describe('Notifiers added to the top-level ones for this branch.')
       .optional(),
+    slots: count('slots')
+      .describe(
+        'A pattern: at most this many sites at once (pinned ones count). The branches whose new commits stagepost saw last get them; the others wait, listed in status.',
+      )
+      .meta({ examples: [3] })
+      .optional(),
+    idle: duration(
+      'A pattern: retire a site after this long without a new commit on its branch (pinned sites stay).',
+    ),
     match: MatchSchema.describe(
       'Makes this entry a pattern: one site per remote branch that matches, named after the branch (`feature/Foo_Bar` → `feature-foo-bar`). `{branch}` in the other values is that name.',
     ).optional(),

@@ -82,6 +82,10 @@ export interface PatternConfig {
   match: { source: string; refs: string; retireAfter: number };
   /** `port: A-B`, inclusive. */
   ports?: { first: number; last: number };
+  /** At most this many sites at once (pinned ones included); the newest branches get them. */
+  slots?: number;
+  /** Retire a site after this long without a new commit. */
+  idleMs?: number;
   /** The entry resolved like a branch, with `{branch}` still in its values and no port. */
   template: BranchConfig;
   line: number;

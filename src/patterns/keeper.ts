@@ -1,20 +1,34 @@
 /**
  * What one answer of a pattern's remote does to its sites: a new matching
- * branch gets a site (a safe unique name, a free port of the range); a site
- * whose branch was missing from `retireAfter` successful answers in a row is
- * retired. An empty answer changes nothing: an outage that answers "no
- * branches" must not take every site with it.
+ * branch gets a site (a safe unique name, a free port of the range) or, with
+ * all `slots` taken by newer branches, waits; a site is retired when its
+ * branch was missing from `retireAfter` successful answers in a row, went
+ * `idle`, or was bumped by a newer branch. Pinned sites are never retired or
+ * bumped, and count against the slots. An empty answer changes nothing: an
+ * outage that answers "no branches" must not take every site with it; and
+ * when one answer would retire more than half of the sites, none is retired
+ * until an operator confirms.
  */
 import type { PatternConfig } from '../config/types.js';
 import { uniqueSiteName } from './names.js';
-import type { SiteEntry, SitesFile } from './sites-file.js';
+import type { SiteEntry, SitesFile, WaitingEntry } from './sites-file.js';
+
+export type RetireReason = 'gone' | 'idle' | 'bumped';
+
+export interface Retirement {
+  name: string;
+  site: SiteEntry;
+  reason: RetireReason;
+}
 
 export interface AnswerOutcome {
   sites: SitesFile;
   added: string[];
-  /** Sites whose branch is gone for good: the caller retires them. */
-  gone: string[];
-  /** Whether sites.json must be written (a count moved, a site came or went). */
+  /** Sites to retire now: the caller tears them down. */
+  retired: Retirement[];
+  /** Set when the half-at-once guard held retirements back (the first time for this set). */
+  held: Retirement[] | null;
+  /** Whether sites.json must be written. */
   changed: boolean;
 }
 
@@ -26,29 +40,105 @@ export interface AnswerInput {
   fixedNames: ReadonlySet<string>;
   /** Ports a new site must not take: the fixed branches' ports. */
   fixedPorts: ReadonlySet<number>;
+  /** Site names pinned by `stagepost pin`. */
+  pinned: ReadonlySet<string>;
+  /** An operator ran `stagepost retire --confirm` at this time (held retirements proceed). */
+  confirmedAt?: string;
   now: Date;
 }
 
+interface Candidate {
+  ref: string;
+  activeAt: string;
+  /** The site it has, or none (waiting or new). */
+  name?: string;
+}
+
+const newestFirst = (a: Candidate, b: Candidate) =>
+  a.activeAt === b.activeAt ? (a.ref < b.ref ? -1 : 1) : a.activeAt < b.activeAt ? 1 : -1;
+
 export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
-  const { pattern, refs } = input;
+  const { pattern, refs, pinned } = input;
+  const now = input.now.toISOString();
+  const present = Object.keys(refs).sort();
   const before = sites.patterns[pattern.name] ?? {};
-  const own: Record<string, SiteEntry> = {};
+  if (present.length === 0)
+    return {
+      sites,
+      added: [],
+      retired: [],
+      held: null,
+      changed: !(pattern.name in sites.patterns),
+    };
+
   let changed = !(pattern.name in sites.patterns);
-  const gone: string[] = [];
-  const present = new Set(Object.keys(refs));
-  const empty = present.size === 0;
+  const own: Record<string, SiteEntry> = {};
+  const retiring: Retirement[] = [];
   for (const [name, site] of Object.entries(before)) {
-    if (present.has(site.ref) || empty) {
-      if (site.missing !== 0 && !empty) changed = true;
-      own[name] = empty ? site : { ...site, missing: 0 };
-      continue;
-    }
-    const missing = site.missing + 1;
-    changed = true;
-    if (missing >= pattern.match.retireAfter) gone.push(name);
-    own[name] = { ...site, missing };
+    const revision = refs[site.ref];
+    let next: SiteEntry;
+    if (revision === undefined) next = { ...site, missing: site.missing + 1 };
+    else if (revision !== site.revision)
+      next = { ...site, missing: 0, revision, activeAt: site.revision ? now : site.activeAt };
+    else next = { ...site, missing: 0 };
+    if (JSON.stringify(next) !== JSON.stringify(site)) changed = true;
+    own[name] = next;
+    if (pinned.has(name)) continue;
+    if (next.missing >= pattern.match.retireAfter)
+      retiring.push({ name, site: next, reason: 'gone' });
+    else if (pattern.idleMs !== undefined && idleFor(next, input.now) > pattern.idleMs)
+      retiring.push({ name, site: next, reason: 'idle' });
   }
-  for (const name of gone) delete own[name];
+
+  // Who holds a slot: pinned sites first, then the newest activity.
+  const waitingBefore = sites.waiting?.[pattern.name] ?? {};
+  const known = new Map(Object.entries(own).map(([name, s]) => [s.ref, name]));
+  const leaving = new Set(retiring.map((r) => r.name));
+  const candidates: Candidate[] = [];
+  for (const [name, s] of Object.entries(own))
+    if (!leaving.has(name) && !pinned.has(name) && refs[s.ref] !== undefined)
+      candidates.push({ ref: s.ref, activeAt: s.activeAt, name });
+  for (const ref of present) {
+    if (known.has(ref)) continue;
+    const w = waitingBefore[ref];
+    candidates.push({ ref, activeAt: w && w.revision === refs[ref] ? w.activeAt : now });
+  }
+  candidates.sort(newestFirst);
+  const pinnedCount = Object.keys(own).filter((n) => pinned.has(n)).length;
+  const room =
+    pattern.slots === undefined ? candidates.length : Math.max(0, pattern.slots - pinnedCount);
+  const winners = candidates.slice(0, room);
+  const losers = candidates.slice(room);
+  for (const c of losers)
+    if (c.name !== undefined) retiring.push({ name: c.name, site: own[c.name], reason: 'bumped' });
+
+  // The guard: an answer that would retire most of the sites is more likely a broken remote.
+  const unbumped = retiring.filter((r) => r.reason !== 'bumped');
+  const total = Object.keys(own).length;
+  const heldBefore = sites.held?.[pattern.name];
+  let held: Retirement[] | null = null;
+  let retired = retiring;
+  const confirmed =
+    heldBefore !== undefined &&
+    input.confirmedAt !== undefined &&
+    input.confirmedAt >= heldBefore.since;
+  const holding = unbumped.length > 1 && unbumped.length * 2 > total && !confirmed;
+  let heldNext = sites.held;
+  if (holding) {
+    retired = [];
+    const namesNow = unbumped.map((r) => r.name).sort();
+    if (JSON.stringify(heldBefore?.sites) !== JSON.stringify(namesNow)) {
+      held = unbumped;
+      heldNext = { ...sites.held, [pattern.name]: { sites: namesNow, since: now } };
+      changed = true;
+    }
+  } else if (heldBefore) {
+    heldNext = { ...sites.held };
+    delete heldNext[pattern.name];
+    changed = true;
+  }
+  for (const r of retired) delete own[r.name];
+  if (retired.length > 0) changed = true;
 
   const taken = new Set(input.fixedNames);
   const ports = new Set(input.fixedPorts);
@@ -58,31 +148,55 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
       if (site.port !== undefined) ports.add(site.port);
     }
   }
-  const known = new Set(Object.values(own).map((s) => s.ref));
+  // A bumped site that is held back still holds its slot: no newcomer until it is gone.
+  const free = holding ? Math.max(0, room - candidates.filter((c) => c.name).length) : Infinity;
   const added: string[] = [];
-  // Sorted, so that two daemons (or a restart) name colliding branches alike.
-  for (const ref of [...present].sort()) {
-    if (known.has(ref)) continue;
-    const name = uniqueSiteName(ref, taken);
-    taken.add(name);
+  const waiting: Record<string, WaitingEntry> = {};
+  for (const c of [...winners, ...losers]) {
+    if (c.name !== undefined) {
+      // A bumped branch waits for a slot again, as it was.
+      if (retired.some((r) => r.name === c.name))
+        waiting[c.ref] = { revision: refs[c.ref], activeAt: c.activeAt };
+      continue;
+    }
     const port = freePort(pattern, ports);
-    if (pattern.ports && port === undefined) continue; // range full: waits for a free port
+    const fits =
+      winners.includes(c) && added.length < free && !(pattern.ports && port === undefined);
+    if (!fits) {
+      waiting[c.ref] = { revision: refs[c.ref], activeAt: c.activeAt };
+      continue;
+    }
+    const name = uniqueSiteName(c.ref, taken);
+    taken.add(name);
     if (port !== undefined) ports.add(port);
     own[name] = {
-      ref,
+      ref: c.ref,
       ...(port === undefined ? {} : { port }),
       missing: 0,
-      createdAt: input.now.toISOString(),
+      revision: refs[c.ref],
+      activeAt: c.activeAt,
+      createdAt: now,
     };
     added.push(name);
     changed = true;
   }
+  if (JSON.stringify(waiting) !== JSON.stringify(waitingBefore)) changed = true;
   return {
-    sites: { ...sites, patterns: { ...sites.patterns, [pattern.name]: own } },
+    sites: {
+      ...sites,
+      patterns: { ...sites.patterns, [pattern.name]: own },
+      waiting: { ...sites.waiting, [pattern.name]: waiting },
+      ...(heldNext ? { held: heldNext } : {}),
+    },
     added,
-    gone,
+    retired,
+    held,
     changed,
   };
+}
+
+function idleFor(site: SiteEntry, now: Date): number {
+  return now.getTime() - Date.parse(site.activeAt);
 }
 
 /** The lowest port of the range no site or branch has: a retired site's port is used again. */

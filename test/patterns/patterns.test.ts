@@ -74,6 +74,7 @@ describe('one answer', () => {
     refs,
     fixedNames: new Set(['staging']),
     fixedPorts: new Set([7000]),
+    pinned: new Set<string>(),
     now: new Date('2026-12-01T00:00:00Z'),
   });
 
@@ -95,17 +96,17 @@ describe('one answer', () => {
     ).sites;
     for (let i = 0; i < 5; i++) {
       const out = answer(sites, input({}));
-      expect(out.gone).toEqual([]);
+      expect(out.retired).toEqual([]);
       expect(out.changed).toBe(false);
       sites = out.sites;
     }
     const gone: string[][] = [];
     for (let i = 0; i < 3; i++) {
       const out = answer(sites, input({ 'feature/a': 'a' }));
-      gone.push(out.gone);
+      gone.push(out.retired.map((r) => `${r.name} ${r.reason}`));
       sites = out.sites;
     }
-    expect(gone).toEqual([[], [], ['feature-b']]);
+    expect(gone).toEqual([[], [], ['feature-b gone']]);
     expect(Object.keys(sites.patterns.review)).toEqual(['feature-a']);
   });
 
@@ -142,6 +143,7 @@ test('the sites are branches of the loaded config, {branch} filled with the site
       refs: { 'feature/x$(id)': 'c1' },
       fixedNames: new Set(['staging']),
       fixedPorts: new Set([7000]),
+      pinned: new Set(),
       now: new Date(),
     }).sites;
     await writeSites(before.stateDir, sites);
@@ -188,4 +190,105 @@ test('configs without match are unchanged; bad patterns are told with their line
   expect(
     problemsOf(PATTERN().replace('port: 7000\n', 'port: 7000-7001\n')).map((p) => p.message),
   ).toEqual([expect.stringMatching(/port 7000-7001 is a range, which only a pattern/)]);
+});
+
+describe('slots, pins, idle and the half-at-once guard', () => {
+  const base = parseConfig(PATTERN('/nonexistent-state'), '/srv/ci.yaml', {});
+  const withSlots = (extra: Partial<PatternConfig>): PatternConfig => ({
+    ...pattern(base),
+    ...extra,
+  });
+  const at = (minutes: number) => new Date(Date.UTC(2026, 11, 1, 0, minutes));
+  const run = (
+    sites: SitesFile,
+    p: PatternConfig,
+    refs: Record<string, string>,
+    minutes: number,
+    more: { pinned?: string[]; confirmedAt?: string } = {},
+  ) =>
+    answer(sites, {
+      pattern: p,
+      refs,
+      fixedNames: new Set(['staging']),
+      fixedPorts: new Set([7000]),
+      pinned: new Set(more.pinned ?? []),
+      ...(more.confirmedAt ? { confirmedAt: more.confirmedAt } : {}),
+      now: at(minutes),
+    });
+  const names = (s: SitesFile) => Object.keys(s.patterns.review).sort();
+
+  test('the newest branches get the slots, the others wait and come back with a new commit', () => {
+    const p = withSlots({ slots: 2 });
+    let s = run(emptySites(), p, { 'feature/a': 'a1', 'feature/b': 'b1' }, 0).sites;
+    s = run(s, p, { 'feature/a': 'a2', 'feature/b': 'b1' }, 1).sites;
+    // c is pushed: its commit is the newest seen, b's the oldest.
+    let out = run(s, p, { 'feature/a': 'a2', 'feature/b': 'b1', 'feature/c': 'c1' }, 2);
+    expect(out.retired.map((r) => `${r.name} ${r.reason}`)).toEqual(['feature-b bumped']);
+    expect(names(out.sites)).toEqual(['feature-a', 'feature-c']);
+    expect(Object.keys(out.sites.waiting!.review)).toEqual(['feature/b']);
+    // Waiting and unchanged: it stays waiting.
+    out = run(out.sites, p, { 'feature/a': 'a2', 'feature/b': 'b1', 'feature/c': 'c1' }, 3);
+    expect(out.retired).toEqual([]);
+    expect(out.added).toEqual([]);
+    // A new commit on b: a is the oldest now.
+    out = run(out.sites, p, { 'feature/a': 'a2', 'feature/b': 'b2', 'feature/c': 'c1' }, 4);
+    expect(out.retired.map((r) => r.name)).toEqual(['feature-a']);
+    expect(names(out.sites)).toEqual(['feature-b', 'feature-c']);
+    expect(Object.keys(out.sites.waiting!.review)).toEqual(['feature/a']);
+  });
+
+  test('a pinned site is never bumped and counts against the slots', () => {
+    const p = withSlots({ slots: 2 });
+    let s = run(emptySites(), p, { 'feature/a': 'a1', 'feature/b': 'b1' }, 0).sites;
+    const out = run(s, p, { 'feature/a': 'a1', 'feature/b': 'b1', 'feature/c': 'c1' }, 5, {
+      pinned: ['feature-a'],
+    });
+    // c (newest) takes the one unpinned slot from b; a stays pinned.
+    expect(out.retired.map((r) => r.name)).toEqual(['feature-b']);
+    expect(names(out.sites)).toEqual(['feature-a', 'feature-c']);
+    s = out.sites;
+    // Pinned and gone from the remote: kept.
+    for (let i = 0; i < 5; i++)
+      s = run(s, p, { 'feature/c': 'c1' }, 6 + i, { pinned: ['feature-a'] }).sites;
+    expect(names(s)).toEqual(['feature-a', 'feature-c']);
+  });
+
+  test('idle sites retire on the clock; a new commit resets it; pinned ones stay', () => {
+    const p = withSlots({ idleMs: 60 * 60_000 });
+    let s = run(
+      emptySites(),
+      p,
+      { 'feature/a': 'a1', 'feature/b': 'b1', 'feature/c': 'c1' },
+      0,
+    ).sites;
+    s = run(s, p, { 'feature/a': 'a1', 'feature/b': 'b2', 'feature/c': 'c1' }, 50).sites;
+    const out = run(s, p, { 'feature/a': 'a1', 'feature/b': 'b2', 'feature/c': 'c1' }, 61, {
+      pinned: ['feature-c'],
+    });
+    expect(out.retired.map((r) => `${r.name} ${r.reason}`)).toEqual(['feature-a idle']);
+    expect(names(out.sites)).toEqual(['feature-b', 'feature-c']);
+  });
+
+  test('more than half at once is held until confirmed, and told once', () => {
+    const p = pattern(base);
+    const three = { 'feature/a': 'a', 'feature/b': 'b', 'feature/c': 'c' };
+    let s = run(emptySites(), p, three, 0).sites;
+    const held: Array<string[] | null> = [];
+    for (let i = 1; i <= 5; i++) {
+      const out = run(s, p, { 'feature/a': 'a' }, i);
+      expect(out.retired).toEqual([]);
+      held.push(out.held && out.held.map((r) => r.name));
+      s = out.sites;
+    }
+    expect(held).toEqual([null, null, ['feature-b', 'feature-c'], null, null]);
+    expect(names(s)).toEqual(['feature-a', 'feature-b', 'feature-c']);
+    // A confirmation from before the hold does not count; one after it does.
+    expect(
+      run(s, p, { 'feature/a': 'a' }, 6, { confirmedAt: at(2).toISOString() }).retired,
+    ).toEqual([]);
+    const out = run(s, p, { 'feature/a': 'a' }, 6, { confirmedAt: at(4).toISOString() });
+    expect(out.retired.map((r) => r.name)).toEqual(['feature-b', 'feature-c']);
+    expect(names(out.sites)).toEqual(['feature-a']);
+    expect(out.sites.held?.review).toBeUndefined();
+  });
 });
