@@ -69,6 +69,8 @@ export interface BranchStatus {
   dir: string;
   /** A site made by a pattern: the pattern and the remote branch it follows. */
   pattern?: { name: string; ref: string };
+  /** `stagepost pin`: never retired or bumped. */
+  pinned?: boolean;
 }
 
 export interface StatusDocument {
@@ -79,6 +81,8 @@ export interface StatusDocument {
   daemon: { running: boolean; pid: number | null; startedAt: string | null };
   /** A rejected edit of ci.yaml: what is shown runs on the last good config. */
   configError?: ConfigRejection | null;
+  /** Matching branches without a site, all `slots` of their pattern being taken (configs with patterns). */
+  waiting?: Array<{ pattern: string; ref: string; since: string }>;
 }
 
 export interface CaughtMailSummary {

@@ -32,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     update: () => import('./commands/update.js'),
     status: () => import('./commands/status.js'),
     misc: () => import('./commands/misc.js'),
+    sites: () => import('./commands/sites.js'),
   };
   const cfg = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() });
   const act =
@@ -154,6 +155,32 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       act(async (o: { listen?: string; http?: boolean }, cmd: Command) =>
         (await commands.misc()).proxyConfigCommand({ ...cfg(cmd), ...o }),
+      ),
+    );
+  for (const [name, pin] of [
+    ['pin', true],
+    ['unpin', false],
+  ] as const)
+    program
+      .command(name)
+      .argument('<site>')
+      .description(
+        pin
+          ? "keep a pattern's site: never retired or bumped (counts against slots)"
+          : 'let a pinned site be retired again',
+      )
+      .action(
+        act(async (site: string, _o: object, cmd: Command) =>
+          (await commands.sites()).pinCommand(site, pin, cfg(cmd)),
+        ),
+      );
+  program
+    .command('retire')
+    .option('--confirm', 'let the retirements the half-at-once guard holds proceed')
+    .description("confirm held retirements of a pattern's sites")
+    .action(
+      act(async (o: { confirm?: boolean }, cmd: Command) =>
+        (await commands.sites()).retireCommand({ ...cfg(cmd), ...o }),
       ),
     );
   program

@@ -38,6 +38,7 @@ import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
 import { SiteKeeper } from './site-keeper.js';
+import type { RetireReason, Retirement } from '../patterns/keeper.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -162,7 +163,8 @@ export class Daemon implements DaemonApi {
       config: () => this.config,
       tracks: () => this.poller.tracks,
       reload: () => this.reload(),
-      retire: (site) => this.retireSite(site),
+      retire: (site, reason) => this.retireSite(site, reason),
+      held: (pattern, sites) => this.retireHeld(pattern.name, sites),
     });
     this.poller = new Poller({
       vcs: this.vcs,
@@ -377,12 +379,19 @@ export class Daemon implements DaemonApi {
   }
 
   /** A pattern's site whose branch is gone: it has left the config already. */
-  private retireSite(site: BranchConfig): Promise<void> {
+  private retireSite(site: BranchConfig, reason: RetireReason): Promise<void> {
     this.log.info(
-      { branch: site.name, pattern: site.pattern?.name, ref: site.pattern?.ref },
+      { branch: site.name, pattern: site.pattern?.name, ref: site.pattern?.ref, reason },
       'site retired',
     );
     return Promise.resolve();
+  }
+
+  private retireHeld(pattern: string, sites: Retirement[]): void {
+    this.log.warn(
+      { pattern, sites: sites.map((r) => r.name), reasons: sites.map((r) => r.reason) },
+      'retiring held: one answer would retire more than half of the sites; run `stagepost retire --confirm` to proceed',
+    );
   }
 
   private branch(name: string): BranchConfig | undefined {

@@ -4,13 +4,13 @@
  * one query per repository and cycle), writes state_dir/sites.json, and has
  * the daemon reload: the sites then are branches of the effective config.
  */
-import type { BranchConfig, Config } from '../config/types.js';
+import type { BranchConfig, Config, PatternConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { TrackState } from '../state/store.js';
 import { trackKey } from '../poll/tracks.js';
 import { discoveryBranch, discoveryName, siteBranch } from '../patterns/expand.js';
-import { answer } from '../patterns/keeper.js';
-import { readSites, writeSites } from '../patterns/sites-file.js';
+import { answer, type RetireReason, type Retirement } from '../patterns/keeper.js';
+import { readPins, readRetireConfirm, readSites, writeSites } from '../patterns/sites-file.js';
 
 export interface SiteKeeperOptions {
   log: Logger;
@@ -18,8 +18,10 @@ export interface SiteKeeperOptions {
   tracks(): Record<string, TrackState>;
   /** Sites came or went: load the effective config again. */
   reload(): Promise<void>;
-  /** A site's branch is gone for good (teardown, port, dir, mail hang off this). */
-  retire(site: BranchConfig): Promise<void>;
+  /** A site left the config (its branch gone, idle, or bumped): teardown, dir, mail hang off this. */
+  retire(site: BranchConfig, reason: RetireReason): Promise<void>;
+  /** The half-at-once guard held these retirements back; operators are to be told. */
+  held(pattern: PatternConfig, sites: Retirement[]): void;
   now?: () => Date;
 }
 
@@ -61,26 +63,31 @@ export class SiteKeeper {
     const fixed = config.branches.filter((b) => !b.pattern);
     const fixedNames = new Set(fixed.map((b) => b.name));
     const fixedPorts = new Set(fixed.flatMap((b) => (b.port === undefined ? [] : [b.port])));
+    const pinned = readPins(config.stateDir);
+    const confirmedAt = readRetireConfirm(config.stateDir);
     let write = false;
     const added: BranchConfig[] = [];
-    const gone: BranchConfig[] = [];
+    const gone: Array<{ site: BranchConfig; reason: RetireReason }> = [];
     for (const name of patternNames) {
       const pattern = config.patterns.find((p) => p.name === name);
       const source = pattern?.template.sources.find((s) => s.match !== undefined);
       if (!pattern || !source) continue;
       const track = tracks[trackKey(source)];
       if (!track?.refs || track.missing) continue;
-      const before = sites.patterns[name] ?? {};
       const outcome = answer(sites, {
         pattern,
         refs: track.refs,
         fixedNames,
         fixedPorts,
+        pinned,
+        ...(confirmedAt ? { confirmedAt } : {}),
         now: this.options.now?.() ?? new Date(),
       });
       sites = outcome.sites;
       write ||= outcome.changed;
-      for (const site of outcome.gone) gone.push(siteBranch(pattern, site, before[site]));
+      for (const r of outcome.retired)
+        gone.push({ site: siteBranch(pattern, r.name, r.site), reason: r.reason });
+      if (outcome.held) this.options.held(pattern, outcome.held);
       for (const site of outcome.added) {
         const branch = siteBranch(pattern, site, sites.patterns[name][site]);
         added.push(branch);
@@ -95,10 +102,10 @@ export class SiteKeeper {
     await writeSites(config.stateDir, sites);
     if (added.length === 0 && gone.length === 0) return;
     this.options.log.info(
-      { added: added.map((b) => b.name), retired: gone.map((b) => b.name) },
+      { added: added.map((b) => b.name), retired: gone.map((g) => g.site.name) },
       'pattern sites changed',
     );
     await this.options.reload();
-    for (const site of gone) await this.options.retire(site);
+    for (const { site, reason } of gone) await this.options.retire(site, reason);
   }
 }

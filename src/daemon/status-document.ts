@@ -10,6 +10,7 @@ import type { BranchState, StateStore, TrackState } from '../state/store.js';
 import { customerUrl } from '../site/urls.js';
 import { stripUrlPassword } from '../util/redact.js';
 import { trackKey } from '../poll/tracks.js';
+import { readPins, readSites } from '../patterns/sites-file.js';
 
 /**
  * The status document (SPEC `status --json`) from config, branch state files
@@ -77,12 +78,25 @@ export function branchStatus(
 }
 
 export function statusDocument(config: Config, store: StateStore, live: LiveInfo): StatusDocument {
-  return {
+  const doc: StatusDocument = {
     branches: config.branches.map((b) => branchStatus(config, store, b.name, live)!),
     queue: live.queue,
     outbox: live.outbox,
     daemon: live.daemon,
   };
+  if (config.patterns.length === 0) return doc;
+  // Only configs with patterns pay for reading their (small) state files.
+  const sites = readSites(config.stateDir);
+  const pinned = readPins(config.stateDir);
+  for (const b of doc.branches) if (pinned.has(b.name)) b.pinned = true;
+  doc.waiting = config.patterns.flatMap((p) =>
+    Object.entries(sites.waiting?.[p.name] ?? {}).map(([ref, w]) => ({
+      pattern: p.name,
+      ref,
+      since: w.activeAt,
+    })),
+  );
+  return doc;
 }
 
 export function historyOf(store: StateStore, branch: string): BuildSummary[] {

@@ -35,7 +35,7 @@ const isRetired = (site: string) => (e: { msg: string; branch?: unknown }) =>
 const answered = (e: { msg: string; branches?: unknown; error?: unknown }) =>
   isPolled('pattern:review')(e as never) && e.error === null;
 
-function startWith(remoteUrl: string, httpPort: number): string {
+function startWith(remoteUrl: string, httpPort: number, extra = ''): string {
   const file = path.join(t.dir, 'ci.yaml');
   writeFileSync(
     file,
@@ -52,7 +52,7 @@ branches:
     match: { source: app, refs: "feature/*" }
     dir: ./review/{branch}
     port: 7100-7109
-    steps: [{ name: mark, run: "echo {branch} > built-by-step" }]
+${extra}    steps: [{ name: mark, run: "echo {branch} > built-by-step" }]
     sources: [{ name: app, vcs: git, url: "${remoteUrl}", path: src/app }]
 `,
   );
@@ -156,4 +156,40 @@ test('an outage and an empty answer retire nothing', async () => {
   expect(daemon!.events.some((e) => e.msg === 'site retired')).toBe(false);
   const names = (await status(httpPort)).branches.map((b) => b.name).sort();
   expect(names).toEqual(['feature-a', 'feature-b', 'staging']);
+});
+
+test('slots: the newest branches get sites, the others wait; a pinned site is never bumped', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main');
+  remote.commit('feature/a');
+  remote.commit('feature/b');
+  remote.commit('feature/c');
+  const httpPort = await freePort();
+  const file = startWith(remote.url, httpPort, '    slots: 2\n');
+  await daemon!.waitFor(isBuildFinished('feature-a'), { what: 'feature-a built' });
+  await daemon!.waitFor(isBuildFinished('feature-b'), { what: 'feature-b built' });
+  let doc = await status(httpPort);
+  expect(doc.branches.map((b) => b.name)).toEqual(['staging', 'feature-a', 'feature-b']);
+  expect(doc.waiting).toEqual([{ pattern: 'review', ref: 'feature/c', since: expect.any(String) }]);
+  expect((await runCli(['status', '--config', file])).stdout).toMatch(
+    /waiting for a slot of review: feature\/c/,
+  );
+
+  const pin = await runCli(['pin', 'feature-b', '--config', file]);
+  expect(pin.code).toBe(0);
+  expect((await runCli(['pin', 'staging', '--config', file])).code).toBe(2);
+  // A new commit on c makes it the newest: it takes a's slot; pinned b stays.
+  remote.commit('feature/c');
+  const [retired] = await daemon!.waitFor(isRetired('feature-a'), { what: 'feature-a bumped' });
+  expect(retired.reason).toBe('bumped');
+  await daemon!.waitFor(isBuildFinished('feature-c'), { what: 'feature-c built' });
+  doc = await status(httpPort);
+  expect(doc.branches.map((b) => [b.name, b.pinned ?? false])).toEqual([
+    ['staging', false],
+    ['feature-b', true],
+    ['feature-c', false],
+  ]);
+  expect(doc.waiting?.map((w) => w.ref)).toEqual(['feature/a']);
+  const html = await (await fetch(`http://127.0.0.1:${httpPort}/`)).text();
+  expect(html).toContain("'waiting for a slot: '");
 });

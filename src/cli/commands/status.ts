@@ -76,6 +76,12 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
     ]);
   }
   say(table(rows).trimEnd());
+  const pinned = doc.branches.filter((b) => b.pinned).map((b) => b.name);
+  if (pinned.length) say(`pinned: ${pinned.join(' ')}`);
+  for (const w of doc.waiting ?? [])
+    say(
+      `waiting for a slot of ${w.pattern}: ${w.ref} (newest commit seen ${w.since.replace('T', ' ').slice(0, 19)})`,
+    );
   if (doc.configError)
     say(
       `config: edit REJECTED at ${doc.configError.file}${doc.configError.line === null ? '' : `:${doc.configError.line}`} since ${doc.configError.since.replace('T', ' ').slice(0, 19)} — running on the last good config`,
