@@ -138,7 +138,9 @@ export type EventName =
   | 'config-error'
   | 'slow'
   | 'ref-missing'
-  | 'ref-back';
+  | 'ref-back'
+  | 'retired'
+  | 'retire-held';
 
 export const EVENT_NAMES: readonly EventName[] = [
   'started',
@@ -151,6 +153,8 @@ export const EVENT_NAMES: readonly EventName[] = [
   'slow',
   'ref-missing',
   'ref-back',
+  'retired',
+  'retire-held',
 ];
 
 export type BuildResult = 'success' | 'failure' | 'timeout' | 'interrupted';
@@ -262,12 +266,32 @@ export interface RefNotification {
   message: string;
 }
 
+/**
+ * A pattern's site was retired (`retired`: its branch gone, idle, or bumped
+ * from a slot), or one answer would have retired more than half of a
+ * pattern's sites and none was (`retire-held`).
+ */
+export interface SiteNotification {
+  type: 'site';
+  events: EventName[];
+  /** The site retired; for `retire-held`, the pattern. */
+  branch: string;
+  pattern: string;
+  /** What happened and what to do, one line or a few. */
+  message: string;
+  /** The retired site's customer URLs. */
+  urls: string[];
+  /** The last commits of the site's branch: with `committers`, their authors are mailed. */
+  commits: CommitReport[];
+}
+
 export type Notification =
   | BuildNotification
   | JobNotification
   | ConfigErrorNotification
   | SlowNotification
-  | RefNotification;
+  | RefNotification
+  | SiteNotification;
 
 export interface Notifier {
   /**

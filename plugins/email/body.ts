@@ -48,6 +48,24 @@ export function bodySections(n: Notification): Section[] {
   }
   if (n.type === 'slow') return slowSections(n);
   if (n.type === 'job') return [...jobSections(n), ...trendSections(n.trends)];
+  if (n.type === 'site') {
+    return [
+      { lines: n.message.split('\n').map((l) => oneLine(l, 500)) },
+      ...(n.urls.length
+        ? [{ heading: 'It was at', lines: n.urls.map((u) => oneLine(u, 500)) }]
+        : []),
+      ...(n.commits.length
+        ? [
+            {
+              heading: 'Last commits of its branch',
+              rows: n.commits
+                .slice(0, 10)
+                .map((c) => [c.id.slice(0, 10), oneLine(c.author, 100), oneLine(c.subject, 200)]),
+            },
+          ]
+        : []),
+    ];
+  }
   if (n.type === 'ref') {
     const back = n.events.includes('ref-back');
     return [

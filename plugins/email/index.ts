@@ -78,7 +78,7 @@ const emailPlugin: NotifierPlugin = {
       prepare(n: Notification): PreparedMail | null {
         const rcpt: Mailbox[] = recipients(
           to,
-          committers && n.type === 'build'
+          committers && (n.type === 'build' || n.type === 'site')
             ? n.commits.map((c) => c.email).filter((e) => e !== undefined && committers(e.trim()))
             : [],
         );

@@ -64,6 +64,8 @@ const logPlugin: NotifierPlugin = {
             medianMs: n.medianMs,
           });
         if (n.type === 'ref') Object.assign(meta, { branch: n.branch, error: n.message });
+        if (n.type === 'site')
+          Object.assign(meta, { branch: n.branch, pattern: n.pattern, message: n.message });
         return { level, title: notificationTitle(n), meta };
       },
       async deliver(message) {

@@ -99,6 +99,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
         },
         ...(range ? { ports: { first: range[0], last: range[1] } } : {}),
         ...(b.slots === undefined ? {} : { slots: b.slots }),
+        keepDir: b.keep_dir ?? false,
         ...(b.idle === undefined ? {} : { idleMs: ms(b.idle, '0') }),
         template: resolveBranch([name, b]),
         line: ctx.lines.lineOf(['branches', name]),

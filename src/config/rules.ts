@@ -61,7 +61,7 @@ export function checkRules(input: RuleInput): PathProblem[] {
           [name, 'port'],
           `port ${b.port} is a range, which only a pattern (an entry with match:) has — give branch ${name} one port`,
         );
-      for (const key of ['slots', 'idle'] as const)
+      for (const key of ['slots', 'idle', 'keep_dir'] as const)
         if (b[key] !== undefined)
           at(
             [name, key],

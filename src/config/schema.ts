@@ -17,7 +17,14 @@ export const DEFAULTS = {
   poll: { interval: '60s', timeout: '30s', quiet: '0s' },
   builds: { concurrency: 1, step_timeout: '1h', keep: 50, shutdown_grace: '30s' },
   health: { expect: '200-399', timeout: '60s' },
-  notifyOn: ['failure', 'fixed', 'ref-missing', 'ref-back'] as EventName[],
+  notifyOn: [
+    'failure',
+    'fixed',
+    'ref-missing',
+    'ref-back',
+    'retired',
+    'retire-held',
+  ] as EventName[],
   job: { timeout: '1h', notifyOn: ['job-failure'] as EventName[] },
   httpListen: '127.0.0.1:8750',
   retireAfter: 3,
@@ -314,6 +321,13 @@ export const BranchConfigSchema = z
     idle: duration(
       'A pattern: retire a site after this long without a new commit on its branch (pinned sites stay).',
     ),
+    keep_dir: z
+      .boolean()
+      .describe(
+        "A pattern: true keeps a retired site's directory; false (default) removes it after the teardown steps.",
+      )
+      .meta({ default: false })
+      .optional(),
     match: MatchSchema.describe(
       'Makes this entry a pattern: one site per remote branch that matches, named after the branch (`feature/Foo_Bar` → `feature-foo-bar`). `{branch}` in the other values is that name.',
     ).optional(),

@@ -86,6 +86,8 @@ export interface PatternConfig {
   slots?: number;
   /** Retire a site after this long without a new commit. */
   idleMs?: number;
+  /** `keep_dir: true`: a retired site's directory stays. */
+  keepDir: boolean;
   /** The entry resolved like a branch, with `{branch}` still in its values and no port. */
   template: BranchConfig;
   line: number;

@@ -13,6 +13,8 @@ const LABELS: Array<[EventName, string]> = [
   ['slow', 'SLOW'],
   ['ref-missing', 'REF MISSING'],
   ['ref-back', 'REF BACK'],
+  ['retired', 'RETIRED'],
+  ['retire-held', 'RETIRING HELD'],
 ];
 
 export function headlineEvent(events: readonly EventName[]): EventName | undefined {
@@ -32,6 +34,8 @@ export function notificationTitle(n: Notification): string {
     title = `CONFIG ERROR ${path.basename(n.file)}`;
   } else if (n.type === 'slow') {
     title = `${n.branch} SLOW ${n.job ? `job ${n.job}` : 'build'} #${n.id}`;
+  } else if (n.type === 'site') {
+    title = `${n.branch} ${label ?? 'RETIRED'}`;
   } else if (n.type === 'ref') {
     title = `${n.branch} ${label ?? 'REF'} ${n.sources.join(' ')}`;
   } else if (n.type === 'job') {
