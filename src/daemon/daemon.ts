@@ -38,6 +38,7 @@ import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
 import { SiteKeeper } from './site-keeper.js';
+import { retireSite } from './retire-site.js';
 import type { RetireReason, Retirement } from '../patterns/keeper.js';
 import {
   RuntimeWriter,
@@ -96,6 +97,8 @@ export class Daemon implements DaemonApi {
   private configRejection: ConfigRejection | null = null;
   private refs!: RefWatch;
   private sites!: SiteKeeper;
+  /** Sites retired from the config whose end waits in the queue. */
+  private readonly retiring = new Map<string, { site: BranchConfig; reason: RetireReason }>();
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
@@ -312,6 +315,7 @@ export class Daemon implements DaemonApi {
   }
 
   private async runItem(item: QueueItem): Promise<void> {
+    if (item.kind === 'retire') return this.runRetireItem(item.branch);
     const branch = this.branch(item.branch);
     if (!branch || this.abort.signal.aborted) return;
     this.metrics.buildRunning.set({ branch: branch.name }, 1);
@@ -365,7 +369,8 @@ export class Daemon implements DaemonApi {
     const branch = this.branchIndex.map.get(name);
     if (!branch) return null;
     const seen = this.refs.answered(branch, this.poller.tracks);
-    if (seen.event) {
+    // A pattern's site whose branch is gone is retired in its own time, and mailed then.
+    if (seen.event && !branch.pattern) {
       this.log.warn({ branch: name, event: seen.event, error: seen.message }, 'ref changed');
       void this.dispatcher
         .dispatch(
@@ -379,19 +384,56 @@ export class Daemon implements DaemonApi {
   }
 
   /** A pattern's site whose branch is gone: it has left the config already. */
+  /** Through the queue: after a build of the site that still runs, and after its teardown. */
   private retireSite(site: BranchConfig, reason: RetireReason): Promise<void> {
-    this.log.info(
-      { branch: site.name, pattern: site.pattern?.name, ref: site.pattern?.ref, reason },
-      'site retired',
-    );
+    this.retiring.set(site.name, { site, reason });
+    this.queue.request({ branch: site.name, kind: 'retire', force: false });
     return Promise.resolve();
   }
 
+  private async runRetireItem(name: string): Promise<void> {
+    const retiring = this.retiring.get(name);
+    this.retiring.delete(name);
+    // Back meanwhile (the branch was pushed again): the site stays.
+    if (!retiring || this.branch(name)) return;
+    try {
+      await retireSite(
+        {
+          config: this.config,
+          vcs: this.vcs,
+          log: this.log,
+          tracks: this.poller.tracks,
+          notify: (n) => this.dispatcher.dispatch(n, ['retired'], name),
+        },
+        retiring.site,
+        retiring.reason,
+      );
+    } catch (err) {
+      this.log.error({ branch: name, error: err }, 'site could not be retired');
+    } finally {
+      this.changed({ type: 'build', branch: name });
+    }
+  }
+
   private retireHeld(pattern: string, sites: Retirement[]): void {
+    const names = sites.map((r) => r.name);
     this.log.warn(
-      { pattern, sites: sites.map((r) => r.name), reasons: sites.map((r) => r.reason) },
-      'retiring held: one answer would retire more than half of the sites; run `stagepost retire --confirm` to proceed',
+      { pattern, sites: names, reasons: sites.map((r) => r.reason) },
+      'retiring held: one answer would retire more than half of the sites',
     );
+    void this.dispatcher
+      .dispatch(
+        {
+          type: 'site',
+          branch: pattern,
+          pattern,
+          message: `One answer of the remote would retire ${names.length} of the sites of pattern ${pattern} at once (${names.join(', ')}); none was retired. If their branches are really gone, run \`stagepost retire --confirm\`; if the remote is broken, fix it and nothing happens.`,
+          urls: [],
+          commits: [],
+        },
+        ['retire-held'],
+      )
+      .catch(() => undefined);
   }
 
   private branch(name: string): BranchConfig | undefined {

@@ -12,15 +12,19 @@ import { freePort } from '../plugins/vcs-helpers.js';
 import { git, makeGitRemote } from '../helpers/git.js';
 import { DaemonProcess, isBuildFinished, isPolled, runCli } from '../helpers/cli.js';
 import type { StatusDocument } from '../../src/api.js';
+import { parseMail, startSmtp, type TestSmtp } from '../notify/helpers.js';
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;
 beforeEach(() => {
   t = tempDir();
 });
+let smtp: TestSmtp | null = null;
 afterEach(async () => {
   await daemon?.kill9();
   daemon = null;
+  await smtp?.close();
+  smtp = null;
   t.cleanup();
 });
 
@@ -35,7 +39,7 @@ const isRetired = (site: string) => (e: { msg: string; branch?: unknown }) =>
 const answered = (e: { msg: string; branches?: unknown; error?: unknown }) =>
   isPolled('pattern:review')(e as never) && e.error === null;
 
-function startWith(remoteUrl: string, httpPort: number, extra = ''): string {
+function startWith(remoteUrl: string, httpPort: number, extra = '', top = ''): string {
   const file = path.join(t.dir, 'ci.yaml');
   writeFileSync(
     file,
@@ -43,7 +47,7 @@ function startWith(remoteUrl: string, httpPort: number, extra = ''): string {
 state_dir: ./state
 poll: { interval: 100ms, timeout: 5s }
 http: { listen: ${httpPort} }
-branches:
+${top}branches:
   staging:
     dir: ./sites/staging
     port: 7100
@@ -192,4 +196,75 @@ test('slots: the newest branches get sites, the others wait; a pinned site is ne
   expect(doc.waiting?.map((w) => w.ref)).toEqual(['feature/a']);
   const html = await (await fetch(`http://127.0.0.1:${httpPort}/`)).text();
   expect(html).toContain("'waiting for a slot: '");
+});
+
+test('the half-at-once guard holds, tells, and proceeds on retire --confirm; retiring mails and removes the dir', async () => {
+  smtp = await startSmtp();
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main');
+  remote.commit('feature/a', 'work on a', { author: 'Dev A', email: 'dev-a@example.test' });
+  remote.commit('feature/b');
+  remote.commit('feature/c');
+  const httpPort = await freePort();
+  const file = startWith(
+    remote.url,
+    httpPort,
+    '    customers: [osf]\n',
+    `site: { base_url: "https://review.example.test" }
+notify:
+  - use: email
+    transport: smtp://127.0.0.1:${smtp.port}
+    from: "Staging <staging@example.test>"
+    to: [ops@example.test]
+    committers: true
+`,
+  );
+  for (const site of ['feature-a', 'feature-b', 'feature-c'])
+    await daemon!.waitFor(isBuildFinished(site), { what: `${site} built` });
+  const dirA = path.join(t.dir, 'review', 'feature-a');
+  expect(existsSync(dirA)).toBe(true);
+
+  git(remote.bare, ['branch', '-D', 'feature/a', 'feature/b']);
+  const [held] = await daemon!.waitFor((e) => e.msg.startsWith('retiring held'), {
+    what: 'the guard',
+  });
+  expect(held.sites).toEqual(['feature-a', 'feature-b']);
+  const n = daemon!.count(answered);
+  await daemon!.waitFor(answered, { count: n + 5, what: 'five more answers' });
+  expect(daemon!.count((e) => e.msg.startsWith('retiring held'))).toBe(1);
+  expect(daemon!.events.some((e) => e.msg === 'site retired')).toBe(false);
+  expect((await status(httpPort)).branches.map((b) => b.name).sort()).toEqual([
+    'feature-a',
+    'feature-b',
+    'feature-c',
+    'staging',
+  ]);
+  const withoutConfirm = await runCli(['retire', '--config', file]);
+  expect(withoutConfirm.code).toBe(2);
+  expect(withoutConfirm.stdout).toMatch(/review: retiring feature-a feature-b is held/);
+
+  const confirm = await runCli(['retire', '--confirm', '--config', file]);
+  expect(confirm.code).toBe(0);
+  await daemon!.waitFor(isRetired('feature-a'), { what: 'feature-a retired' });
+  await daemon!.waitFor(isRetired('feature-b'), { what: 'feature-b retired' });
+  expect(existsSync(dirA)).toBe(false);
+  expect((await status(httpPort)).branches.map((b) => b.name).sort()).toEqual([
+    'feature-c',
+    'staging',
+  ]);
+
+  const mails = await smtp.waitFor(3);
+  const bySubject = new Map(mails.map((m) => [parseMail(m.raw).headers.subject ?? '', m]));
+  expect([...bySubject.keys()].sort()).toEqual([
+    '[stagepost] feature-a RETIRED',
+    '[stagepost] feature-b RETIRED',
+    '[stagepost] review RETIRING HELD',
+  ]);
+  expect(bySubject.get('[stagepost] review RETIRING HELD')!.rcpt).toEqual(['ops@example.test']);
+  const a = bySubject.get('[stagepost] feature-a RETIRED')!;
+  // The authors of the branch's last commits (main's first commit is one of them here).
+  expect(a.rcpt.sort()).toEqual(['author@example.com', 'dev-a@example.test', 'ops@example.test']);
+  const text = parseMail(a.raw).text;
+  expect(text).toContain('https://review.example.test/feature-a/osf/');
+  expect(text).toMatch(/its branch is gone from the remote/);
 });
