@@ -231,6 +231,12 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         if (reason) return before ?? Object.freeze({ missing: true, reason });
         const glob = p.globs[i];
         if (glob) {
+          // A remote with no refs at all is a broken or half-made mirror, not one whose
+          // branches were all deleted: say missing, so that no site counts it.
+          if (table.size === 0)
+            return before !== undefined && 'missing' in before
+              ? before
+              : Object.freeze({ missing: true, reason: `${shown(url)} lists no refs at all` });
           const refs = matchingBranches(table, glob);
           const digest = createHash('sha256').update(JSON.stringify(refs)).digest('hex');
           return before !== undefined && 'revision' in before && before.revision === digest

@@ -4,10 +4,11 @@
  * all `slots` taken by newer branches, waits; a site is retired when its
  * branch was missing from `retireAfter` successful answers in a row, went
  * `idle`, or was bumped by a newer branch. Pinned sites are never retired or
- * bumped, and count against the slots. An empty answer changes nothing: an
- * outage that answers "no branches" must not take every site with it; and
- * when one answer would retire more than half of the sites, none is retired
- * until an operator confirms.
+ * bumped, and count against the slots. A failed answer never gets here, nor
+ * one without any ref (the plugin calls it missing). When one answer would
+ * retire more than half of the sites, or it has no matching branch at all,
+ * none is retired until an operator confirms: an outage that answers "no
+ * branches" must not take every site with it.
  */
 import type { PatternConfig } from '../config/types.js';
 import { uniqueSiteName } from './names.js';
@@ -62,14 +63,6 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
   const now = input.now.toISOString();
   const present = Object.keys(refs).sort();
   const before = sites.patterns[pattern.name] ?? {};
-  if (present.length === 0)
-    return {
-      sites,
-      added: [],
-      retired: [],
-      held: null,
-      changed: !(pattern.name in sites.patterns),
-    };
 
   let changed = !(pattern.name in sites.patterns);
   const own: Record<string, SiteEntry> = {};
@@ -122,7 +115,11 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
     heldBefore !== undefined &&
     input.confirmedAt !== undefined &&
     input.confirmedAt >= heldBefore.since;
-  const holding = unbumped.length > 1 && unbumped.length * 2 > total && !confirmed;
+  // No matching branch at all looks like an outage too, even for a last site.
+  const suspicious =
+    (unbumped.length > 1 && unbumped.length * 2 > total) ||
+    (present.length === 0 && unbumped.length > 0);
+  const holding = suspicious && !confirmed;
   let heldNext = sites.held;
   if (holding) {
     retired = [];

@@ -89,17 +89,8 @@ describe('one answer', () => {
     expect(out.sites.patterns.review['feature-a']).toMatchObject({ port: 7002 });
   });
 
-  test('a gone branch retires after 3 successful answers; empty answers never count', () => {
-    let sites: SitesFile = answer(
-      emptySites(),
-      input({ 'feature/a': 'a', 'feature/b': 'b' }),
-    ).sites;
-    for (let i = 0; i < 5; i++) {
-      const out = answer(sites, input({}));
-      expect(out.retired).toEqual([]);
-      expect(out.changed).toBe(false);
-      sites = out.sites;
-    }
+  test('a gone branch retires after 3 successful answers', () => {
+    let sites = answer(emptySites(), input({ 'feature/a': 'a', 'feature/b': 'b' })).sites;
     const gone: string[][] = [];
     for (let i = 0; i < 3; i++) {
       const out = answer(sites, input({ 'feature/a': 'a' }));
@@ -108,6 +99,20 @@ describe('one answer', () => {
     }
     expect(gone).toEqual([[], [], ['feature-b gone']]);
     expect(Object.keys(sites.patterns.review)).toEqual(['feature-a']);
+  });
+
+  test('an answer without any matching branch retires nothing, even a last site, until confirmed', () => {
+    let sites = answer(emptySites(), input({ 'feature/a': 'a' })).sites;
+    const held: Array<string[] | null> = [];
+    for (let i = 0; i < 5; i++) {
+      const out = answer(sites, input({}));
+      expect(out.retired).toEqual([]);
+      held.push(out.held && out.held.map((r) => r.name));
+      sites = out.sites;
+    }
+    expect(held).toEqual([null, null, ['feature-a'], null, null]);
+    const out = answer(sites, { ...input({}), confirmedAt: '2026-12-01T00:00:00Z' });
+    expect(out.retired.map((r) => r.name)).toEqual(['feature-a']);
   });
 
   test('a branch back before the count is reached keeps its site, name and port', () => {
