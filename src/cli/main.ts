@@ -175,6 +175,12 @@ export async function main(argv: string[]): Promise<number> {
         ),
       );
   program
+    .command('mail-config')
+    .description("print a Postfix transport map: each customer's mail-in to its branch's catcher")
+    .action(
+      act(async (_o: object, cmd: Command) => (await commands.sites()).mailConfigCommand(cfg(cmd))),
+    );
+  program
     .command('retire')
     .option('--confirm', 'let the retirements the half-at-once guard holds proceed')
     .description("confirm held retirements of a pattern's sites")

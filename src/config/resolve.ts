@@ -125,6 +125,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
         ? { certificateKey: path.resolve(dir, raw.site.certificate_key) }
         : {}),
       ...(raw.site?.smtp_relay ? { smtpRelay: raw.site.smtp_relay } : {}),
+      ...(raw.site?.mail_domain ? { mailDomain: raw.site.mail_domain } : {}),
     },
     poll,
     concurrency: raw.builds?.concurrency ?? DEFAULTS.builds.concurrency,
@@ -136,6 +137,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     authors: raw.authors ?? {},
     ...(raw.authors_domain ? { authorsDomain: raw.authors_domain } : {}),
     ...(raw.http ? { http: resolveHttp(raw.http) } : {}),
+    ...(raw.on_sites_changed ? { onSitesChanged: raw.on_sites_changed } : {}),
     branches,
     patterns,
     jobs,

@@ -438,6 +438,16 @@ export const SiteConfigSchema = z
       .describe('The one TLS certificate, for proxy-config (relative to ci.yaml or absolute).')
       .optional(),
     certificate_key: z.string().min(1).describe('Its key.').optional(),
+    mail_domain: z
+      .string()
+      .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}$/, {
+        error: 'mail_domain is a domain name like staging.example.com',
+      })
+      .describe(
+        "Mail-in of a customer is addressed to `<customer>.<mail_domain>`; `stagepost mail-config` maps it to the catcher of the customer's mailin branch.",
+      )
+      .meta({ examples: ['staging.example.com'] })
+      .optional(),
     smtp_relay: z
       .string()
       .min(1)
@@ -492,6 +502,18 @@ export const ConfigSchema = z
       })
       .nullable()
       .describe('The branch sites, by name (the URL segment). May be empty.')
+      .optional(),
+    on_sites_changed: z
+      .string()
+      .min(1)
+      .describe(
+        "Shell command run (in ci.yaml's directory, killed after 2 minutes) when a pattern's sites come or go; `$STAGEPOST_SITES_ADDED` and `$STAGEPOST_SITES_RETIRED` name them.",
+      )
+      .meta({
+        examples: [
+          'stagepost proxy-config > /etc/nginx/snippets/stagepost.conf && nginx -s reload',
+        ],
+      })
       .optional(),
     jobs: z
       .record(JobName, JobConfigSchema, { error: 'jobs is a map of job name → job' })

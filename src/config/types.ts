@@ -119,6 +119,7 @@ export interface SiteConfig {
   certificate?: string;
   certificateKey?: string;
   smtpRelay?: string;
+  mailDomain?: string;
 }
 
 export interface Config {
@@ -140,6 +141,8 @@ export interface Config {
   authors: Record<string, string>;
   authorsDomain?: string;
   http?: HttpConfig;
+  /** `on_sites_changed`: shell command run when a pattern's sites come or go. */
+  onSitesChanged?: string;
   /** The fixed branches of ci.yaml, then the sites of the patterns (state_dir/sites.json). */
   branches: BranchConfig[];
   patterns: PatternConfig[];

@@ -39,6 +39,7 @@ import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
 import { SiteKeeper } from './site-keeper.js';
 import { retireSite } from './retire-site.js';
+import { runSitesHook } from './sites-hook.js';
 import type { RetireReason, Retirement } from '../patterns/keeper.js';
 import {
   RuntimeWriter,
@@ -168,6 +169,7 @@ export class Daemon implements DaemonApi {
       reload: () => this.reload(),
       retire: (site, reason) => this.retireSite(site, reason),
       held: (pattern, sites) => this.retireHeld(pattern.name, sites),
+      sitesChanged: (change) => runSitesHook(this.config, this.log, change),
     });
     this.poller = new Poller({
       vcs: this.vcs,

@@ -20,6 +20,8 @@ export interface SiteKeeperOptions {
   reload(): Promise<void>;
   /** A site left the config (its branch gone, idle, or bumped): teardown, dir, mail hang off this. */
   retire(site: BranchConfig, reason: RetireReason): Promise<void>;
+  /** After the reload that made sites come or go (the on_sites_changed hook). */
+  sitesChanged(change: { added: string[]; retired: string[] }): Promise<void>;
   /** The half-at-once guard held these retirements back; operators are to be told. */
   held(pattern: PatternConfig, sites: Retirement[]): void;
   now?: () => Date;
@@ -107,5 +109,9 @@ export class SiteKeeper {
     );
     await this.options.reload();
     for (const { site, reason } of gone) await this.options.retire(site, reason);
+    await this.options.sitesChanged({
+      added: added.map((b) => b.name),
+      retired: gone.map((g) => g.site.name),
+    });
   }
 }

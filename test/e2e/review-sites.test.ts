@@ -10,7 +10,9 @@ import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { freePort } from '../plugins/vcs-helpers.js';
 import { git, makeGitRemote } from '../helpers/git.js';
-import { DaemonProcess, isBuildFinished, isPolled, runCli } from '../helpers/cli.js';
+import { BIN, DaemonProcess, isBuildFinished, isPolled, runCli } from '../helpers/cli.js';
+import { describeIf, hasTool } from '../helpers/tools.js';
+import { execFileSync } from 'node:child_process';
 import type { StatusDocument } from '../../src/api.js';
 import { parseMail, startSmtp, type TestSmtp } from '../notify/helpers.js';
 
@@ -153,11 +155,14 @@ test('an outage and an empty answer retire nothing', async () => {
   await daemon!.waitFor(failed, { count: 6, what: 'six failed answers' });
   renameSync(away, remote.bare);
 
-  // Empty answer: every matching branch gone at once, for many successful answers.
-  git(remote.bare, ['branch', '-D', 'feature/a', 'feature/b']);
-  const n = daemon!.count(answered);
-  await daemon!.waitFor(answered, { count: n + 8, what: 'eight empty answers' });
+  // Empty answer: a remote without any ref (a broken mirror), for many answers.
+  git(remote.bare, ['branch', '-D', 'main', 'feature/a', 'feature/b']);
+  const empty = (e: { msg: string; branches?: unknown; error?: unknown }) =>
+    isPolled('pattern:review')(e as never) && e.error === null;
+  const n = daemon!.count(empty);
+  await daemon!.waitFor(empty, { count: n + 8, what: 'eight empty answers' });
   expect(daemon!.events.some((e) => e.msg === 'site retired')).toBe(false);
+  expect(daemon!.events.some((e) => e.msg.startsWith('retiring held'))).toBe(false);
   const names = (await status(httpPort)).branches.map((b) => b.name).sort();
   expect(names).toEqual(['feature-a', 'feature-b', 'staging']);
 });
@@ -267,4 +272,70 @@ notify:
   const text = parseMail(a.raw).text;
   expect(text).toContain('https://review.example.test/feature-a/osf/');
   expect(text).toMatch(/its branch is gone from the remote/);
+});
+
+describeIf(hasTool('nginx'))('on_sites_changed', () => {
+  test('runs when sites come and go; a real nginx -t accepts the regenerated proxy config', async () => {
+    const remote = makeGitRemote(t.dir);
+    remote.commit('main');
+    const nginx = execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim();
+    const at = (name: string) => path.join(t.dir, name);
+    const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+    writeFileSync(
+      at('nginx.conf'),
+      `${user}worker_processes 1;
+pid ${at('nginx.pid')};
+error_log ${at('error.log')} warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${at('client_body')};
+  proxy_temp_path ${at('proxy')};
+  fastcgi_temp_path ${at('fastcgi')};
+  uwsgi_temp_path ${at('uwsgi')};
+  scgi_temp_path ${at('scgi')};
+  include ${at('proxy.conf')};
+}
+`,
+    );
+    // The operator's line: data about the change only arrives in the environment.
+    const hook = [
+      `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} proxy-config --http --listen 127.0.0.1:18080 > proxy.conf`,
+      `${nginx} -t -q -c ${at('nginx.conf')}`,
+      'echo "added=$STAGEPOST_SITES_ADDED retired=$STAGEPOST_SITES_RETIRED" >> hook.log',
+    ].join(' && ');
+    const httpPort = await freePort();
+    startWith(
+      remote.url,
+      httpPort,
+      '    customers: [osf]\n',
+      `site: { base_url: "https://review.example.test" }\non_sites_changed: ${JSON.stringify(hook)}\n`,
+    );
+    await daemon!.waitFor(isPolled('pattern:review'), { what: 'a first answer' });
+    remote.commit('feature/a');
+    const ran = (e: { msg: string }) => e.msg === 'on_sites_changed ran';
+    const [first] = await daemon!.waitFor(ran, { what: 'the hook for feature-a' });
+    expect(first.added).toEqual(['feature-a']);
+    expect(readFileSync(at('proxy.conf'), 'utf8')).toContain('location /feature-a/osf/ {');
+    expect(readFileSync(at('proxy.conf'), 'utf8')).toContain(
+      'proxy_pass http://127.0.0.1:7101/osf/;',
+    );
+
+    // The last site of the pattern: no matching branch is held until an operator confirms.
+    git(remote.bare, ['branch', '-D', 'feature/a']);
+    await daemon!.waitFor((e) => e.msg.startsWith('retiring held'), { what: 'the guard' });
+    expect(
+      (await runCli(['retire', '--confirm', '--config', path.join(t.dir, 'ci.yaml')])).code,
+    ).toBe(0);
+    const [, second] = await daemon!.waitFor(ran, {
+      count: 2,
+      what: 'the hook for the retirement',
+    });
+    expect(second.retired).toEqual(['feature-a']);
+    expect(readFileSync(at('proxy.conf'), 'utf8')).not.toContain('/feature-a/');
+    expect(readFileSync(at('hook.log'), 'utf8')).toBe(
+      'added=feature-a retired=\nadded= retired=feature-a\n',
+    );
+    expect(daemon!.events.some((e) => e.msg === 'on_sites_changed failed')).toBe(false);
+  });
 });

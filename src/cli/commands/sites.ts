@@ -7,7 +7,8 @@ import { loadConfig, resolveConfigPath } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
 import { StagepostError } from '../../errors.js';
 import { readPins, readSites, writePins, writeRetireConfirm } from '../../patterns/sites-file.js';
-import { say } from '../output.js';
+import { renderMailConfig } from '../../site/mail-config.js';
+import { note, say } from '../output.js';
 
 async function load(opts: { config?: string }): Promise<Config> {
   return loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
@@ -66,5 +67,14 @@ export async function retireCommand(opts: { config?: string; confirm?: boolean }
   if (held.length === 0) say('no retirement is held now; the confirmation covers none');
   for (const [pattern, h] of held)
     say(`${pattern}: ${h.sites.join(' ')} retire at the next answer of the remote (if still gone)`);
+  return 0;
+}
+
+/** `stagepost mail-config`: the Postfix transport map of the mail-in customers. */
+export async function mailConfigCommand(opts: { config?: string }): Promise<number> {
+  const config = await load(opts);
+  const { text, skipped } = renderMailConfig(config);
+  for (const s of skipped) note(s);
+  process.stdout.write(text);
   return 0;
 }
