@@ -124,6 +124,20 @@ const COMMITTERS_DOC = [
   '',
 ];
 
+/** Patterns: the keys are in the tables; how they work together is here. */
+const REVIEW_SITES_DOC = [
+  '## Review sites',
+  '',
+  'A branch entry with `match: { source, refs }` is a pattern: each remote branch of that git source whose name matches the glob `refs` gets a site. The matched source has no `ref` (it is each branch); the other sources keep theirs. The same one query per repository and cycle that polls the branches finds them.',
+  '',
+  '- **Names.** A site is named after its branch, reduced to `[a-z0-9-]` (`feature/Foo_Bar` → `feature-foo-bar`) and at most 63 characters; a name taken by a branch of ci.yaml or another site gets a short hash of the full branch name (`feature-foo-1a2b3c`). `{branch}` anywhere in the entry (dir, steps, health, paths) is that name; `dir` must contain it. Names and ports are kept in `state_dir/sites.json`.',
+  '- **Ports.** `port: 7000-7099` gives each site the lowest port of the range no branch or site has; a retired site frees its port.',
+  '- **Slots.** With `slots: N`, the N branches whose new commits stagepost saw last (first seen counts as new) have sites; the others wait, listed as `waiting` in `/api/status`, `stagepost status` and the dashboard. `stagepost pin SITE` keeps a site: never retired or bumped, counted against the slots; `stagepost unpin SITE` undoes it (`state_dir/pins.json`).',
+  '- **Retiring.** A site retires when its branch was missing from `match.retire_after` (default 3) successful answers in a row, went `idle`, or was bumped from its slot. A failed or timed-out answer never counts; a remote that lists no refs at all is an error of the pattern, not an empty list. An answer that would retire more than half of the sites of a pattern, or finds no matching branch at all, retires none and sends `retire-held`; `stagepost retire --confirm` lets it proceed at the next answer. A retired site leaves the config (its `teardown` steps run), its directory is removed unless `keep_dir: true`, and `retired` is sent to the notifiers (with `committers`, also to the authors of its last commits) with its URLs.',
+  "- **Hooks.** `on_sites_changed` runs after sites came or went, `sh -c` in ci.yaml's directory, killed after 2 minutes; `STAGEPOST_SITES_ADDED` and `STAGEPOST_SITES_RETIRED` name the sites. `stagepost mail-config` prints a Postfix transport map (`<customer>.<site.mail_domain>  smtp:[127.0.0.1]:<smtp_port>` for each `mailin` customer) to regenerate there.",
+  '',
+];
+
 export function configMarkdown(): string {
   const schema = configJsonSchema();
   const out: string[] = [
@@ -181,10 +195,12 @@ export function configMarkdown(): string {
     '- every source has `vcs` git, svn, or a plugin path/package, a `url`, and for git a `ref` (svn sources have no `ref`: the URL is the branch);',
     '- `mailout: true` needs `smtp_port` and `site.smtp_relay`;',
     "- a job's `branches` name existing branches; its `schedule` is a valid cron expression;",
-    "- a health `url` with `{port}` needs the branch's `port`.",
+    "- a health `url` with `{port}` needs the branch's `port`;",
+    '- a pattern (`match:`) names a git source of its own without `ref`, has `{branch}` in `dir`, a port range rather than a port, and no `smtp_port`; `slots`, `idle`, `keep_dir` and port ranges are for patterns only.',
     '',
     "Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps` and `create` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch's `builds.step_timeout`.",
     '',
+    ...REVIEW_SITES_DOC,
     ...COMMITTERS_DOC,
   );
   return out.join('\n');
