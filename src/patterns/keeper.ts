@@ -134,7 +134,14 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
     delete heldNext[pattern.name];
     changed = true;
   }
-  for (const r of retired) delete own[r.name];
+  let retiredNext = sites.retired;
+  for (const r of retired) {
+    delete own[r.name];
+    retiredNext = {
+      ...retiredNext,
+      [r.name]: { pattern: pattern.name, ref: r.site.ref, retiredAt: now },
+    };
+  }
   if (retired.length > 0) changed = true;
 
   const taken = new Set(input.fixedNames);
@@ -163,7 +170,9 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
       waiting[c.ref] = { revision: refs[c.ref], activeAt: c.activeAt };
       continue;
     }
-    const name = uniqueSiteName(c.ref, taken);
+    // A retired site's name (and its history) goes only to the same branch again.
+    const formerly = Object.entries(retiredNext ?? {}).filter(([, r]) => r.ref !== c.ref);
+    const name = uniqueSiteName(c.ref, new Set([...taken, ...formerly.map(([n]) => n)]));
     taken.add(name);
     if (port !== undefined) ports.add(port);
     own[name] = {
@@ -184,6 +193,7 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
       patterns: { ...sites.patterns, [pattern.name]: own },
       waiting: { ...sites.waiting, [pattern.name]: waiting },
       ...(heldNext ? { held: heldNext } : {}),
+      ...(retiredNext ? { retired: retiredNext } : {}),
     },
     added,
     retired,

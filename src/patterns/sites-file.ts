@@ -36,6 +36,8 @@ export interface SitesFile {
   waiting?: Record<string, Record<string, WaitingEntry>>;
   /** Pattern name → retirements the half-at-once guard holds back, and since when. */
   held?: Record<string, { sites: string[]; since: string }>;
+  /** Site name → what it was, so its history stays readable (`stagepost history SITE`). */
+  retired?: Record<string, { pattern: string; ref: string; retiredAt: string }>;
 }
 
 export const sitesFilePath = (stateDir: string) => path.join(stateDir, 'sites.json');

@@ -129,6 +129,12 @@ test('sites follow the branches: appear, build, retire after 3 answers, ports re
     count: daemon!.count(isPolled('feature-foo-bar')) + 1,
   });
   expect((await status(httpPort)).branches.map((b) => b.name)).not.toContain('feature-a');
+  // Its history stays readable.
+  const history = await runCli(['history', 'feature-a', '--json', '--config', file]);
+  expect(history.code).toBe(0);
+  expect((JSON.parse(history.stdout) as { builds: Array<{ result: string }> }).builds).toEqual([
+    expect.objectContaining({ result: 'success' }),
+  ]);
 
   // A new branch takes the freed port.
   remote.commit('feature/new');

@@ -115,6 +115,16 @@ describe('one answer', () => {
     expect(out.retired.map((r) => r.name)).toEqual(['feature-a']);
   });
 
+  test('a retired name goes to the same branch again, never to another one', () => {
+    let sites = answer(emptySites(), input({ 'feature/a': 'a', 'feature/x': 'x' })).sites;
+    for (let i = 0; i < 3; i++) sites = answer(sites, input({ 'feature/x': 'x' })).sites;
+    expect(sites.retired?.['feature-a']).toMatchObject({ pattern: 'review', ref: 'feature/a' });
+    const other = answer(sites, input({ 'feature/x': 'x', 'feature/A': 'A' }));
+    expect(other.added).toEqual([expect.stringMatching(/^feature-a-[0-9a-f]{6}$/)]);
+    const same = answer(sites, input({ 'feature/x': 'x', 'feature/a': 'a2' }));
+    expect(same.added).toEqual(['feature-a']);
+  });
+
   test('a branch back before the count is reached keeps its site, name and port', () => {
     let sites = answer(emptySites(), input({ 'feature/a': 'a', 'feature/b': 'b' })).sites;
     sites = answer(sites, input({ 'feature/a': 'a' })).sites;

@@ -1,3 +1,4 @@
+import { readSites } from '../../patterns/sites-file.js';
 import { loadConfig, resolveConfigPath } from '../../config/load.js';
 import { StateStore } from '../../state/store.js';
 import { runHistoryOf } from '../../daemon/status-document.js';
@@ -19,7 +20,9 @@ export async function historyCommand(
   opts: { config?: string; job?: string; json?: boolean },
 ): Promise<number> {
   const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
-  if (!config.branches.some((b) => b.name === branch))
+  // A retired review site's history stays readable.
+  const retired = config.patterns.length > 0 && !!readSites(config.stateDir).retired?.[branch];
+  if (!retired && !config.branches.some((b) => b.name === branch))
     throw new StagepostError(
       'EUSAGE',
       `branch "${branch}" is not in ${config.file} — known branches: ${config.branches.map((b) => b.name).join(', ') || '(none)'}`,
