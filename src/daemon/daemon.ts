@@ -185,7 +185,9 @@ export class Daemon implements DaemonApi {
         },
         polled: (branches, error, durationMs, vcs) => {
           // Only a poll that turns out differently from the last one is news for `stagepost status`.
-          const news = this.polls.polled(branches, error, durationMs, vcs, (b, at) =>
+          // A pattern's discovery entry is no branch: no lastPoll, no metrics label of its own.
+          const real = this.sites.branchesOnly(branches);
+          const news = this.polls.polled(real, error, durationMs, vcs, (b, at) =>
             this.refAnswered(b, at),
           );
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');

@@ -8,7 +8,12 @@ import type { BranchConfig, Config, PatternConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { TrackState } from '../state/store.js';
 import { trackKey } from '../poll/tracks.js';
-import { discoveryBranch, discoveryName, siteBranch } from '../patterns/expand.js';
+import {
+  DISCOVERY_PREFIX,
+  discoveryBranch,
+  discoveryName,
+  siteBranch,
+} from '../patterns/expand.js';
 import { answer, type RetireReason, type Retirement } from '../patterns/keeper.js';
 import { readPins, readRetireConfirm, readSites, writeSites } from '../patterns/sites-file.js';
 
@@ -37,6 +42,13 @@ export class SiteKeeper {
     return config.patterns.length === 0
       ? config.branches
       : [...config.branches, ...config.patterns.map(discoveryBranch)];
+  }
+
+  /** The names without the patterns' discovery entries. */
+  branchesOnly(names: string[]): string[] {
+    return this.options.config().patterns.length === 0
+      ? names
+      : names.filter((n) => !n.startsWith(DISCOVERY_PREFIX));
   }
 
   /** An answer of a repository came for these branches; null error means it succeeded. */

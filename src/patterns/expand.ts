@@ -65,4 +65,5 @@ export function discoveryBranch(pattern: PatternConfig): BranchConfig {
 }
 
 /** Not a valid branch name (`:`), so it never meets a real branch in the poller. */
-export const discoveryName = (pattern: string) => `pattern:${pattern}`;
+export const DISCOVERY_PREFIX = 'pattern:';
+export const discoveryName = (pattern: string) => `${DISCOVERY_PREFIX}${pattern}`;

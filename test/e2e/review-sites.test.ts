@@ -115,6 +115,9 @@ test('sites follow the branches: appear, build, retire after 3 answers, ports re
     'pattern:review',
     'staging',
   ]);
+  const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  expect(metrics).toMatch(/branch="feature-foo-bar"/);
+  expect(metrics).not.toContain('pattern:review');
   const cli = await runCli(['status', '--config', file]);
   expect(cli.stdout).toMatch(/feature-foo-bar/);
 
