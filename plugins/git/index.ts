@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   describeFailure,
@@ -178,6 +178,53 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       { details: { timedOut: r.timedOut } },
     );
 
+  /**
+   * Sites of one repository share its objects: a bare copy under state_dir,
+   * made by the first checkout and brought up to date by each later one, is
+   * the new checkout's alternate object store, so its own fetch only gets
+   * what the copy lacks. Anything going wrong here leaves the checkout to
+   * fetch everything itself, as before.
+   */
+  const borrowObjects = async (
+    remote: GitRemoteUrl,
+    o: CheckoutOptions,
+    left: () => number,
+  ): Promise<void> => {
+    const key = createHash('sha256').update(remote.url).digest('hex').slice(0, 16);
+    const shared = path.join(ctx.stateDir, 'git-objects', `${key}.git`);
+    const run = { remote, signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn };
+    try {
+      if (!existsSync(shared)) {
+        mkdirSync(path.dirname(shared), { recursive: true });
+        const tmp = `${shared}.${process.pid}.${Date.now()}.tmp`;
+        const r = await git(['clone', '--bare', '--no-tags', '-q', '--', remote.url, tmp], {
+          ...run,
+          timeoutMs: left(),
+        });
+        // Never pruned: checkouts rely on its objects, a force-pushed branch's old ones too.
+        if (ok(r)) await git(['config', 'gc.auto', '0'], { cwd: tmp, timeoutMs: left() });
+        if (ok(r) && !existsSync(shared)) renameSync(tmp, shared);
+        else rmSync(tmp, { recursive: true, force: true });
+      } else {
+        await git(['fetch', '-q', '--no-tags', 'origin', '+refs/heads/*:refs/heads/*'], {
+          ...run,
+          cwd: shared,
+          timeoutMs: left(),
+        });
+      }
+      if (existsSync(path.join(shared, 'objects')))
+        writeFileSync(
+          path.join(o.dir, '.git', 'objects', 'info', 'alternates'),
+          `${path.join(shared, 'objects')}\n`,
+        );
+    } catch (err) {
+      ctx.log.warn(
+        { repository: shown(remote.url), error: ctx.redact(String(err)) },
+        'shared objects not used; this checkout fetches everything itself',
+      );
+    }
+  };
+
   const hasCommit = async (dir: string, revision: string, timeoutMs: number) =>
     ok(await git(['cat-file', '-e', `${revision}^{commit}`], { cwd: dir, timeoutMs }));
 
@@ -287,6 +334,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         mkdirSync(o.dir, { recursive: true });
         await step('init', ['init', '-q']);
         await step('remote add', ['remote', 'add', 'origin', remote.url]);
+        await borrowObjects(remote, o, left);
       } else {
         const current = await git(['remote', 'get-url', 'origin'], {
           cwd: o.dir,
