@@ -197,7 +197,7 @@ export function configMarkdown(): string {
     '- `mailout: true` needs `smtp_port` and `site.smtp_relay`;',
     "- a job's `branches` name existing branches; its `schedule` is a valid cron expression;",
     "- a health `url` with `{port}` needs the branch's `port`;",
-    '- a pattern (`match:`) names a git source of its own without `ref`, has `{branch}` in `dir`, a port range rather than a port, and no `smtp_port`; `slots`, `idle`, `keep_dir` and port ranges are for patterns only.',
+    '- a pattern (`match:`) names a git source of its own without `ref`, has `{branch}` in `dir`, a port range rather than a port, and no `smtp_port` or `mailin`; `slots`, `idle`, `keep_dir` and port ranges are for patterns only.',
     '',
     "Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps` and `create` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch's `builds.step_timeout`.",
     '',

@@ -179,6 +179,11 @@ function checkPattern(name: string, b: RuleBranch, at: At): void {
       [name, 'smtp_port'],
       `every site of pattern ${name} would share smtp_port ${b.smtp_port} — remove it from the pattern`,
     );
+  if ((b.mailin ?? []).length > 0)
+    at(
+      [name, 'mailin'],
+      `a customer's mail-in goes to one branch, not to every site of pattern ${name} — list it in mailin of a branch written out`,
+    );
   if (!b.dir.includes('{branch}'))
     at(
       [name, 'dir'],

@@ -205,6 +205,13 @@ test('configs without match are unchanged; bad patterns are told with their line
   expect(
     problemsOf(PATTERN().replace('port: 7000\n', 'port: 7000-7001\n')).map((p) => p.message),
   ).toEqual([expect.stringMatching(/port 7000-7001 is a range, which only a pattern/)]);
+  expect(
+    problemsOf(PATTERN().replace('customers: [osf]', 'customers: [osf]\n    mailin: [osf]')).map(
+      (p) => `${p.line} ${p.message}`,
+    ),
+  ).toEqual([
+    expect.stringMatching(/^15 a customer's mail-in goes to one branch, not to every site/),
+  ]);
 });
 
 describe('slots, pins, idle and the half-at-once guard', () => {
