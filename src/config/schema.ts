@@ -109,7 +109,9 @@ export const BranchBuildSettingsSchema = z
   .object({
     step_timeout: duration('Timeout of steps without their own.', DEFAULTS.builds.step_timeout),
     keep: count('keep')
-      .describe('Builds (and their logs) of history kept per branch.')
+      .describe(
+        "Builds (and their logs) of history kept per branch; each job keeps as many runs of its own, apart. The branch's last build and last successful build are always kept.",
+      )
       .meta({ default: DEFAULTS.builds.keep })
       .optional(),
   })

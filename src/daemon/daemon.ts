@@ -209,7 +209,9 @@ export class Daemon implements DaemonApi {
       notify: (n, events) => this.notify(n, events),
       signal: this.abort.signal,
       progress: (branch, info) => {
-        if (info && this.current[branch]?.id !== info.id) this.slowWatch.started(branch, info);
+        const was = this.current[branch];
+        if (info && (was?.id !== info.id || was.kind !== info.kind))
+          this.slowWatch.started(branch, info);
         if (info) this.current[branch] = { ...info, elapsedMs: 0 };
         else delete this.current[branch];
         this.changed({ type: 'progress', branch });
