@@ -58,6 +58,8 @@ export interface BranchStatus {
   customers: Array<{ name: string; url: string | null; mailin: boolean }>;
   port: number | null;
   dir: string;
+  /** Set while a build could not start (state_dir full, lock failing) and waits for its next try. */
+  waiting?: { reason: string; since: string; retryAt: string; attempts: number } | null;
 }
 
 export interface StatusDocument {

@@ -16,6 +16,8 @@ export interface RuntimeFile {
   queue: string[];
   current: Record<string, CurrentBuild>;
   outbox: number;
+  /** Branches whose build could not start, and why. */
+  waiting?: Record<string, { reason: string; since: string; retryAt: string; attempts: number }>;
 }
 
 export function runtimeFilePath(stateDir: string): string {

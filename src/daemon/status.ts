@@ -1,6 +1,11 @@
 import type { Config } from '../config/types.js';
 import type { BranchStatus, BuildSummary, CurrentBuild, StatusDocument } from '../status.js';
-import type { BranchState, StateStore, TrackState } from '../state/store.js';
+import {
+  emptyBranchState,
+  type BranchState,
+  type StateStore,
+  type TrackState,
+} from '../state/store.js';
 import { customerUrl } from '../site/urls.js';
 import { stripUrlPassword } from '../util/redact.js';
 import { trackKey } from '../poll/tracks.js';
@@ -18,6 +23,8 @@ export interface LiveInfo {
   current: Record<string, CurrentBuild>;
   outbox: number;
   daemon: StatusDocument['daemon'];
+  /** Branches whose build could not start, and why (see RetryBook). */
+  waiting?: Record<string, NonNullable<BranchStatus['waiting']>>;
 }
 
 export function branchStatus(
@@ -29,7 +36,13 @@ export function branchStatus(
 ): BranchStatus | null {
   const branch = config.branches.find((b) => b.name === name);
   if (!branch) return null;
-  const st = state ?? store.readBranch(name);
+  let st: BranchState;
+  try {
+    st = state ?? store.readBranch(name);
+  } catch {
+    // Unreadable for now (EMFILE): the daemon retries and says why in `waiting`.
+    st = emptyBranchState();
+  }
   const last = st.builds.find((b) => b.kind === 'build') ?? null;
   const current = live.current[name] ?? null;
   const failing = last?.result === 'failure' || last?.result === 'timeout';
@@ -65,6 +78,7 @@ export function branchStatus(
     })),
     port: branch.port ?? null,
     dir: branch.dir,
+    waiting: live.waiting?.[name] ?? null,
   };
 }
 
