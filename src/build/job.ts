@@ -26,7 +26,7 @@ export async function runJob(
     const startedAt = new Date();
     const log = ctx.log.child({ branch: branch.name, build: id, job: job.name });
     const logFile = ctx.store.logFile(branch.name, id);
-    const writer = new LogWriter(logFile, ctx.echo);
+    const writer = new LogWriter(logFile, ctx.echo, ctx.config.logMaxBytes);
     state.nextId = id + 1;
     state.running = {
       id,
