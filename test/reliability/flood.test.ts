@@ -61,7 +61,7 @@ ${gitBranchYaml('b1', remote.url, 'main')}`,
 
   const closed = [...flood(port, 500, false), ...flood(port, 300, true)];
   // Clients that never read: only the daemon's fd count shows their server ends are gone.
-  flood(port, 200, false, false);
+  void Promise.all(flood(port, 200, false, false));
   await new Promise((r) => setTimeout(r, 1000));
   const rev = remote.commit('main');
   await d.waitFor(
