@@ -4,11 +4,13 @@
  * on, with one mail; a build whose lock cannot be taken is tried again with
  * backoff until it runs, and status says why it waits.
  */
-import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { isBuildFinished, runCli } from '../helpers/cli.js';
+import { hasTool } from '../helpers/tools.js';
 import { parseMail, startSmtp, type TestSmtp } from '../notify/helpers.js';
 import { Daemons, RECORD_STEPS, filesUnder, gitBranchYaml, writeCi } from './helpers.js';
 
@@ -153,4 +155,28 @@ test('a build whose lock cannot be taken waits with the reason in status, is tri
   expect(await waiting()).toBeNull();
   expect(leftovers()).toEqual([]);
   expect(existsSync(path.join(stateDir, 'locks', 'b1.lock'))).toBe(false);
+}, 40_000);
+
+test('EMFILE while a commit arrives (the daemon held to 10 open files): no crash, the build waits and runs once files can be opened again', async () => {
+  if (!hasTool('prlimit')) return;
+  const d = daemons.start(file);
+  await d.waitFor(isBuildFinished('b1'));
+  await d.waitFor(isBuildFinished('b2'));
+  const pid = String(d.child.pid);
+  const soft = /Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))![1];
+  // A real EMFILE: the remote is still asked (by the query server, a process of
+  // its own), but the daemon cannot open the branch's state file.
+  execFileSync('prlimit', ['--pid', pid, '--nofile=10:']);
+  const rev1 = remote.commit('b1');
+  const waits = (e: { msg: string; branch?: unknown }) =>
+    (e.msg === 'cannot read branch state' || e.msg === 'build could not start; trying again') &&
+    e.branch === 'b1';
+  const [first] = await d.waitFor(waits, { what: 'the read refused with EMFILE' });
+  expect(JSON.stringify(first)).toContain('EMFILE');
+  await d.waitFor(waits, { count: 2, what: 'a second try' });
+  expect(d.child.exitCode).toBeNull();
+  execFileSync('prlimit', ['--pid', pid, `--nofile=${soft}:`]);
+  await d.waitFor(builtRevision('b1', rev1), { what: 'b1 built after EMFILE', timeoutMs: 20_000 });
+  await d.waitFor(isBuildFinished('b1'), { count: 2 });
+  expect(d.child.exitCode).toBeNull();
 }, 40_000);
