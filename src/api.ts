@@ -67,6 +67,8 @@ export interface BranchStatus {
   /** The port of the branch's mail catcher; null: it has none (no `smtp_port`). */
   smtpPort?: number | null;
   dir: string;
+  /** Set while a build could not start (state_dir full, lock failing) and waits for its next try. */
+  waiting?: { reason: string; since: string; retryAt: string; attempts: number } | null;
 }
 
 export interface StatusDocument {

@@ -74,6 +74,12 @@ export interface CheckoutOptions extends QueryOptions {
   dir: string;
   onOutput?: (chunk: string) => void;
   onSpawn?: (pgid: number) => void;
+  /**
+   * The core ends a checkout that shows no output for this long; a plugin
+   * should make its transfer report progress (git: `--progress`) and may pass
+   * the bound to its transport (git: http.lowSpeedTime).
+   */
+  stallMs?: number;
 }
 
 export interface VcsPlugin {

@@ -26,6 +26,7 @@ import { checkHealth, healthUrls } from '../site/health.js';
 import { formatDuration } from '../util/duration.js';
 import { LogWriter, tailLines } from './log-writer.js';
 import { noteRedone } from './cut-off.js';
+import { guardCheckout } from './checkout-guard.js';
 import { runSteps } from './steps.js';
 import { commitEmail } from './authors.js';
 import { buildEvents } from '../notify/events.js';
@@ -127,7 +128,7 @@ async function buildLocked(
   const startedAt = new Date();
   const log = ctx.log.child({ branch: branch.name, build: id });
   const logFile = ctx.store.logFile(branch.name, id);
-  const writer = new LogWriter(logFile, ctx.echo);
+  const writer = new LogWriter(logFile, ctx.echo, ctx.config.logMaxBytes);
   const previous: Record<string, string | null> = {};
   // An interrupted build is being redone now: the previous one is the last
   // that finished, and `attempted` holds its revisions even once it left the
@@ -232,6 +233,11 @@ async function buildLocked(
     // Checkout
     progress('checkout');
     const checkoutStarted = Date.now();
+    const guard = guardCheckout({
+      timeoutMs: ctx.config.checkoutTimeoutMs,
+      stallMs: ctx.config.checkoutStallMs,
+      signal: ctx.signal,
+    });
     try {
       for (const s of branch.sources) {
         const plugin = await ctx.vcs.get(s.vcs, { file: ctx.config.file, line: s.line });
@@ -239,13 +245,19 @@ async function buildLocked(
         writer.line(
           `==> checkout ${s.name} → ${plugin.shortRevision(revisions[s.name])} in ${s.path}`,
         );
+        guard.progress();
         await plugin.checkout(sourceSpec(s), revisions[s.name], {
           dir,
-          timeoutMs: Math.max(branch.poll.timeoutMs, branch.stepTimeoutMs),
-          onOutput: (c) => writer.output(c),
+          timeoutMs: ctx.config.checkoutTimeoutMs,
+          stallMs: ctx.config.checkoutStallMs,
+          onOutput: (c) => {
+            guard.progress();
+            writer.output(c);
+          },
           onSpawn,
-          signal: ctx.signal,
+          signal: guard.signal,
         });
+        if (guard.reason()) throw new Error(guard.reason()!);
         try {
           const found = await plugin.commitsBetween(
             sourceSpec(s),
@@ -268,13 +280,12 @@ async function buildLocked(
       }
       record('checkout', 'success', checkoutStarted);
     } catch (err) {
-      writer.line(`checkout failed: ${errorMessage(err)}`);
-      record(
-        'checkout',
-        ctx.signal?.aborted ? 'interrupted' : 'failure',
-        checkoutStarted,
-        errorMessage(err),
-      );
+      // The guard's reason says more than the plugin's "aborted".
+      const message = guard.reason() ?? errorMessage(err);
+      writer.line(`checkout failed: ${message}`);
+      record('checkout', ctx.signal?.aborted ? 'interrupted' : 'failure', checkoutStarted, message);
+    } finally {
+      guard.dispose();
     }
 
     const env = stepEnvironment(ctx.config, branch, { id, revisions, previous });

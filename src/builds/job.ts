@@ -31,7 +31,7 @@ export async function runJob(
     const startedAt = new Date();
     const log = ctx.log.child({ branch: branch.name, run: id, job: job.name });
     const logFile = ctx.store.jobLogFile(branch.name, job.name, id);
-    const writer = new LogWriter(logFile, ctx.echo);
+    const writer = new LogWriter(logFile, ctx.echo, ctx.config.logMaxBytes);
     history.nextId = id + 1;
     state.running = {
       id,

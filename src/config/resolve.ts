@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parseDuration } from '../util/duration.js';
+import { parseSize } from '../util/size.js';
 import {
   DEFAULTS,
   type RawConfig,
@@ -106,6 +107,9 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     poll,
     concurrency: raw.builds?.concurrency ?? DEFAULTS.builds.concurrency,
     shutdownGraceMs: ms(raw.builds?.shutdown_grace, DEFAULTS.builds.shutdown_grace),
+    checkoutTimeoutMs: ms(raw.builds?.checkout_timeout, DEFAULTS.builds.checkout_timeout),
+    checkoutStallMs: ms(raw.builds?.checkout_stall, DEFAULTS.builds.checkout_stall),
+    logMaxBytes: parseSize(raw.builds?.log_max ?? DEFAULTS.builds.log_max)!,
     steps: resolveSteps(raw.steps, stepTimeoutMs),
     create: resolveSteps(raw.create, stepTimeoutMs),
     ...(health ? { health } : {}),

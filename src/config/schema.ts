@@ -10,12 +10,21 @@
 import { z } from 'zod';
 import { Cron } from 'croner';
 import { EVENT_NAMES, type EventName } from '../plugin-api.js';
+import { SIZE_PATTERN, parseSize } from '../util/size.js';
 
 /** Every default of ci.yaml, in the written form: resolve.ts applies them, the docs show them. */
 export const DEFAULTS = {
   stateDir: '.stagepost',
   poll: { interval: '60s', timeout: '30s', quiet: '0s' },
-  builds: { concurrency: 1, step_timeout: '1h', keep: 50, shutdown_grace: '30s' },
+  builds: {
+    concurrency: 1,
+    step_timeout: '1h',
+    keep: 50,
+    shutdown_grace: '30s',
+    checkout_timeout: '5m',
+    checkout_stall: '60s',
+    log_max: '20MB',
+  },
   health: { expect: '200-399', timeout: '60s' },
   notifyOn: ['failure', 'fixed', 'ref-missing', 'ref-back', 'slow'] as EventName[],
   job: { timeout: '1h', notifyOn: ['job-failure'] as EventName[] },
@@ -47,6 +56,19 @@ export const Duration = z.union(
   {
     error: notDuration,
   },
+);
+
+const notSize = 'not a size: write e.g. 20MB, 512KB, 1GB or a number of bytes (at least 64KB)';
+/** A size in bytes or with a unit; below 64KB a log would hold little but the cut. */
+export const Size = z.union(
+  [
+    z.number().int({ error: notSize }).min(65536, { error: notSize }),
+    z
+      .string()
+      .regex(SIZE_PATTERN, { error: notSize })
+      .refine((v) => (parseSize(v) ?? 0) >= 65536, { error: notSize }),
+  ],
+  { error: notSize },
 );
 
 /** A whole number of something, at least 1. */
@@ -126,6 +148,19 @@ export const BuildSettingsSchema = BranchBuildSettingsSchema.extend({
     'On SIGTERM, running builds may finish for this long before they are killed (and redone after the restart).',
     DEFAULTS.builds.shutdown_grace,
   ),
+  checkout_timeout: duration(
+    'A checkout (fetch and switch of all sources of a build) taking longer is ended and the build fails, so a hung remote frees its build slot.',
+    DEFAULTS.builds.checkout_timeout,
+  ),
+  checkout_stall: duration(
+    'A checkout whose transfer shows no progress for this long is ended (git over http: lowSpeedTime; others: no output).',
+    DEFAULTS.builds.checkout_stall,
+  ),
+  log_max: Size.describe(
+    'A build log longer than this is cut: its start and its end are kept, with a line where it was cut.',
+  )
+    .meta({ default: DEFAULTS.builds.log_max, examples: ['20MB', '512KB'] })
+    .optional(),
 }).strict();
 
 const Status = z.union([

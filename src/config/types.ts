@@ -111,6 +111,12 @@ export interface Config {
   concurrency: number;
   /** builds.shutdown_grace: how long running builds may finish on SIGTERM. */
   shutdownGraceMs: number;
+  /** builds.checkout_timeout: a checkout longer than this is ended. */
+  checkoutTimeoutMs: number;
+  /** builds.checkout_stall: a checkout without progress for this long is ended. */
+  checkoutStallMs: number;
+  /** builds.log_max in bytes: a longer build log is cut, its head and tail kept. */
+  logMaxBytes: number;
   steps: StepConfig[];
   create: StepConfig[];
   health?: HealthSettings;

@@ -14,7 +14,7 @@ import type {
 import { createLogger, type Logger } from '../log.js';
 import { loadAndRemember, rejectionOf, type ConfigRejection } from '../config/last-good.js';
 import { StagepostError, errorMessage } from '../errors.js';
-import { StateStore } from '../state/store.js';
+import { StateStore, type StateDamage, type TrackState } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
@@ -37,6 +37,7 @@ import { JobSchedule } from './job-schedule.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
+import { RetryBook } from './retry.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -84,6 +85,7 @@ export class Daemon implements DaemonApi {
       current: this.current,
       outbox: this.dispatcher.outboxSize(),
       configError: this.configRejection,
+      waiting: this.retries.all(),
     }),
   );
   private readonly abort = new AbortController();
@@ -97,6 +99,13 @@ export class Daemon implements DaemonApi {
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
+  /** Builds that could not start, tried again with backoff (issue 16, point 3). */
+  private readonly retries = new RetryBook((b) =>
+    this.queue.request({ branch: b, kind: 'build', force: this.retryForced.has(b) }),
+  );
+  private readonly retryForced = new Set<string>();
+  /** Damaged state files found before the dispatcher could mail about them. */
+  private damageBeforeStart: StateDamage[] | null = [];
 
   private constructor(private readonly options: DaemonOptions) {
     this.log = options.log ?? createLogger();
@@ -113,7 +122,7 @@ export class Daemon implements DaemonApi {
 
   private async init(): Promise<void> {
     this.config = await loadAndRemember(this.options.configFile, this.options.env);
-    this.store = new StateStore(this.config.stateDir);
+    this.store = new StateStore(this.config.stateDir, { onDamage: (d) => this.stateDamaged(d) });
     await this.store.init();
     this.lock = new FileLock(
       path.join(this.config.stateDir, 'daemon.lock'),
@@ -141,6 +150,8 @@ export class Daemon implements DaemonApi {
     await this.configureNotifiers();
     await this.dispatcher.start();
     this.slowWatch = this.createSlowWatch();
+    for (const d of this.damageBeforeStart ?? []) this.mailDamage(d);
+    this.damageBeforeStart = null;
     await resendPendingNotifications(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -154,11 +165,11 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
-    this.refs = new RefWatch(this.config.branches, this.store.readPoll().tracks);
+    this.refs = new RefWatch(this.config.branches, this.readTracks());
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
-      tracks: this.store.readPoll().tracks,
+      tracks: this.readTracks(),
       persist: (tracks) =>
         void this.store
           .writePoll({ version: 1, tracks })
@@ -195,6 +206,42 @@ export class Daemon implements DaemonApi {
     await this.poller.setBranches(this.config.branches);
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
+  }
+
+  // ------------------------------------------------------------ state faults
+
+  /** poll.json unreadable (not damaged: that is moved aside) costs one round of polls, not the daemon. */
+  private readTracks(): Record<string, TrackState> {
+    try {
+      return this.store.readPoll().tracks;
+    } catch (err) {
+      this.log.error({ error: err }, 'cannot read poll state; polling every remote afresh');
+      return {};
+    }
+  }
+
+  private stateDamaged(d: StateDamage): void {
+    this.log.error(
+      { file: d.file, movedTo: d.movedTo, problem: d.problem },
+      'state file damaged; moved aside and started afresh',
+    );
+    if (this.damageBeforeStart) this.damageBeforeStart.push(d);
+    else this.mailDamage(d);
+    const branch =
+      path.dirname(d.file) === this.store.branchesDir ? path.basename(d.file, '.json') : null;
+    // Its attempted revisions went with the file: build the branch again.
+    if (branch && this.queue) setImmediate(() => this.considerBuild(branch));
+  }
+
+  private mailDamage(d: StateDamage): void {
+    const what =
+      path.dirname(d.file) === this.store.branchesDir
+        ? 'the branch is built again and its history starts afresh'
+        : 'every remote is polled again';
+    const message = `state file ${d.file} was damaged (${d.problem}); it was moved to ${d.movedTo} and ${what}. Nothing to do unless you want to look at the moved file; delete it when done.`;
+    void this.dispatcher
+      .dispatch({ type: 'config', file: d.file, message }, ['config-error'])
+      .catch(() => undefined);
   }
 
   // ------------------------------------------------------------ building
@@ -271,7 +318,15 @@ export class Daemon implements DaemonApi {
   considerBuild(name: string): void {
     const branch = this.branch(name);
     if (!branch || this.stopping) return;
-    const state = this.store.readBranch(name);
+    let state;
+    try {
+      state = this.store.readBranch(name);
+    } catch (err) {
+      const delay = this.retries.failed(name, errorMessage(err));
+      this.log.error({ branch: name, error: err, retryInMs: delay }, 'cannot read branch state');
+      this.changed({ type: 'build', branch: name });
+      return;
+    }
     if (state.forcePending) {
       this.queue.request({ branch: name, kind: 'build', force: true });
       return;
@@ -307,7 +362,21 @@ export class Daemon implements DaemonApi {
     this.metrics.buildRunning.set({ branch: branch.name }, 1);
     try {
       if (item.kind === 'build') {
-        const outcome = await runBuild(this.buildContext(), branch, { force: item.force });
+        let outcome;
+        try {
+          outcome = await runBuild(this.buildContext(), branch, { force: item.force });
+        } catch (err) {
+          if (this.abort.signal.aborted) throw err;
+          if (item.force) this.retryForced.add(branch.name);
+          const delay = this.retries.failed(branch.name, errorMessage(err));
+          this.log.error(
+            { branch: branch.name, error: err, retryInMs: delay },
+            'build could not start; trying again',
+          );
+          return;
+        }
+        this.retries.started(branch.name);
+        this.retryForced.delete(branch.name);
         if (outcome.status === 'built') {
           this.metrics.buildsTotal.inc({
             branch: branch.name,
@@ -461,6 +530,7 @@ export class Daemon implements DaemonApi {
           .map((i) => (i.kind === 'build' ? i.branch : `${i.kind}@${i.branch}`)),
         current: this.current,
         outbox: this.dispatcher.outboxSize(),
+        waiting: this.retries.all(),
         daemon: { running: true, pid: process.pid, startedAt: this.startedAt },
       }),
       configError: this.configRejection,
@@ -542,6 +612,7 @@ export class Daemon implements DaemonApi {
     this.schedule.stop();
     for (const t of this.quietTimers.values()) clearTimeout(t);
     this.slowWatch.stop();
+    this.retries.stop();
     this.runtime.stop();
     await this.watcher?.close();
     const idle = this.queue.idle();

@@ -33,6 +33,7 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       queue: runtime?.queue ?? [],
       current: runtime?.current ?? {},
       outbox: runtime?.outbox ?? 0,
+      waiting: runtime?.waiting,
       daemon: {
         running: !!daemon,
         pid: daemon?.pid ?? null,
@@ -65,7 +66,9 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       b.name,
       b.current
         ? `building (${b.current.step ?? 'starting'}, ${formatDuration(b.current.elapsedMs)})`
-        : b.state,
+        : b.waiting
+          ? `waiting: ${b.waiting.reason}`
+          : b.state,
       b.sources.map((s) => `${s.name}@${short(s.revision, s.vcs)}`).join(' '),
       b.lastBuild ? `#${b.lastBuild.id}` : '-',
       b.lastBuild?.result ?? '-',
