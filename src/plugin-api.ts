@@ -16,7 +16,6 @@ export { describeFailure } from './util/exec.js';
 export { StagepostError } from './errors.js';
 export { notificationTitle, headlineEvent, oneLine } from './notify/summary.js';
 export { parseDuration, formatDuration } from './util/duration.js';
-export { sharedSshWords } from './util/ssh.js';
 export { unknownOptionProblems, type OptionProblem } from './notify/options.js';
 
 export interface PluginContext {
@@ -30,6 +29,20 @@ export interface PluginContext {
    * process group ended as a whole on timeout or abort, failures as data.
    */
   run: CommandRunner;
+  /**
+   * The ssh command line for the plugin's ssh remotes, as words: `base` is
+   * batch mode (a prompt would hang a poll until its timeout); `sharing` adds
+   * one connection per host shared by every poll and checkout (ControlMaster,
+   * sockets under `stateDir`), and is empty when the folder cannot hold them.
+   * Quote the words as your VCS reads them; leave `sharing` out if you cannot.
+   * Call it only when you use ssh: it makes the socket folder.
+   */
+  sshWords(): SshWords;
+}
+
+export interface SshWords {
+  base: string[];
+  sharing: string[];
 }
 
 export type CommandRunner = (

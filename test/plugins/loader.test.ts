@@ -24,6 +24,7 @@ function context() {
     stateDir: '/tmp/stagepost-loader-state',
     redact: (t: string) => t.replace(/hunter2/g, '[secure]'),
     run,
+    sshWords: () => ({ base: ['ssh'], sharing: [] }),
   };
 }
 
