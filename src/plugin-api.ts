@@ -215,10 +215,11 @@ export type Notification = BuildNotification | JobNotification | ConfigErrorNoti
 export interface Notifier {
   /**
    * Turn a notification into a JSON-serializable message, or null for nothing
-   * to send. The core stores it in the outbox before `deliver`, so it must hold
-   * no secrets (take those from options at deliver time).
+   * to send, directly or through a promise. The core stores it in the outbox
+   * before `deliver`, so it must hold no secrets (take those from options at
+   * deliver time).
    */
-  prepare(notification: Notification): Promise<unknown | null> | unknown | null;
+  prepare(notification: Notification): unknown;
   /** Send a prepared message. Throw to have the outbox retry it later. */
   deliver(message: unknown): Promise<void>;
   close?(): Promise<void> | void;
