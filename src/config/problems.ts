@@ -53,20 +53,6 @@ export function configError(problems: Problem[]): StagepostError {
   });
 }
 
-/** The problems of an ECONFIG error (empty for any other error). */
-export function configProblems(err: unknown): Problem[] {
-  if (!(err instanceof StagepostError) || err.code !== 'ECONFIG') return [];
-  const problems = err.details?.problems;
-  return Array.isArray(problems) ? (problems as Problem[]) : [];
-}
-
-/** For the CLI: one line per problem for config errors, the message otherwise. */
-export function formatConfigError(err: unknown): string {
-  const problems = configProblems(err);
-  if (problems.length > 0) return problems.map(problemLine).join('\n');
-  return err instanceof Error ? err.message : String(err);
-}
-
 // ------------------------------------------------------------ zod issues
 
 /** The schema that validates the value at `at` (through optional, nullable, unions of objects). */
