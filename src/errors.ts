@@ -6,7 +6,7 @@ export type ErrorCode =
   | 'ECONFIG' // ci.yaml is invalid (exit 2)
   | 'ECONFIGMISSING' // ci.yaml not found (exit 2)
   | 'EUSAGE' // bad command line (exit 2)
-  | 'ENOBRANCH' // branch not in ci.yaml
+  | 'ENOBRANCH' // branch not in ci.yaml (exit 2: the argument is wrong)
   | 'EREMOTE' // a remote query failed
   | 'ECHECKOUT' // bringing a checkout to a revision failed
   | 'ELOCKED' // another process holds the lock
@@ -35,7 +35,10 @@ export class StagepostError extends Error {
 export function exitCodeFor(err: unknown): number {
   if (
     err instanceof StagepostError &&
-    (err.code === 'ECONFIG' || err.code === 'ECONFIGMISSING' || err.code === 'EUSAGE')
+    (err.code === 'ECONFIG' ||
+      err.code === 'ECONFIGMISSING' ||
+      err.code === 'EUSAGE' ||
+      err.code === 'ENOBRANCH')
   )
     return 2;
   return 1;

@@ -130,7 +130,16 @@ export interface VcsPlugin {
 // ---------------------------------------------------------------- notifiers
 
 export type EventName =
-  'started' | 'success' | 'failure' | 'fixed' | 'still-failing' | 'job-failure' | 'config-error';
+  | 'started'
+  | 'success'
+  | 'failure'
+  | 'fixed'
+  | 'still-failing'
+  | 'job-failure'
+  | 'config-error'
+  | 'slow'
+  | 'ref-missing'
+  | 'ref-back';
 
 export const EVENT_NAMES: readonly EventName[] = [
   'started',
@@ -140,6 +149,9 @@ export const EVENT_NAMES: readonly EventName[] = [
   'still-failing',
   'job-failure',
   'config-error',
+  'slow',
+  'ref-missing',
+  'ref-back',
 ];
 
 export type BuildResult = 'success' | 'failure' | 'timeout' | 'interrupted';
@@ -186,9 +198,15 @@ export interface BuildNotification {
     forced: boolean;
   };
   revisions: RevisionReport[];
-  /** Commits since the last build, newest first; `email` filled in by the core. */
+  /**
+   * Commits since the last build, newest first. The core fills in `email`
+   * only for commits since the site's last finished build: a first build's
+   * commits carry none, so no committer outside `to` is mailed for them.
+   */
   commits: CommitReport[];
   customerUrls: string[];
+  /** Runs of the branch that got much faster since the last mail, one line each. */
+  trends?: string[];
 }
 
 export interface JobNotification {
@@ -201,6 +219,30 @@ export interface JobNotification {
   durationMs: number;
   logTail: string[];
   logUrl?: string;
+  /** Runs of the branch that got much faster since the last mail, one line each. */
+  trends?: string[];
+}
+
+/**
+ * A build or job run taking more than 3x its median (and a minute longer):
+ * sent once per run, while it still runs or when it ends.
+ */
+export interface SlowNotification {
+  type: 'slow';
+  events: EventName[];
+  branch: string;
+  /** The job's name; absent for a build. */
+  job?: string;
+  id: number;
+  startedAt: string;
+  /** The run's duration so far (`running`) or in all. */
+  durationMs: number;
+  running: boolean;
+  /** Median of the successful runs before it. */
+  medianMs: number;
+  /** The last (up to 10) runs before it, newest first. */
+  recent: Array<{ id: number; result: BuildResult | null; durationMs: number }>;
+  logUrl?: string;
 }
 
 export interface ConfigErrorNotification {
@@ -210,7 +252,23 @@ export interface ConfigErrorNotification {
   message: string;
 }
 
-export type Notification = BuildNotification | JobNotification | ConfigErrorNotification;
+/** A source's ref (or svn URL) went missing on its remote (`ref-missing`), or is back (`ref-back`). */
+export interface RefNotification {
+  type: 'ref';
+  events: EventName[];
+  branch: string;
+  /** The sources concerned. */
+  sources: string[];
+  /** What is missing (or what was, for `ref-back`). */
+  message: string;
+}
+
+export type Notification =
+  | BuildNotification
+  | JobNotification
+  | ConfigErrorNotification
+  | SlowNotification
+  | RefNotification;
 
 export interface Notifier {
   /**

@@ -30,6 +30,10 @@ const REVISION = /^\d+$/;
 const NOT_FOUND = /\b[WE]170000\b/;
 const ALLOWED_ERRORS = new Set(['E200009', 'W170000', 'E170000']);
 
+/** A word of a shown command line, quoted where a shell would need it. */
+const shellWord = (w: string) =>
+  /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`;
+
 /** A trailing `@` keeps an `@` inside a path from being read as a peg revision. */
 const target = (p: string) => (p.includes('@') ? `${p}@` : p);
 
@@ -191,11 +195,14 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
       checkUrl(source.url, 'ECHECKOUT');
       const remote = splitCredentials(source.url);
       const deadline = Date.now() + o.timeoutMs;
-      const step = async (what: string, args: string[]) => {
+      // The build log gets what a person would type and read: the command
+      // line, then svn's own words. A query (`info --xml`) is not shown at all.
+      const step = async (what: string, args: string[], shown = true) => {
+        if (shown) o.onOutput?.(ctx.redact(`$ svn ${args.map(shellWord).join(' ')}\n`));
         const r = await svn(args, {
           timeoutMs: Math.max(1, deadline - Date.now()),
           signal: o.signal,
-          onOutput: o.onOutput,
+          onOutput: shown ? o.onOutput : undefined,
           onSpawn: o.onSpawn,
           auth: remote,
         });
@@ -220,7 +227,7 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
         return;
       }
       const info = parseInfo(
-        (await step('info', ['info', '--xml', '--', target(o.dir)])).stdout,
+        (await step('info', ['info', '--xml', '--', target(o.dir)], false)).stdout,
       )[0];
       // The repository's version wins over local edits: the site shows exactly `revision`.
       if (info && sameUrlKey(info.url) !== sameUrlKey(remote.url)) {

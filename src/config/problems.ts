@@ -53,6 +53,13 @@ export function configError(problems: Problem[]): StagepostError {
   });
 }
 
+/** The problems of an ECONFIG error (empty for any other error). */
+export function configProblems(err: unknown): Problem[] {
+  if (!(err instanceof StagepostError) || err.code !== 'ECONFIG') return [];
+  const problems = err.details?.problems;
+  return Array.isArray(problems) ? (problems as Problem[]) : [];
+}
+
 // ------------------------------------------------------------ zod issues
 
 /** The schema that validates the value at `at` (through optional, nullable, unions of objects). */

@@ -17,7 +17,7 @@ export const DEFAULTS = {
   poll: { interval: '60s', timeout: '30s', quiet: '0s' },
   builds: { concurrency: 1, step_timeout: '1h', keep: 50, shutdown_grace: '30s' },
   health: { expect: '200-399', timeout: '60s' },
-  notifyOn: ['failure', 'fixed'] as EventName[],
+  notifyOn: ['failure', 'fixed', 'ref-missing', 'ref-back', 'slow'] as EventName[],
   job: { timeout: '1h', notifyOn: ['job-failure'] as EventName[] },
   httpListen: '127.0.0.1:8750',
 } as const;
@@ -109,7 +109,9 @@ export const BranchBuildSettingsSchema = z
   .object({
     step_timeout: duration('Timeout of steps without their own.', DEFAULTS.builds.step_timeout),
     keep: count('keep')
-      .describe('Builds (and their logs) of history kept per branch.')
+      .describe(
+        "Builds (and their logs) of history kept per branch; each job keeps as many runs of its own, apart. The branch's last build and last successful build are always kept.",
+      )
       .meta({ default: DEFAULTS.builds.keep })
       .optional(),
   })

@@ -23,6 +23,13 @@ export function registerBranchRoutes(app: FastifyInstance, ctx: HttpContext): vo
     return json(api.history(branch));
   });
 
+  // Builds and, apart, each job's runs, with per-step durations (docs/http.md).
+  app.get<BranchParams>('/api/branches/:branch/history', async (request, reply) => {
+    const { branch } = request.params;
+    if (!api.hasBranch(branch)) return unknownBranch(reply, branch);
+    return json(api.runHistory(branch));
+  });
+
   app.get<BranchParams>('/api/branches/:branch/mail', async (request, reply) => {
     const { branch } = request.params;
     if (!api.hasBranch(branch)) return unknownBranch(reply, branch);

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { DaemonApi } from '../status.js';
+import type { DaemonApi } from '../api.js';
 
 /** What every route module gets from the server. */
 export interface HttpContext {

@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import type { Registry } from 'prom-client';
 import { StagepostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { DaemonApi } from '../status.js';
+import type { DaemonApi } from '../api.js';
 import { requireToken } from './auth.js';
 import { registerBranchRoutes } from './branch-routes.js';
 import type { HttpContext } from './context.js';

@@ -7,7 +7,7 @@ import { redactDeep } from '../util/redact.js';
 import { Outbox, type OutboxRecord } from './outbox.js';
 import { FailureLog } from './failure-log.js';
 import { instantiateNotifier, notifierHash } from './instantiate.js';
-import { createPluginContext } from '../plugins/context.js';
+import { createPluginContext } from '../plugin-loader/context.js';
 
 export interface DispatcherOptions {
   stateDir: string;

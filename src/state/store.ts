@@ -1,6 +1,6 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BuildSummary } from '../status.js';
+import type { BuildSummary } from '../api.js';
 import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { StagepostError } from '../errors.js';
@@ -44,8 +44,16 @@ export interface BranchState {
   built: Record<string, string>;
   /** First line of the commit at each built revision. */
   subjects: Record<string, string>;
+  /** Number of the next build; jobs count their runs apart (`jobs`). */
   nextId: number;
+  /** Builds only, newest first. */
   builds: BuildRecord[];
+  /**
+   * Runs of each job, newest first, with their own numbering and retention, so
+   * a frequent job never pushes the branch's builds out of its history.
+   */
+  jobs: Record<string, JobHistory>;
+  /** The build or job running now (one at a time: they share the branch lock). */
   running: RunningBuild | null;
   /** A forced build was asked for and not yet started (survives restarts). */
   forcePending?: boolean;
@@ -54,6 +62,11 @@ export interface BranchState {
    * once it is in the outbox: a crash in between sends it on the next start.
    */
   pendingNotification?: PendingNotification;
+}
+
+export interface JobHistory {
+  nextId: number;
+  runs: BuildRecord[];
 }
 
 export interface PendingNotification {
@@ -67,7 +80,35 @@ export interface PollFile {
 }
 
 export function emptyBranchState(): BranchState {
-  return { attempted: {}, built: {}, subjects: {}, nextId: 1, builds: [], running: null };
+  return {
+    attempted: {},
+    built: {},
+    subjects: {},
+    nextId: 1,
+    builds: [],
+    jobs: {},
+    running: null,
+  };
+}
+
+/**
+ * State files written before jobs had their own history kept job runs among
+ * the builds (`kind: job:<name>`): they move to their job, keeping their
+ * numbers, so the builds they had pushed out stay the only thing trimmed.
+ */
+function separateJobRuns(state: BranchState): BranchState {
+  if (!state.builds.some((b) => b.kind.startsWith('job:'))) return state;
+  const builds: BuildRecord[] = [];
+  for (const record of state.builds) {
+    if (!record.kind.startsWith('job:')) {
+      builds.push(record);
+      continue;
+    }
+    const history = (state.jobs[record.kind.slice(4)] ??= { nextId: 1, runs: [] });
+    history.runs.push(record);
+    history.nextId = Math.max(history.nextId, record.id + 1);
+  }
+  return { ...state, builds };
 }
 
 export class StateStore {
@@ -108,7 +149,10 @@ export class StateStore {
   }
 
   readBranch(branch: string): BranchState {
-    return { ...emptyBranchState(), ...readJson(this.branchFile(branch), emptyBranchState()) };
+    return separateJobRuns({
+      ...emptyBranchState(),
+      ...readJson(this.branchFile(branch), emptyBranchState()),
+    });
   }
 
   async writeBranch(branch: string, state: BranchState): Promise<void> {
@@ -119,13 +163,20 @@ export class StateStore {
     return path.join(this.logsDir, branch, `${id}.log`);
   }
 
+  /** Job logs live apart from build logs: both are numbered from 1. */
+  jobLogFile(branch: string, job: string, id: number): string {
+    return path.join(this.logsDir, branch, 'jobs', job, `${id}.log`);
+  }
+
   lockFile(branch: string): string {
     return path.join(this.stateDir, 'locks', `${branch}.lock`);
   }
 
-  /** Remove logs of builds no longer in the history. */
-  async pruneLogs(branch: string, keepIds: number[]): Promise<void> {
-    const dir = path.join(this.logsDir, branch);
+  /** Remove logs of builds (or of one job's runs) no longer in the history. */
+  async pruneLogs(branch: string, keepIds: number[], job?: string): Promise<void> {
+    const dir = job
+      ? path.dirname(this.jobLogFile(branch, job, 0))
+      : path.join(this.logsDir, branch);
     const keep = new Set(keepIds.map((id) => `${id}.log`));
     let names: string[] = [];
     try {

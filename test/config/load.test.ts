@@ -123,7 +123,7 @@ jobs:
     timeoutMs: 5000,
   });
   expect(custom.notify.map((n) => [n.use, n.on])).toEqual([
-    ['log', ['failure', 'fixed']],
+    ['log', ['failure', 'fixed', 'ref-missing', 'ref-back', 'slow']],
     ['webhook', ['success']],
   ]);
   expect(custom.notify[1].options).toEqual({ url: 'https://hooks.example.com/x' });

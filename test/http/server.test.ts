@@ -234,6 +234,31 @@ describe('http server', () => {
       );
     });
 
+    test('"last" is the last build while a job runs; a job run has its own log route', async () => {
+      fake.branch('staging').current = {
+        id: 40,
+        kind: 'job:sync',
+        step: 'sync',
+        startedAt: new Date().toISOString(),
+        elapsedMs: 1000,
+      };
+      fake.jobRuns.set('staging', { sync: [buildSummary(39, { kind: 'job:sync' })] });
+      fake.writeLog('staging', 39, 'synced\n', false, 'sync');
+      const last = await fetch(url('/api/branches/staging/builds/last/log'));
+      expect(last.headers.get('x-build-id')).toBe('7');
+      const run = await fetch(url('/api/branches/staging/jobs/sync/runs/last/log'));
+      expect(run.headers.get('x-build-id')).toBe('39');
+      expect(await run.text()).toBe('synced\n');
+      expect((await fetch(url('/api/branches/staging/jobs/sync/runs/7/log'))).status).toBe(404);
+      expect((await fetch(url('/api/branches/staging/jobs/nope/runs/39/log'))).status).toBe(404);
+      const history = (await (await fetch(url('/api/branches/staging/history'))).json()) as {
+        builds: Array<{ id: number }>;
+        jobs: Record<string, Array<{ id: number }>>;
+      };
+      expect(history.builds.map((b) => b.id)).toEqual([7, 6]);
+      expect(history.jobs.sync.map((r) => r.id)).toEqual([39]);
+    });
+
     test('?offset returns only what follows, with the size in a header', async () => {
       const first = await fetch(url('/api/branches/staging/builds/7/log?offset=9'));
       expect(await first.text()).toBe('line two\n');

@@ -1,8 +1,8 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadPlugin } from '../../src/plugins/loader.js';
-import { BUILTIN_PLUGINS } from '../../src/plugins/registry.js';
+import { loadPlugin } from '../../src/plugin-loader/loader.js';
+import { BUILTIN_PLUGINS } from '../../src/plugin-loader/registry.js';
 import { ROOT } from '../helpers/cli.js';
 import { memoryLogger } from '../../src/log.js';
 import { StagepostError } from '../../src/errors.js';

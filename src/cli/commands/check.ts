@@ -3,7 +3,7 @@ import { loadNotifierPlugin } from '../../notify/instantiate.js';
 import { VcsRegistry } from '../../vcs.js';
 import { createLogger } from '../../log.js';
 import { StagepostError, errorMessage } from '../../errors.js';
-import { createPluginContext } from '../../plugins/context.js';
+import { createPluginContext } from '../../plugin-loader/context.js';
 import { openSession } from '../session.js';
 import { trackKey } from '../../poll/tracks.js';
 import { say, note } from '../output.js';

@@ -25,9 +25,11 @@ import { stepEnvironment, customerUrl } from '../site/urls.js';
 import { checkHealth, healthUrls } from '../site/health.js';
 import { formatDuration } from '../util/duration.js';
 import { LogWriter, tailLines } from './log-writer.js';
+import { noteRedone } from './cut-off.js';
 import { runSteps } from './steps.js';
 import { commitEmail } from './authors.js';
 import { buildEvents } from '../notify/events.js';
+import { trimBuilds } from '../state/history.js';
 
 /**
  * One build of one branch: lock → pick the newest polled revisions → create
@@ -127,12 +129,16 @@ async function buildLocked(
   const logFile = ctx.store.logFile(branch.name, id);
   const writer = new LogWriter(logFile, ctx.echo);
   const previous: Record<string, string | null> = {};
-  // An interrupted build is being redone now: the previous one is the last that finished.
+  // An interrupted build is being redone now: the previous one is the last
+  // that finished, and `attempted` holds its revisions even once it left the
+  // history. No previous revision: a first build, whose commits mail nobody.
   for (const s of branch.sources)
     previous[s.name] =
-      state.builds.find(
-        (b) => b.kind === 'build' && b.result !== 'interrupted' && b.revisions[s.name],
-      )?.revisions[s.name] ?? null;
+      state.builds.find((b) => b.result !== 'interrupted' && b.revisions[s.name])?.revisions[
+        s.name
+      ] ??
+      state.attempted[s.name] ??
+      null;
 
   state.nextId = id + 1;
   state.forcePending = false;
@@ -146,6 +152,7 @@ async function buildLocked(
     pid: process.pid,
   };
   await ctx.store.writeBranch(branch.name, state);
+  await noteRedone(ctx.store, branch.name, state, id);
 
   const pgidWrites: Promise<void>[] = [];
   // Written at once: a kill -9 right now must still let the next daemon end this group.
@@ -246,8 +253,15 @@ async function buildLocked(
             revisions[s.name],
             { dir, timeoutMs: branch.poll.timeoutMs, limit: COMMIT_LIMIT, signal: ctx.signal },
           );
+          // Only commits since the site's last finished build have an audience:
+          // a first build lists earlier history, whose authors are strangers.
+          const inRange = previous[s.name] !== null;
           for (const c of found)
-            commits.push({ ...c, source: s.name, email: commitEmail(ctx.config, c) });
+            commits.push({
+              ...c,
+              source: s.name,
+              email: inRange ? commitEmail(ctx.config, c) : undefined,
+            });
         } catch (err) {
           writer.line(`(could not list commits of ${s.name}: ${errorMessage(err)})`);
         }
@@ -296,7 +310,7 @@ async function buildLocked(
       });
       for (const r of health.results)
         writer.line(
-          `    ${r.url}: ${r.ok ? 'ok' : 'FAILED'} ${r.status ?? r.error ?? ''} (${r.attempts} attempts)`,
+          `    ${r.url}: ${r.ok ? 'ok' : 'FAILED'} ${r.status ?? r.error ?? ''} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`,
         );
       const bad = health.results
         .filter((r) => !r.ok)
@@ -337,8 +351,7 @@ async function buildLocked(
     steps: reports,
     revisions,
   };
-  const previousResult =
-    state.builds.find((b) => b.kind === 'build' && b.result !== 'interrupted')?.result ?? null;
+  const previousResult = state.builds.find((b) => b.result !== 'interrupted')?.result ?? null;
   if (result !== 'interrupted') {
     // An interrupted build is redone, so its revisions do not count as attempted.
     state.attempted = { ...revisions };
@@ -355,8 +368,7 @@ async function buildLocked(
   } else if (forced) {
     state.forcePending = true;
   }
-  state.builds.unshift(buildRecord);
-  state.builds = state.builds.slice(0, branch.keep);
+  state.builds = trimBuilds([buildRecord, ...state.builds], branch.keep);
   state.running = null;
 
   const events = buildEvents(result, previousResult);

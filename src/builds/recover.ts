@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { PendingNotification, StateStore } from '../state/store.js';
+import type { BuildRecord, PendingNotification, StateStore } from '../state/store.js';
+import { jobHistory, jobOfKind } from '../state/history.js';
 import { groupAlive, terminateGroup } from '../util/exec.js';
 import { readLock } from '../state/lock.js';
+import { noteCutOff } from './cut-off.js';
 
 /**
  * A build cut off by kill -9 (or a crash) left `running` in its branch state,
@@ -27,7 +29,7 @@ export async function recoverInterrupted(
       await terminateGroup(pgid, 5000);
       ended.push(pgid);
     }
-    state.builds.unshift({
+    const record: BuildRecord = {
       id: running.id,
       kind: running.kind,
       result: 'interrupted',
@@ -36,10 +38,14 @@ export async function recoverInterrupted(
       forced: running.forced,
       steps: [],
       revisions: running.revisions,
-    });
+    };
+    const job = jobOfKind(running.kind);
+    if (job) jobHistory(state, job).runs.unshift(record);
+    else state.builds.unshift(record);
     if (running.forced) state.forcePending = true;
     state.running = null;
     await store.writeBranch(branch, state);
+    await noteCutOff(store, branch, running, ended.length);
     log.warn(
       { branch, build: running.id, endedProcessGroups: ended },
       'build was cut off; its processes ended, it will be redone',

@@ -3,6 +3,7 @@
  * interface the HTTP server uses to talk to a running daemon.
  */
 import type { BuildResult, StepReport } from './plugin-api.js';
+import type { ConfigRejection } from './config/last-good.js';
 
 export type BranchState = 'idle' | 'queued' | 'building' | 'failing';
 
@@ -35,6 +36,12 @@ export interface BuildSummary {
   revisions: Record<string, string>;
 }
 
+/** A branch's history: builds, and each job's runs apart (own numbering). */
+export interface RunHistory {
+  builds: BuildSummary[];
+  jobs: Record<string, BuildSummary[]>;
+}
+
 export interface CurrentBuild {
   id: number;
   kind: string;
@@ -57,6 +64,8 @@ export interface BranchStatus {
   current: CurrentBuild | null;
   customers: Array<{ name: string; url: string | null; mailin: boolean }>;
   port: number | null;
+  /** The port of the branch's mail catcher; null: it has none (no `smtp_port`). */
+  smtpPort?: number | null;
   dir: string;
 }
 
@@ -66,6 +75,8 @@ export interface StatusDocument {
   queue: string[];
   outbox: number;
   daemon: { running: boolean; pid: number | null; startedAt: string | null };
+  /** A rejected edit of ci.yaml: what is shown runs on the last good config. */
+  configError?: ConfigRejection | null;
 }
 
 export interface CaughtMailSummary {
@@ -86,8 +97,12 @@ export interface DaemonApi {
   hasBranch(name: string): boolean;
   /** Build history of a branch, newest first. */
   history(branch: string): BuildSummary[];
+  /** Builds and, apart, each job's runs of a branch, newest first (`GET /api/branches/:b/history`). */
+  runHistory(branch: string): RunHistory;
   /** Absolute path of a build's log file, or null when there is none. */
   logFile(branch: string, id: number): string | null;
+  /** Absolute path of a job run's log file, or null when there is none. */
+  jobLogFile(branch: string, job: string, id: number): string | null;
   /** Commit hook: poll now (one branch or all). Resolves when the poll is done. */
   pollNow(branch?: string): Promise<void>;
   /** Queue a forced build. */

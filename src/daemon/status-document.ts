@@ -1,5 +1,11 @@
 import type { Config } from '../config/types.js';
-import type { BranchStatus, BuildSummary, CurrentBuild, StatusDocument } from '../status.js';
+import type {
+  BranchStatus,
+  BuildSummary,
+  CurrentBuild,
+  RunHistory,
+  StatusDocument,
+} from '../api.js';
 import type { BranchState, StateStore, TrackState } from '../state/store.js';
 import { customerUrl } from '../site/urls.js';
 import { stripUrlPassword } from '../util/redact.js';
@@ -64,6 +70,7 @@ export function branchStatus(
       mailin: branch.mailin.includes(c),
     })),
     port: branch.port ?? null,
+    smtpPort: branch.smtpPort ?? null,
     dir: branch.dir,
   };
 }
@@ -79,4 +86,13 @@ export function statusDocument(config: Config, store: StateStore, live: LiveInfo
 
 export function historyOf(store: StateStore, branch: string): BuildSummary[] {
   return store.readBranch(branch).builds.map((b) => ({ ...b }));
+}
+
+/** Every job of the config appears, with no runs yet if it has not run on the branch. */
+export function runHistoryOf(config: Config, store: StateStore, branch: string): RunHistory {
+  const state = store.readBranch(branch);
+  const jobs: RunHistory['jobs'] = {};
+  for (const j of config.jobs)
+    if (j.branches.includes(branch)) jobs[j.name] = state.jobs[j.name]?.runs ?? [];
+  return { builds: state.builds, jobs };
 }

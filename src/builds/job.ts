@@ -6,11 +6,13 @@ import { FileLock } from '../state/lock.js';
 import { stepEnvironment } from '../site/urls.js';
 import { LogWriter, tailLines } from './log-writer.js';
 import { runSteps } from './steps.js';
+import { addJobRun, jobHistory } from '../state/history.js';
 
 /**
  * A scheduled job (the nightly data sync) for one branch. It holds the same
  * branch lock as builds, so a job and a build of a branch never overlap, and
- * is recorded in the branch's history like a build (`kind: job:<name>`).
+ * is recorded in its job's own history (`kind: job:<name>`, own numbering and
+ * retention), apart from the branch's builds.
  */
 export async function runJob(
   ctx: BuildContext & {
@@ -23,13 +25,14 @@ export async function runJob(
   await lock.acquire({ signal: ctx.signal, onWait: ctx.onLockWait });
   try {
     const state = ctx.store.readBranch(branch.name);
-    const id = state.nextId;
+    const history = jobHistory(state, job.name);
+    const id = history.nextId;
     const kind = `job:${job.name}`;
     const startedAt = new Date();
-    const log = ctx.log.child({ branch: branch.name, build: id, job: job.name });
-    const logFile = ctx.store.logFile(branch.name, id);
+    const log = ctx.log.child({ branch: branch.name, run: id, job: job.name });
+    const logFile = ctx.store.jobLogFile(branch.name, job.name, id);
     const writer = new LogWriter(logFile, ctx.echo);
-    state.nextId = id + 1;
+    history.nextId = id + 1;
     state.running = {
       id,
       kind,
@@ -72,16 +75,6 @@ export async function runJob(
     ctx.progress?.(branch.name, null);
     const durationMs = Date.now() - startedAt.getTime();
 
-    // A job that takes far longer than it used to is worth a warning (the 14-hour sync).
-    const earlier = state.builds
-      .filter((b) => b.kind === kind && b.result === 'success' && b.durationMs)
-      .map((b) => b.durationMs!);
-    if (earlier.length >= 2) {
-      const typical = earlier.sort((a, b) => a - b)[Math.floor(earlier.length / 2)];
-      if (durationMs > typical * 3 && durationMs - typical > 60_000)
-        log.warn({ durationMs, typicalMs: typical }, 'job took far longer than usual');
-    }
-
     const record: BuildRecord = {
       id,
       kind,
@@ -93,14 +86,13 @@ export async function runJob(
       steps: outcome.reports,
       revisions: { ...state.built },
     };
-    state.builds.unshift(record);
-    state.builds = state.builds.slice(0, branch.keep);
+    const keptIds = addJobRun(state, job.name, record, branch.keep);
     state.running = null;
     let pending: PendingNotification | undefined;
     const failed = outcome.result === 'failure' || outcome.result === 'timeout';
     if (failed && job.notifyOn.includes('job-failure')) {
       const logUrl = ctx.httpUrl
-        ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/builds/${id}/log`
+        ? `${ctx.httpUrl.replace(/\/$/, '')}/api/branches/${encodeURIComponent(branch.name)}/jobs/${encodeURIComponent(job.name)}/runs/${id}/log`
         : undefined;
       pending = {
         notification: {
@@ -119,10 +111,7 @@ export async function runJob(
     await recordWithNotification(ctx.store, branch.name, state, pending, (p) =>
       ctx.notifyJob(p.notification as Omit<JobNotification, 'events'>, p.events),
     );
-    await ctx.store.pruneLogs(
-      branch.name,
-      state.builds.map((b) => b.id),
-    );
+    await ctx.store.pruneLogs(branch.name, keptIds, job.name);
     log.info({ result: outcome.result, durationMs }, 'job finished');
     return record;
   } finally {
