@@ -80,7 +80,7 @@ export async function countingPoller(
     svn: createSvnPlugin(ctx, { onRun }),
   };
   // Only `get` of the registry is used by the Poller.
-  const vcs = { get: async (name: string) => plugins[name] } as unknown as VcsRegistry;
+  const vcs = { get: (name: string) => Promise.resolve(plugins[name]) } as unknown as VcsRegistry;
   const poller = new Poller({
     vcs,
     log: ctx.log,
