@@ -76,7 +76,7 @@ interface Prepared {
  * ends the whole process group (git's ssh and remote helpers included).
  */
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
-  const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
+  const { env } = gitEnvironment(() => ctx.sshWords(), { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
 
   const git = (gitArgs: string[], o: RunGit): Promise<RunResult> => {

@@ -6,7 +6,6 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../src/config/load.js';
-import { formatConfigError } from '../../src/config/problems.js';
 import { StagepostError } from '../../src/errors.js';
 import { redactor } from '../../src/util/redact.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -274,7 +273,7 @@ test('a missing file is ECONFIGMISSING naming the path and --config', async () =
     );
     const bad = await loadConfig(file, {}).catch((e: unknown) => e);
     expect((bad as StagepostError).code).toBe('ECONFIG');
-    expect(formatConfigError(bad)).toMatch(
+    expect((bad as StagepostError).message).toMatch(
       /:3: branches\.a\.sources\[0\]\.ref: git sources need a ref/,
     );
   } finally {
@@ -305,7 +304,7 @@ test('the top-level ci.yaml and config/minimal.yaml load', async () => {
   expect(c.http!.token).toBe('token-of-test');
   expect(redactor.redact('password-of-test token-of-test')).toBe('[secure] [secure]');
   const err = await loadConfig(path.join(ROOT, 'ci.yaml'), {}).catch((e: unknown) => e);
-  expect(formatConfigError(err)).toMatch(
+  expect((err as StagepostError).message).toMatch(
     /\$\{SMTP_PASSWORD\} is not set[^]*\$\{STAGEPOST_TOKEN\} is not set/,
   );
 
