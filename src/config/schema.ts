@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { Cron } from 'croner';
 import { EVENT_NAMES, type EventName } from '../plugin-api.js';
+import { parseDuration } from '../util/duration.js';
 
 /** Every default of ci.yaml, in the written form: resolve.ts applies them, the docs show them. */
 export const DEFAULTS = {
@@ -56,8 +57,32 @@ const count = (what: string) =>
     .int({ error: `${what} is a whole number, 1 or more` })
     .min(1, { error: `${what} is a whole number, 1 or more` });
 
-const duration = (description: string, dflt?: string) =>
-  (dflt === undefined ? Duration : Duration.meta({ default: dflt }))
+/**
+ * setTimeout's limit (about 24.8 days): Node fires a longer wait after 1 ms,
+ * so `30d` would poll in a tight loop and `timeout: 25d` would time out at once.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/**
+ * A duration Node's timers can honour. `positive`: 0 is refused too, where it
+ * would switch a timeout off or make an interval spin.
+ */
+const honourable = (positive: boolean) =>
+  Duration.superRefine((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) return;
+    const range = `the allowed range is ${positive ? '1ms' : '0'} to 24d (${MAX_DURATION_MS} ms, the longest wait Node's timers honour)`;
+    if (ms > MAX_DURATION_MS)
+      ctx.addIssue({ code: 'custom', message: `${String(value)} is too long: ${range}` });
+    else if (positive && ms < 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: `${String(value)} would switch this off: ${range}`,
+      });
+  });
+
+const duration = (description: string, dflt?: string, positive = true) =>
+  (dflt === undefined ? honourable(positive) : honourable(positive).meta({ default: dflt }))
     .describe(description)
     .optional();
 
@@ -101,7 +126,11 @@ export const PollSettingsSchema = z
       'A remote query longer than this is killed and counts as an error.',
       DEFAULTS.poll.timeout,
     ),
-    quiet: duration('Build only once the revision has stood still this long.', DEFAULTS.poll.quiet),
+    quiet: duration(
+      'Build only once the revision has stood still this long.',
+      DEFAULTS.poll.quiet,
+      false,
+    ),
   })
   .strict();
 
@@ -123,6 +152,7 @@ export const BuildSettingsSchema = BranchBuildSettingsSchema.extend({
   shutdown_grace: duration(
     'On SIGTERM, running builds may finish for this long before they are killed (and redone after the restart).',
     DEFAULTS.builds.shutdown_grace,
+    false,
   ),
 }).strict();
 
