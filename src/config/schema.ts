@@ -359,9 +359,20 @@ export const JobConfigSchema = z
 export const HttpConfigSchema = z
   .object({
     listen: z
-      .union([Port, z.string().regex(/^(\d+|(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d+)$/)], {
-        error: 'listen is PORT (on 127.0.0.1) or ADDR:PORT',
-      })
+      .union(
+        [
+          Port,
+          z
+            .string()
+            .regex(/^(\d+|(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d+)$/)
+            .refine((v) => Port.safeParse(Number(/(\d+)$/.exec(v)?.[1])).success, {
+              error: `listen is PORT or ADDR:PORT, and ${portError}`,
+            }),
+        ],
+        {
+          error: 'listen is PORT (on 127.0.0.1) or ADDR:PORT',
+        },
+      )
       .describe('`PORT` alone means 127.0.0.1:PORT; or `ADDR:PORT`.')
       .meta({ default: DEFAULTS.httpListen })
       .optional(),
