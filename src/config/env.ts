@@ -11,6 +11,8 @@ export interface Substituted {
   value: unknown;
   /** Every value that came from the environment, to be masked everywhere. */
   secrets: string[];
+  /** The names of the variables read. */
+  names: string[];
   problems: PathProblem[];
 }
 
@@ -24,6 +26,7 @@ export function isShellCommand(path: ConfigPath): boolean {
 
 export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substituted {
   const secrets = new Set<string>();
+  const names = new Set<string>();
   const problems: Substituted['problems'] = [];
 
   const walk = (v: unknown, path: ConfigPath): unknown => {
@@ -38,6 +41,7 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
           });
           return whole;
         }
+        names.add(name);
         if (found !== '') secrets.add(found);
         return found;
       });
@@ -51,5 +55,5 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
     return v;
   };
 
-  return { value: walk(value, []), secrets: [...secrets], problems };
+  return { value: walk(value, []), secrets: [...secrets], names: [...names], problems };
 }

@@ -153,7 +153,11 @@ export function parseConfig(
   // Registered even when the file is rejected: its messages may quote a substituted value.
   for (const secret of substituted.secrets) redactor.add(secret);
   if (problems.length > 0 || !parsed.success) throw configError(problems.map(located));
-  return resolveConfig(parsed.data, { file: absolute, dir, lines }, substituted.secrets);
+  return resolveConfig(
+    parsed.data,
+    { file: absolute, dir, lines, env, secretNames: substituted.names },
+    substituted.secrets,
+  );
 }
 
 /**

@@ -34,6 +34,10 @@ interface Context {
   file: string;
   dir: string;
   lines: LineFinder;
+  /** The environment `env.pass` reads (the loader's). */
+  env?: NodeJS.ProcessEnv;
+  /** Names of the variables `${VAR}` read. */
+  secretNames?: string[];
 }
 
 export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): Config {
@@ -73,6 +77,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
       poll: resolvePoll(b.poll, poll),
       stepTimeoutMs: branchStepTimeout,
       keep: b.builds?.keep ?? keep,
+      env: resolveStepEnv([raw.env, b.env], ctx.env ?? {}),
       steps: resolveSteps(b.steps ?? raw.steps, branchStepTimeout),
       create: resolveSteps(b.create ?? raw.create, branchStepTimeout),
       ...(health ? { health } : {}),
@@ -116,7 +121,24 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     branches,
     jobs,
     secrets,
+    secretNames: ctx.secretNames ?? [],
   };
+}
+
+/** `env.pass` looked up now (a reload looks again), then `env.set`; the branch's after the top level's. */
+function resolveStepEnv(
+  layers: Array<RawConfig['env']>,
+  from: NodeJS.ProcessEnv,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const layer of layers) {
+    for (const name of layer?.pass ?? []) {
+      const value = from[name];
+      if (value !== undefined) env[name] = value;
+    }
+    Object.assign(env, layer?.set ?? {});
+  }
+  return env;
 }
 
 function resolvePoll(raw: RawConfig['poll'], base: PollSettings | undefined): PollSettings {
@@ -223,5 +245,7 @@ function resolveHttp(raw: NonNullable<RawConfig['http']>): HttpConfig {
     port,
     ...(raw.token ? { token: raw.token } : {}),
     publicUrl: (raw.public_url ?? `http://${hostInUrl}:${port}`).replace(/\/+$/, ''),
+    publicLogs: raw.public_logs ?? true,
+    publicUrlSet: raw.public_url !== undefined,
   };
 }

@@ -239,6 +239,33 @@ export const SourceConfigSchema = z
   .loose()
   .describe('One checkout inside the branch directory.');
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envNameError =
+  'an environment variable name is letters, digits and "_", not starting with a digit, and not STAGEPOST_* (those are set by stagepost)';
+const EnvName = z
+  .string({ error: envNameError })
+  .regex(ENV_NAME, { error: envNameError })
+  .refine((n) => !n.startsWith('STAGEPOST_'), { error: envNameError });
+
+export const StepEnvSchema = z
+  .object({
+    pass: z
+      .array(EnvName)
+      .describe(
+        "Variables of the daemon's environment that steps and jobs get too (when set). Nothing else of it reaches them but PATH, HOME, LANG, LC_*, TZ.",
+      )
+      .meta({ examples: [['PIP_INDEX_URL', 'http_proxy']] })
+      .optional(),
+    set: z
+      .record(EnvName, z.string({ error: 'env.set values are strings — quote numbers' }))
+      .describe(
+        'Variables set for steps and jobs. `${NAME}` is substituted at load time like anywhere else, so a secret a step needs is named here on purpose.',
+      )
+      .meta({ examples: [{ DJANGO_SETTINGS_MODULE: 'karl.staging' }] })
+      .optional(),
+  })
+  .strict();
+
 export const BranchConfigSchema = z
   .object({
     dir: z
@@ -280,6 +307,9 @@ export const BranchConfigSchema = z
     poll: PollSettingsSchema.describe('Overrides of the top-level `poll`.').optional(),
     builds: BranchBuildSettingsSchema.describe(
       'Overrides of the top-level `builds` (step_timeout, keep).',
+    ).optional(),
+    env: StepEnvSchema.describe(
+      "Added to the top-level `env` for this branch's steps and jobs (`pass` joins, `set` overrides).",
     ).optional(),
     steps: Steps.describe('Replaces the top-level `steps` for this branch.').optional(),
     create: Steps.describe('Replaces the top-level `create` for this branch.').optional(),
@@ -384,10 +414,19 @@ export const HttpConfigSchema = z
       )
       .meta({ examples: ['${STAGEPOST_TOKEN}'] })
       .optional(),
+    public_logs: z
+      .boolean()
+      .describe(
+        'Build logs are readable without the token, like the dashboard. false: `GET …/builds/N/log` needs `Authorization: Bearer <token>` too.',
+      )
+      .meta({ default: true })
+      .optional(),
     public_url: z
       .string()
       .url({ error: 'public_url is a URL like https://ci.example.com' })
-      .describe('Base URL of links in mail. Default: `http://<listen address>`.')
+      .describe(
+        'Base URL of links in mail. Default: `http://<listen address>`. Its host is also accepted in the `Host` header of requests (a proxy in front), besides the listen address, `localhost` and IP addresses: any other name is refused with 421 (DNS rebinding).',
+      )
       .meta({ examples: ['https://ci.example.com'] })
       .optional(),
   })
@@ -432,6 +471,9 @@ export const ConfigSchema = z
     site: SiteConfigSchema.describe('The public side of the staging server.').optional(),
     poll: PollSettingsSchema.describe('Polling of the remotes.').optional(),
     builds: BuildSettingsSchema.describe('The build queue.').optional(),
+    env: StepEnvSchema.describe(
+      "The environment of steps and jobs beyond PATH, HOME, LANG, LC_*, TZ and the STAGEPOST_* variables: the daemon's own environment (its secrets) does not reach them.",
+    ).optional(),
     steps: Steps.describe(
       'Default steps of every branch, run in order by `sh -c` in the branch dir.',
     ).optional(),

@@ -15,7 +15,7 @@ import type {
 import { createLogger, type Logger } from '../log.js';
 import { loadConfig } from '../config/load.js';
 import { StagepostError, errorMessage } from '../errors.js';
-import { StateStore, type TrackState } from '../state/store.js';
+import { StateStore } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
@@ -31,6 +31,7 @@ import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
 import { stopQueryServer, useQueryServer } from '../util/spawner.js';
 import { writeRuntimeFile } from './runtime-file.js';
+import { forgetEnvironment } from './forget-env.js';
 import { historyOf, statusDocument } from './status.js';
 
 /** How soon `stagepost status` sees news, and routine poll timestamps. */
@@ -76,8 +77,12 @@ export class Daemon implements DaemonApi {
   private startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
 
+  /** ci.yaml's `${VAR}` values: the start-up environment, kept for reloads once forgotten. */
+  private readonly env: NodeJS.ProcessEnv;
+
   private constructor(private readonly options: DaemonOptions) {
     this.log = options.log ?? createLogger();
+    this.env = options.env ?? { ...process.env };
     this.events.setMaxListeners(0);
   }
 
@@ -88,7 +93,8 @@ export class Daemon implements DaemonApi {
   }
 
   private async init(): Promise<void> {
-    this.config = await loadConfig(this.options.configFile, this.options.env);
+    this.config = await loadConfig(this.options.configFile, this.env);
+    this.forgetSecrets();
     this.store = new StateStore(this.config.stateDir);
     await this.store.init();
     this.lock = new FileLock(
@@ -324,7 +330,7 @@ export class Daemon implements DaemonApi {
     let next: Config;
     try {
       if (!existsSync(this.config.file)) return;
-      next = await loadConfig(this.config.file, this.options.env);
+      next = await loadConfig(this.config.file, this.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       this.log.error(
@@ -344,6 +350,7 @@ export class Daemon implements DaemonApi {
     const before = new Set(this.config.branches.map((b) => b.name));
     const after = new Set(next.branches.map((b) => b.name));
     this.config = next;
+    this.forgetSecrets();
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
@@ -358,6 +365,15 @@ export class Daemon implements DaemonApi {
     this.changed({ type: 'config' });
   }
 
+  /** Steps and other children must not inherit ci.yaml's secrets from our environment. */
+  private forgetSecrets(): void {
+    if (this.options.env) return;
+    const { names, procError } = forgetEnvironment(this.config.secretNames);
+    if (procError)
+      this.log.warn({ names, error: procError }, 'cannot blank secrets in /proc/self/environ');
+    else if (names.length > 0) this.log.debug({ names }, 'secrets dropped from the environment');
+  }
+
   private async configureNotifiers(): Promise<void> {
     const perBranch = new Map(this.config.branches.map((b) => [b.name, b.notify] as const));
     await this.dispatcher.setNotifiers(this.config.notify, perBranch, {
@@ -369,7 +385,10 @@ export class Daemon implements DaemonApi {
 
   private async applyHttp(): Promise<void> {
     const http = this.config.http;
-    const key = http ? `${http.host}:${http.port}:${http.token ?? ''}` : '';
+    const publicHosts = http?.publicUrlSet ? [new URL(http.publicUrl).hostname] : [];
+    const key = http
+      ? `${http.host}:${http.port}:${http.token ?? ''}:${http.publicLogs}:${publicHosts.join()}`
+      : '';
     if (key === this.httpKey) return;
     if (this.http) {
       await this.http.close();
@@ -383,6 +402,8 @@ export class Daemon implements DaemonApi {
       host: http.host,
       port: http.port,
       token: http.token,
+      publicLogs: http.publicLogs,
+      publicHosts,
       api: this,
       metrics: this.metrics,
       log: this.log,
