@@ -9,7 +9,7 @@ import { StagepostError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { sourceSpec } from '../../poll/tracks.js';
 import { formatDuration } from '../../util/duration.js';
-import { printJson, say, table, note } from '../output.js';
+import { printJson, say, table, note, writeOut } from '../output.js';
 
 /** `stagepost job NAME [--branch B]`: run a job now, in the foreground. */
 export async function jobCommand(
@@ -37,7 +37,7 @@ export async function jobCommand(
       const record = await runJob(
         {
           ...session.buildContext({
-            echo: (t) => process.stdout.write(t),
+            echo: (t) => writeOut(t),
             onLockWait: (o) => note(`${b}: waiting for pid ${o.pid} (${o.purpose})…`),
           }),
           notifyJob: (n) => session.dispatcher?.enqueue(n, ['job-failure'], b),
@@ -65,7 +65,7 @@ export async function mailCommand(
   if (!config.branches.some((b) => b.name === branch))
     throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
   if (id) {
-    process.stdout.write(await readCaughtMail(config.stateDir, branch, id));
+    writeOut(await readCaughtMail(config.stateDir, branch, id));
     return 0;
   }
   const list = await listCaughtMail(config.stateDir, branch);

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, resolveConfigPath } from '../../config/load.js';
@@ -8,7 +9,7 @@ import { statusDocument } from '../../daemon/status.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
-import { printJson, say, table } from '../output.js';
+import { printJson, say, table, writeOut } from '../output.js';
 import { short } from './poll.js';
 
 /** `stagepost status [--json]`: from the state files plus what a running daemon last wrote. */
@@ -92,6 +93,12 @@ export async function logCommand(
       'ENOTFOUND',
       `no log for ${branch} build #${id} (kept builds: ${state.builds.map((b) => b.id).join(', ') || 'none'})`,
     );
+  if (process.stdout.isTTY) {
+    // A log holds whatever the steps printed: escaped for the terminal.
+    for await (const chunk of createReadStream(file, 'utf8'))
+      if (!writeOut(chunk as string)) await once(process.stdout, 'drain');
+    return 0;
+  }
   await new Promise<void>((resolve, reject) =>
     createReadStream(file)
       .on('error', reject)
