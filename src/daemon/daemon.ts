@@ -315,7 +315,7 @@ export class Daemon implements DaemonApi {
       clearTimeout(timer);
       timer = setTimeout(() => void this.reload(), 150);
     };
-    this.watcher.on('add', onEvent).on('change', onEvent);
+    this.watcher.on('add', onEvent).on('change', onEvent).on('unlink', onEvent);
     this.watcher.on('error', (err) => this.log.warn({ error: err }, 'cannot watch ci.yaml'));
   }
 
@@ -329,7 +329,14 @@ export class Daemon implements DaemonApi {
     if (this.stopping) return;
     let next: Config;
     try {
-      if (!existsSync(this.config.file)) return;
+      if (!existsSync(this.config.file)) {
+        // An editor's rename-save passes through here too: the next event reloads.
+        this.log.warn(
+          { config: this.config.file },
+          'ci.yaml is gone; keeping the last good config until it is back',
+        );
+        return;
+      }
       next = await loadConfig(this.config.file, this.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
