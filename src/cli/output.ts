@@ -19,8 +19,10 @@ export function table(rows: string[][]): string {
 }
 
 // C0 controls but tab and newline, DEL, and the C1 range: what a terminal acts on.
+/* eslint-disable no-control-regex -- matching control characters is the point */
 const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
 const CONTROLS_BUT_CR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g;
+/* eslint-enable no-control-regex */
 
 /**
  * Text from mail, remotes and build output, made inert for a terminal: a

@@ -28,7 +28,7 @@ function onTerminal(args: string[], cwd: string): Promise<string> {
       'script',
       ['-qec', command, '/dev/null'],
       { cwd, env: { ...process.env, STAGEPOST_LOG_FORMAT: 'json' }, timeout: 60_000 },
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+      (err, stdout) => (err ? reject(new Error(err.message)) : resolve(stdout)),
     ),
   );
 }
