@@ -24,6 +24,19 @@ export function isShellCommand(path: ConfigPath): boolean {
   return n === 3 && path[0] === 'jobs';
 }
 
+/**
+ * Offset of the `@` that ends the userinfo of a URL as written (before
+ * substitution, so a value's own `@` or `/` cannot move it); -1 if none.
+ */
+function userinfoEndOf(template: string): number {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(template);
+  if (!scheme) return -1;
+  const rest = template.slice(scheme[0].length);
+  const end = rest.search(/[/?#]/);
+  const at = (end < 0 ? rest : rest.slice(0, end)).lastIndexOf('@');
+  return at < 0 ? -1 : scheme[0].length + at;
+}
+
 export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substituted {
   const secrets = new Set<string>();
   const names = new Set<string>();
@@ -32,7 +45,8 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
   const walk = (v: unknown, path: ConfigPath): unknown => {
     if (typeof v === 'string') {
       if (isShellCommand(path)) return v;
-      return v.replace(REFERENCE, (whole, name: string) => {
+      const userinfoEnd = userinfoEndOf(v);
+      return v.replace(REFERENCE, (whole, name: string, offset: number) => {
         const found = env[name];
         if (found === undefined) {
           problems.push({
@@ -43,7 +57,12 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
         }
         names.add(name);
         if (found !== '') secrets.add(found);
-        return found;
+        if (offset > userinfoEnd) return found;
+        // In a URL's user:password@ the value is data: `/`, `@`, `:`, `+`, `=`
+        // would otherwise change where git and svn see the host and path.
+        const encoded = encodeURIComponent(found);
+        if (encoded !== found) secrets.add(encoded);
+        return encoded;
       });
     }
     if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
