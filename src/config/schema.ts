@@ -417,7 +417,7 @@ export const HttpConfigSchema = z
     public_logs: z
       .boolean()
       .describe(
-        'Build logs are readable without the token, like the dashboard. false: `GET …/builds/N/log` needs `Authorization: Bearer <token>` too.',
+        'Build logs are readable without the token, like the dashboard. false: `GET …/builds/N/log` needs `Authorization: Bearer <token>` too (the dashboard then shows no logs: a browser sends no token).',
       )
       .meta({ default: true })
       .optional(),
