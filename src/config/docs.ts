@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigSchema } from './schema.js';
+import { stepEnvironmentMarkdown } from './docs-steps.js';
 
 type JsonSchema = {
   type?: string;
@@ -181,11 +182,15 @@ export function configMarkdown(): string {
     '- every source has `vcs` git, svn, or a plugin path/package, a `url`, and for git a `ref` (svn sources have no `ref`: the URL is the branch);',
     '- `mailout: true` needs `smtp_port` and `site.smtp_relay`;',
     "- a job's `branches` name existing branches; its `schedule` is a valid cron expression;",
-    "- a health `url` with `{port}` needs the branch's `port`.",
+    "- a health `url` with `{port}` needs the branch's `port`;",
+    "- a branch `dir` is not `/`, the directory of ci.yaml or a parent of it, `state_dir` (or inside or above it), nor inside another branch's `dir`;",
+    '- a duration is at most 24d (2147483647 ms, the longest wait Node timers honour), and a timeout or interval is more than 0;',
+    '- a port (also in `http.listen`) is 1 to 65535; a file whose aliases expand too far (a "billion laughs") is refused.',
     '',
     "Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps` and `create` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch's `builds.step_timeout`.",
     '',
     ...COMMITTERS_DOC,
   );
+  out.push(...stepEnvironmentMarkdown());
   return out.join('\n');
 }

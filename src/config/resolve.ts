@@ -35,6 +35,10 @@ interface Context {
   file: string;
   dir: string;
   lines: LineFinder;
+  /** The environment `env.pass` reads (the loader's). */
+  env?: NodeJS.ProcessEnv;
+  /** Names of the variables `${VAR}` read. */
+  secretNames?: string[];
 }
 
 export function resolveConfig(raw: RawConfig, ctx: Context): Config {
@@ -74,6 +78,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
       poll: resolvePoll(b.poll, poll),
       stepTimeoutMs: branchStepTimeout,
       keep: b.builds?.keep ?? keep,
+      env: resolveStepEnv([raw.env, b.env], ctx.env ?? {}),
       steps: resolveSteps(b.steps ?? raw.steps, branchStepTimeout),
       create: resolveSteps(b.create ?? raw.create, branchStepTimeout),
       ...(health ? { health } : {}),
@@ -119,7 +124,24 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     ...(raw.http ? { http: resolveHttp(raw.http) } : {}),
     branches,
     jobs,
+    secretNames: ctx.secretNames ?? [],
   };
+}
+
+/** `env.pass` looked up now (a reload looks again), then `env.set`; the branch's after the top level's. */
+function resolveStepEnv(
+  layers: Array<RawConfig['env']>,
+  from: NodeJS.ProcessEnv,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const layer of layers) {
+    for (const name of layer?.pass ?? []) {
+      const value = from[name];
+      if (value !== undefined) env[name] = value;
+    }
+    Object.assign(env, layer?.set ?? {});
+  }
+  return env;
 }
 
 function resolvePoll(raw: RawConfig['poll'], base: PollSettings | undefined): PollSettings {
@@ -225,5 +247,7 @@ function resolveHttp(raw: NonNullable<RawConfig['http']>): HttpConfig {
     port,
     ...(raw.token ? { token: raw.token } : {}),
     publicUrl: (raw.public_url ?? `http://${hostInUrl}:${port}`).replace(/\/+$/, ''),
+    publicLogs: raw.public_logs ?? true,
+    publicUrlSet: raw.public_url !== undefined,
   };
 }

@@ -63,6 +63,8 @@ export interface BranchConfig {
   poll: PollSettings;
   stepTimeoutMs: number;
   keep: number;
+  /** What steps and jobs get beyond PATH, HOME, LANG, LC_*, TZ and STAGEPOST_* (ci.yaml `env`). */
+  env?: Record<string, string>;
   steps: StepConfig[];
   create: StepConfig[];
   health?: HealthSettings;
@@ -90,6 +92,10 @@ export interface HttpConfig {
   token?: string;
   /** Public base URL for links in mail; default http://host:port. */
   publicUrl: string;
+  /** Build logs readable without the token (default true). */
+  publicLogs: boolean;
+  /** Whether public_url was written (its host is then an accepted Host header). */
+  publicUrlSet: boolean;
 }
 
 export interface SiteConfig {
@@ -126,4 +132,6 @@ export interface Config {
   http?: HttpConfig;
   branches: BranchConfig[];
   jobs: JobConfig[];
+  /** Names of the environment variables `${VAR}` read: the daemon drops them from its environment. */
+  secretNames: string[];
 }

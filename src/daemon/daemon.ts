@@ -38,6 +38,7 @@ import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
 import { RetryBook } from './retry.js';
+import { forgetEnvironment } from './forget-env.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -107,8 +108,12 @@ export class Daemon implements DaemonApi {
   /** Damaged state files found before the dispatcher could mail about them. */
   private damageBeforeStart: StateDamage[] | null = [];
 
+  /** ci.yaml's `${VAR}` values: the start-up environment, kept for reloads once forgotten. */
+  private readonly env: NodeJS.ProcessEnv;
+
   private constructor(private readonly options: DaemonOptions) {
     this.log = options.log ?? createLogger();
+    this.env = options.env ?? { ...process.env };
     this.events.setMaxListeners(0);
     this.http = new HttpHost(this, this.metrics, this.log);
     this.catchers = new MailCatchers(this.log, (branch) => this.changed({ type: 'mail', branch }));
@@ -121,7 +126,8 @@ export class Daemon implements DaemonApi {
   }
 
   private async init(): Promise<void> {
-    this.config = await loadAndRemember(this.options.configFile, this.options.env);
+    this.config = await loadAndRemember(this.options.configFile, this.env);
+    this.forgetSecrets();
     this.store = new StateStore(this.config.stateDir, { onDamage: (d) => this.stateDamaged(d) });
     await this.store.init();
     this.lock = new FileLock(
@@ -453,8 +459,15 @@ export class Daemon implements DaemonApi {
     if (this.stopping) return;
     let next: Config;
     try {
-      if (!existsSync(this.config.file)) return;
-      next = await loadAndRemember(this.config.file, this.options.env);
+      if (!existsSync(this.config.file)) {
+        // An editor's rename-save passes through here too: the next event reloads.
+        this.log.warn(
+          { config: this.config.file },
+          'ci.yaml is gone; keeping the last good config until it is back',
+        );
+        return;
+      }
+      next = await loadAndRemember(this.config.file, this.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       this.log.error(
@@ -478,6 +491,7 @@ export class Daemon implements DaemonApi {
     const before = new Set(this.config.branches.map((b) => b.name));
     const after = new Set(next.branches.map((b) => b.name));
     this.config = next;
+    this.forgetSecrets();
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
@@ -490,6 +504,15 @@ export class Daemon implements DaemonApi {
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
     for (const b of next.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
+  }
+
+  /** Steps and other children must not inherit ci.yaml's secrets from our environment. */
+  private forgetSecrets(): void {
+    if (this.options.env) return;
+    const { names, procError } = forgetEnvironment(this.config.secretNames);
+    if (procError)
+      this.log.warn({ names, error: procError }, 'cannot blank secrets in /proc/self/environ');
+    else if (names.length > 0) this.log.debug({ names }, 'secrets dropped from the environment');
   }
 
   private async configureNotifiers(): Promise<void> {

@@ -3,7 +3,8 @@ import type { Registry } from 'prom-client';
 import { StagepostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DaemonApi } from '../api.js';
-import { requireToken } from './auth.js';
+import { requireToken, requireTokenForLogs } from './auth.js';
+import { allowedHosts, checkHost } from './host-check.js';
 import { registerBranchRoutes } from './branch-routes.js';
 import type { HttpContext } from './context.js';
 import { registerDashboard } from './dashboard.js';
@@ -20,6 +21,10 @@ export interface HttpServerOptions {
   metrics: { registry: Registry };
   log: Logger;
   redact: (text: string) => string;
+  /** Build logs readable without the token (default true: like the dashboard). */
+  publicLogs?: boolean;
+  /** Host names accepted besides the listen address, localhost and IPs (public_url's). */
+  publicHosts?: string[];
   /** SSE heartbeat interval (tests shorten it). */
   heartbeatMs?: number;
 }
@@ -72,7 +77,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   // token, and without a cap it takes every file descriptor the daemon has.
   app.server.maxConnections = HTTP_LIMITS.maxConnections;
 
+  app.addHook('onRequest', checkHost(allowedHosts(opts.host, opts.publicHosts ?? [])));
   app.addHook('onRequest', requireToken(opts.token));
+  if (opts.publicLogs === false) app.addHook('onRequest', requireTokenForLogs(opts.token));
   // Commit hooks post whatever their tool sends (JSON, form data, nothing);
   // no route reads a body, so accept any type and ignore it.
   app.removeAllContentTypeParsers();
@@ -102,7 +109,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   registerLogRoute(app, ctx);
   registerMetrics(app, ctx, opts.metrics.registry);
   const endStreams = registerEvents(app, ctx, opts.heartbeatMs);
-  app.addHook('preClose', async () => endStreams());
+  app.addHook('preClose', () => Promise.resolve(endStreams()));
 
   try {
     await app.listen({ host: opts.host, port: opts.port });

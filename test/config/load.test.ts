@@ -190,12 +190,16 @@ test('http.listen: PORT alone is loopback; ADDR:PORT; public_url defaults to htt
     host: '127.0.0.1',
     port: 8750,
     publicUrl: 'http://127.0.0.1:8750',
+    publicLogs: true,
+    publicUrlSet: false,
   });
   expect(http('{ listen: "8751" }')).toMatchObject({ host: '127.0.0.1', port: 8751 });
   expect(http('{ listen: "0.0.0.0:80", public_url: "https://ci.example.com/" }')).toEqual({
     host: '0.0.0.0',
     port: 80,
     publicUrl: 'https://ci.example.com',
+    publicLogs: true,
+    publicUrlSet: true,
   });
   expect(http('{ listen: "[::1]:8750" }')).toMatchObject({
     host: '::1',

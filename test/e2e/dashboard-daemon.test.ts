@@ -39,6 +39,7 @@ describeIf(hasTool('chromium'))('dashboard with the real daemon', () => {
 state_dir: ./state
 poll: { interval: 200ms }
 http: { listen: ${port} }
+env: { pass: [GATE] }
 steps:
   - { name: compile, run: 'while [ ! -f "$GATE" ] && [ "$STAGEPOST_BUILD" -gt 1 ]; do sleep 0.05; done' }
 branches:

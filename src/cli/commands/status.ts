@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { resolveConfigPath } from '../../config/load.js';
@@ -10,7 +11,7 @@ import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
 import type { BranchStatus } from '../../api.js';
-import { note, printJson, say, table } from '../output.js';
+import { note, printJson, say, table, writeOut } from '../output.js';
 import { short } from './poll.js';
 import { medianOfRuns } from './history.js';
 
@@ -136,6 +137,12 @@ export async function logCommand(
       build === undefined ? 'ENOTFOUND' : 'EUSAGE',
       `no log for ${branch} ${what} #${id} (kept: ${runs.map((b) => b.id).join(', ') || 'none'})`,
     );
+  if (process.stdout.isTTY) {
+    // A log holds whatever the steps printed: escaped for the terminal.
+    for await (const chunk of createReadStream(file, 'utf8'))
+      if (!writeOut(chunk as string)) await once(process.stdout, 'drain');
+    return 0;
+  }
   await new Promise<void>((resolve, reject) =>
     createReadStream(file)
       .on('error', reject)
