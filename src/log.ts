@@ -42,7 +42,7 @@ export function createLogger(options: LoggerOptions = {}, bound: Meta = {}): Log
     } else {
       const time = now().toISOString().slice(11, 19);
       const where = fields.branch
-        ? `[${fields.branch}${fields.build ? `#${fields.build}` : ''}] `
+        ? `[${plain(fields.branch)}${fields.build ? `#${plain(fields.build)}` : ''}] `
         : '';
       const rest = Object.entries(fields)
         .filter(([k]) => k !== 'branch' && k !== 'build')
@@ -79,7 +79,14 @@ export function memoryLogger(): Logger & { lines: Array<Record<string, unknown>>
   const logger = createLogger({
     level: 'debug',
     format: 'json',
-    write: (l) => lines.push(JSON.parse(l)),
+    write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
   });
   return Object.assign(logger, { lines });
+}
+
+/** A field as a person reads it in the terminal prefix: names and numbers bare. */
+function plain(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number'
+    ? String(value)
+    : JSON.stringify(value);
 }

@@ -66,9 +66,10 @@ const logPlugin: NotifierPlugin = {
         if (n.type === 'ref') Object.assign(meta, { branch: n.branch, error: n.message });
         return { level, title: notificationTitle(n), meta };
       },
-      async deliver(message) {
+      deliver(message) {
         const m = message as LogMessage;
         ctx.log[m.level]({ ...m.meta, title: m.title }, 'notification');
+        return Promise.resolve();
       },
     };
   },

@@ -167,7 +167,7 @@ export async function listCaughtMail(
   for (const id of (await store.ids()).reverse()) {
     const meta = await store.read(id);
     if (!meta) continue; // pruned between readdir and read
-    const { envelope: _envelope, ...summary } = meta;
+    const { envelope, ...summary } = meta;
     out.push(summary);
   }
   return out;
