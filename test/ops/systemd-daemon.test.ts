@@ -17,8 +17,8 @@ import { SMTPServer } from 'smtp-server';
 
 const TOKEN = 'cred-http-token-7e1f';
 const REPO_SECRET = 'cred-repo-secret-93ab';
-// URL-special characters in a transport URL are issue 16.5's, not this test's.
-const SMTP_PASSWORD = 'cred-smtp-password-41c2';
+// URL-special characters on purpose: the value is data, not part of the URL.
+const SMTP_PASSWORD = 'cred-smtp/pass@word:41c2+=';
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;
