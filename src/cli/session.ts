@@ -11,7 +11,7 @@ import { missingRefError } from '../poll/missing.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
 import { StagepostError } from '../errors.js';
-import type { BuildContext } from '../builds/builder.js';
+import type { BuildContext } from '../builds/context.js';
 
 /**
  * What a foreground command (`update`, `poll`, `create`, `job`) needs: the

@@ -106,6 +106,7 @@ describeIf(hasTool('chromium'))('duration charts with the real daemon', () => {
 state_dir: ./state
 poll: { interval: 200ms }
 http: { listen: ${port} }
+env: { pass: [GATE] }
 steps:
   - { name: buildout, run: 'sleep 0.$(( (STAGEPOST_BUILD * 7) % 6 + 3 ))' }
   - { name: test, run: 'sleep 0.1; test "$STAGEPOST_BUILD" != 4' }
