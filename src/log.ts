@@ -1,4 +1,5 @@
 import { redactor } from './util/redact.js';
+import { escapeControls } from './util/terminal.js';
 
 /**
  * Structured logs: a fixed message plus metadata (`log.warn({ branch }, 'poll
@@ -51,7 +52,12 @@ export function createLogger(options: LoggerOptions = {}, bound: Meta = {}): Log
             `${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`,
         )
         .join(' ');
-      write(`${time} ${lvl.toUpperCase().padEnd(5)} ${where}${msg}${rest ? '  ' + rest : ''}`);
+      // Pretty lines go to a terminal: a remote's error text must not drive it.
+      write(
+        escapeControls(
+          `${time} ${lvl.toUpperCase().padEnd(5)} ${where}${msg}${rest ? '  ' + rest : ''}`,
+        ),
+      );
     }
   };
 
