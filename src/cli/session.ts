@@ -8,6 +8,7 @@ import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
+import { forgetEnvironment } from '../util/forget-env.js';
 import { StagepostError } from '../errors.js';
 import type { BuildContext } from '../build/builder.js';
 
@@ -30,11 +31,19 @@ export interface Session {
 
 export async function openSession(
   configFlag: string | undefined,
-  options: { notify?: boolean; log?: Logger } = {},
+  options: { notify?: boolean; log?: Logger; forgetSecrets?: boolean } = {},
 ): Promise<Session> {
   const log = options.log ?? createLogger();
   const file = resolveConfigPath(configFlag, process.env, process.cwd());
   const config = await loadConfig(file, process.env);
+  // Steps run by this command are its children: like the daemon, it keeps
+  // ci.yaml's secrets out of the environment they could read through
+  // /proc/$PPID/environ. Only for commands that load ci.yaml no more.
+  if (options.forgetSecrets) {
+    const { names, procError } = forgetEnvironment(config.secretNames);
+    if (procError)
+      log.warn({ names, error: procError }, 'cannot blank secrets in /proc/self/environ');
+  }
   const store = new StateStore(config.stateDir);
   await store.init();
   const vcs = new VcsRegistry({

@@ -31,7 +31,7 @@ import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
 import { stopQueryServer, useQueryServer } from '../util/spawner.js';
 import { writeRuntimeFile } from './runtime-file.js';
-import { forgetEnvironment } from './forget-env.js';
+import { forgetEnvironment } from '../util/forget-env.js';
 import { historyOf, statusDocument } from './status.js';
 
 /** How soon `stagepost status` sees news, and routine poll timestamps. */
