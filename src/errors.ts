@@ -6,10 +6,9 @@ export type ErrorCode =
   | 'ECONFIG' // ci.yaml is invalid (exit 2)
   | 'ECONFIGMISSING' // ci.yaml not found (exit 2)
   | 'EUSAGE' // bad command line (exit 2)
-  | 'ENOBRANCH' // branch not in ci.yaml
+  | 'ENOBRANCH' // branch not in ci.yaml (exit 2: the argument is wrong)
   | 'EREMOTE' // a remote query failed
   | 'ECHECKOUT' // bringing a checkout to a revision failed
-  | 'EBUILD' // a build failed
   | 'ELOCKED' // another process holds the lock
   | 'ESTATE' // state_dir unreadable or unwritable
   | 'EPLUGIN' // a plugin failed to load or has the wrong shape
@@ -36,12 +35,21 @@ export class StagepostError extends Error {
 export function exitCodeFor(err: unknown): number {
   if (
     err instanceof StagepostError &&
-    (err.code === 'ECONFIG' || err.code === 'ECONFIGMISSING' || err.code === 'EUSAGE')
+    (err.code === 'ECONFIG' ||
+      err.code === 'ECONFIGMISSING' ||
+      err.code === 'EUSAGE' ||
+      err.code === 'ENOBRANCH')
   )
     return 2;
   return 1;
 }
 
+/**
+ * The message of anything thrown. Read as a property, not through
+ * `instanceof Error`: an error from another realm (a plugin run in jest's vm
+ * contexts) is no instance of this realm's Error.
+ */
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' ? message : String(err);
 }

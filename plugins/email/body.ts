@@ -4,7 +4,8 @@ import {
   type BuildNotification,
   type JobNotification,
   type Notification,
-} from '../../src/plugin-api.js';
+  type SlowNotification,
+} from 'stagepost/plugin-api';
 
 /**
  * The body of a notification mail, built once as sections and rendered twice:
@@ -45,13 +46,68 @@ export function bodySections(n: Notification): Section[] {
       { heading: 'Problems', pre: boundedLines(n.message.split('\n'), 200) },
     ];
   }
-  if (n.type === 'job') return jobSections(n);
-  return buildSections(n);
+  if (n.type === 'slow') return slowSections(n);
+  if (n.type === 'job') return [...jobSections(n), ...trendSections(n.trends)];
+  if (n.type === 'ref') {
+    const back = n.events.includes('ref-back');
+    return [
+      {
+        lines: [
+          back
+            ? `${oneLine(n.branch, 200)}: its sources are on the remote again; the next change builds as usual.`
+            : `${oneLine(n.branch, 200)}: a source's ref is gone from its remote. The site stays as built; nothing builds until the ref is back or \`stagepost switch\` points the source elsewhere.`,
+        ],
+      },
+      { pre: boundedLines(n.message.split('\n'), 50) },
+    ];
+  }
+  return [...buildSections(n), ...trendSections(n.trends)];
+}
+
+/** The chart's numbers in text: this run, the median, the last runs. */
+function slowSections(n: SlowNotification): Section[] {
+  const what = n.job ? `Job ${n.job} on ${n.branch}, run #${n.id}` : `${n.branch}: build #${n.id}`;
+  const factor = n.medianMs > 0 ? ` (${(n.durationMs / n.medianMs).toFixed(1)}x)` : '';
+  return [
+    {
+      lines: [
+        oneLine(
+          `${what} ${n.running ? 'has run' : 'took'} ${formatDuration(n.durationMs)}${n.running ? ' so far' : ''}, more than ${SLOW_WORDS} its median of ${formatDuration(n.medianMs)}${factor}. Started ${n.startedAt}.`,
+          500,
+        ),
+      ],
+    },
+    {
+      heading: `The last ${n.recent.length} runs before it`,
+      rows: n.recent.map((r) =>
+        [
+          `#${r.id}`,
+          r.result ? (RESULT_WORDS[r.result] ?? r.result) : '-',
+          formatDuration(r.durationMs),
+        ].map((c) => oneLine(c, 100)),
+      ),
+    },
+    ...logSections([], n.logUrl),
+  ];
+}
+
+const SLOW_WORDS = 'three times';
+
+function trendSections(trends: string[] | undefined): Section[] {
+  if (!trends?.length) return [];
+  return [
+    { heading: 'Much faster than usual', lines: trends.slice(0, 20).map((t) => oneLine(t, 300)) },
+  ];
 }
 
 function buildSections(n: BuildNotification): Section[] {
   const b = n.build;
-  const word = b.result ? (RESULT_WORDS[b.result] ?? b.result) : 'STARTED';
+  // A repair says so in the body as in the subject.
+  const word = n.events.includes('fixed')
+    ? 'FIXED'
+    : b.result
+      ? (RESULT_WORDS[b.result] ?? b.result)
+      : 'STARTED';
   const where = b.failedStep ? ` at step ${b.failedStep}` : '';
   const sections: Section[] = [
     {
@@ -82,9 +138,15 @@ function buildSections(n: BuildNotification): Section[] {
     });
   }
   if (n.commits.length > 0) {
+    // svn commits are revisions, written r1 as in the subject.
+    const svn = new Set(n.revisions.filter((r) => r.vcs === 'svn').map((r) => r.source));
     const rows = n.commits
       .slice(0, MAX_COMMITS)
-      .map((c) => [oneLine(c.id, 12), oneLine(c.author || '?', 80), oneLine(c.subject, 200)]);
+      .map((c) => [
+        oneLine(svn.has(c.source) && /^\d+$/.test(c.id) ? `r${c.id}` : c.id, 12),
+        oneLine(c.author || '?', 80),
+        oneLine(c.subject, 200),
+      ]);
     if (n.commits.length > MAX_COMMITS)
       rows.push(['…', '', `and ${n.commits.length - MAX_COMMITS} more`]);
     sections.push({ heading: 'Commits since the last build', rows });

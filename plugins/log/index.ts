@@ -6,7 +6,7 @@ import {
   type NotifierContext,
   type NotifierPlugin,
   type OptionProblem,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 
 /**
  * The log notifier: one line in the daemon's log per notification (journald
@@ -14,7 +14,14 @@ import {
  */
 const LEVELS = ['info', 'warn', 'error'] as const;
 type Level = (typeof LEVELS)[number];
-const BAD_NEWS = new Set(['failure', 'still-failing', 'job-failure', 'config-error']);
+const BAD_NEWS = new Set([
+  'failure',
+  'still-failing',
+  'job-failure',
+  'config-error',
+  'slow',
+  'ref-missing',
+]);
 
 interface LogMessage {
   level: Level;
@@ -48,6 +55,15 @@ const logPlugin: NotifierPlugin = {
         if (n.type === 'job')
           Object.assign(meta, { branch: n.branch, job: n.job, result: n.result, logUrl: n.logUrl });
         if (n.type === 'config') Object.assign(meta, { file: n.file, error: n.message });
+        if (n.type === 'slow')
+          Object.assign(meta, {
+            branch: n.branch,
+            job: n.job,
+            run: n.id,
+            durationMs: n.durationMs,
+            medianMs: n.medianMs,
+          });
+        if (n.type === 'ref') Object.assign(meta, { branch: n.branch, error: n.message });
         return { level, title: notificationTitle(n), meta };
       },
       async deliver(message) {

@@ -1,9 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run,
   describeFailure,
-  sharedSshWords,
   StagepostError,
   type CheckoutOptions,
   type Commit,
@@ -12,16 +10,12 @@ import {
   type RemoteRevision,
   type RunResult,
   type SourceSpec,
+  type SshWords,
   type VcsPlugin,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { authArgs, sameUrlKey, splitCredentials, type SvnTarget } from './credentials.js';
 import { parseInfo, parseLog } from './xml.js';
 
-/**
- * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
- * no timeout and puts passwords on the command line), always with
- * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
- */
 export interface SvnPluginOptions {
   /** Environment over process.env for every svn child. */
   env?: NodeJS.ProcessEnv;
@@ -35,6 +29,10 @@ const REVISION = /^\d+$/;
 /** svn's codes for "this target does not exist" (the other targets are still answered). */
 const NOT_FOUND = /\b[WE]170000\b/;
 const ALLOWED_ERRORS = new Set(['E200009', 'W170000', 'E170000']);
+
+/** A word of a shown command line, quoted where a shell would need it. */
+const shellWord = (w: string) =>
+  /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`;
 
 /** A trailing `@` keeps an `@` inside a path from being read as a peg revision. */
 const target = (p: string) => (p.includes('@') ? `${p}@` : p);
@@ -50,14 +48,17 @@ function guessRoot(url: string): string {
  * without forcing LC_CTYPE=C, which would make svn refuse non-ASCII file
  * names; and for svn+ssh:// one shared ssh connection per host, as git has.
  */
-export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function svnEnvironment(
+  sshWords: () => SshWords,
+  base: NodeJS.ProcessEnv,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, LC_MESSAGES: 'C', LANGUAGE: 'C' };
   if (env.LC_ALL) {
     env.LC_CTYPE = env.LC_ALL;
     delete env.LC_ALL;
   }
   // svn's built-in tunnel is `$SVN_SSH ssh -q --`: an SVN_SSH of the operator's wins.
-  if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(stateDir);
+  if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(sshWords());
   return env;
 }
 
@@ -66,8 +67,7 @@ export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJ
  * (apr_tokenize_to_argv: a word may be wrapped in quotes, backslash escapes),
  * not through a shell; a state dir it could not quote gets no sharing.
  */
-function svnTunnel(stateDir: string): string {
-  const { base, sharing } = sharedSshWords(stateDir);
+function svnTunnel({ base, sharing }: SshWords): string {
   const quoted = sharing.map((w) =>
     /^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`,
   );
@@ -82,8 +82,13 @@ interface RunSvn {
   auth?: SvnTarget;
 }
 
+/**
+ * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
+ * no timeout and puts passwords on the command line), always with
+ * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
+ */
 export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = {}): VcsPlugin {
-  const env = svnEnvironment(ctx.stateDir, { ...process.env, ...options.env });
+  const env = svnEnvironment(() => ctx.sshWords(), { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
   /** Repository roots learned from `svn info`, by URL (without credentials). */
   const roots = new Map<string, string>();
@@ -93,7 +98,7 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
     const argv = ['--non-interactive', ...auth.args, ...args];
     options.onRun?.(['svn', ...argv]);
     const onOutput = o.onOutput;
-    return run('svn', argv, {
+    return ctx.run('svn', argv, {
       env,
       timeoutMs: o.timeoutMs,
       signal: o.signal,
@@ -190,11 +195,14 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
       checkUrl(source.url, 'ECHECKOUT');
       const remote = splitCredentials(source.url);
       const deadline = Date.now() + o.timeoutMs;
-      const step = async (what: string, args: string[]) => {
+      // The build log gets what a person would type and read: the command
+      // line, then svn's own words. A query (`info --xml`) is not shown at all.
+      const step = async (what: string, args: string[], shown = true) => {
+        if (shown) o.onOutput?.(ctx.redact(`$ svn ${args.map(shellWord).join(' ')}\n`));
         const r = await svn(args, {
           timeoutMs: Math.max(1, deadline - Date.now()),
           signal: o.signal,
-          onOutput: o.onOutput,
+          onOutput: shown ? o.onOutput : undefined,
           onSpawn: o.onSpawn,
           auth: remote,
         });
@@ -219,7 +227,7 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
         return;
       }
       const info = parseInfo(
-        (await step('info', ['info', '--xml', '--', target(o.dir)])).stdout,
+        (await step('info', ['info', '--xml', '--', target(o.dir)], false)).stdout,
       )[0];
       // The repository's version wins over local edits: the site shows exactly `revision`.
       if (info && sameUrlKey(info.url) !== sameUrlKey(remote.url)) {

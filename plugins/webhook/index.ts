@@ -8,7 +8,7 @@ import {
   type NotifierContext,
   type NotifierPlugin,
   type OptionProblem,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 
 /**
  * The webhook notifier: POSTs the notification as JSON (plus a one-line

@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { StagepostError, exitCodeFor, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
 import { forTerminal } from './output.js';
+import { endQuietlyWhenStdoutCloses } from './closed-stdout.js';
 
 /**
  * The command line. The only place that decides exit statuses: 0 success,
@@ -17,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
         'ci.yaml to use (default: $STAGEPOST_CONFIG, else ./ci.yaml)',
       ),
     )
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -85,10 +88,22 @@ export async function main(argv: string[]): Promise<number> {
     .command('log')
     .argument('<branch>')
     .argument('[build]')
+    .option('--job <name>', "a run of this job instead (BUILD is the job's run number)")
     .description("print a build's log (the last by default)")
     .action(
-      act(async (b: string, id: string | undefined, _o: object, cmd: Command) =>
-        (await commands.status()).logCommand(b, id, cfg(cmd)),
+      act(async (b: string, id: string | undefined, o: { job?: string }, cmd: Command) =>
+        (await commands.status()).logCommand(b, id, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('history')
+    .argument('<site>')
+    .option('--job <name>', 'the runs of this job instead of the builds')
+    .option('--json', 'print JSON')
+    .description('past builds (or job runs) with their durations')
+    .action(
+      act(async (b: string, o: { job?: string; json?: boolean }, cmd: Command) =>
+        (await import('./commands/history.js')).historyCommand(b, { ...cfg(cmd), ...o }),
       ),
     );
   program
@@ -134,10 +149,11 @@ export async function main(argv: string[]): Promise<number> {
     );
   program
     .command('proxy-config')
-    .option('--listen <addr:port>', 'listen address (default 443)')
+    .option('--listen <addr:port>', 'listen address (default 443, 80 with --http)')
+    .option('--http', 'plain http, no certificate (behind another TLS terminator)')
     .description('print the nginx server block')
     .action(
-      act(async (o: { listen?: string }, cmd: Command) =>
+      act(async (o: { listen?: string; http?: boolean }, cmd: Command) =>
         (await commands.misc()).proxyConfigCommand({ ...cfg(cmd), ...o }),
       ),
     );
@@ -151,6 +167,12 @@ export async function main(argv: string[]): Promise<number> {
         return demoCommand({ port: Number(o.port) });
       }),
     );
+
+  program.hook('preAction', (_program, command) => {
+    // The daemon writes no answer to stdout, and the demo must stop its
+    // children first: both deal with a closed stdout themselves.
+    if (command.name() !== 'demo' && command.name() !== 'run') endQuietlyWhenStdoutCloses();
+  });
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -171,4 +193,20 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }
+}
+
+/** package.json is two folders above src/cli, three above dist/src/cli. */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'stagepost' && pkg.version) return pkg.version;
+    } catch {
+      /* not at this level */
+    }
+  }
+  return 'unknown';
 }

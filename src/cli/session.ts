@@ -1,16 +1,18 @@
-import path from 'node:path';
 import type { BranchConfig, Config } from '../config/types.js';
 import type { EventName, Notification } from '../plugin-api.js';
 import { createLogger, type Logger } from '../log.js';
-import { loadConfig, resolveConfigPath } from '../config/load.js';
+import { resolveConfigPath } from '../config/load.js';
+import { loadAndRemember, loadForReading, rejectionNote } from '../config/last-good.js';
 import { StateStore } from '../state/store.js';
 import { VcsRegistry } from '../vcs.js';
+import { createPluginContext } from '../plugin-loader/context.js';
 import { Poller } from '../poll/poller.js';
+import { missingRefError } from '../poll/missing.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
 import { forgetEnvironment } from '../util/forget-env.js';
 import { StagepostError } from '../errors.js';
-import type { BuildContext } from '../build/builder.js';
+import type { BuildContext } from '../builds/builder.js';
 
 /**
  * What a foreground command (`update`, `poll`, `create`, `job`) needs: the
@@ -31,11 +33,17 @@ export interface Session {
 
 export async function openSession(
   configFlag: string | undefined,
-  options: { notify?: boolean; log?: Logger; forgetSecrets?: boolean } = {},
+  options: { notify?: boolean; log?: Logger; readOnly?: boolean; forgetSecrets?: boolean } = {},
 ): Promise<Session> {
   const log = options.log ?? createLogger();
   const file = resolveConfigPath(configFlag, process.env, process.cwd());
-  const config = await loadConfig(file, process.env);
+  // A command that only reads (poll) goes on with the last good config after a rejected edit.
+  const config = options.readOnly
+    ? await loadForReading(file, process.env).then(({ config, rejected }) => {
+        if (rejected) process.stderr.write(`${rejectionNote(rejected)}\n`);
+        return config;
+      })
+    : await loadAndRemember(file, process.env);
   // Steps run by this command are its children: like the daemon, it keeps
   // ci.yaml's secrets out of the environment they could read through
   // /proc/$PPID/environ. Only for commands that load ci.yaml no more.
@@ -46,11 +54,7 @@ export async function openSession(
   }
   const store = new StateStore(config.stateDir);
   await store.init();
-  const vcs = new VcsRegistry({
-    log,
-    stateDir: path.join(config.stateDir, 'plugins'),
-    redact: (t) => redactor.redact(t),
-  });
+  const vcs = new VcsRegistry(createPluginContext(config.stateDir, log));
   const pollErrors = new Map<string, string>();
   const poller = new Poller({
     vcs,
@@ -60,7 +64,12 @@ export async function openSession(
     events: {
       changed: () => undefined,
       polled: (branches, error) => {
-        if (error) for (const b of branches) pollErrors.set(b, error);
+        for (const b of branches) {
+          const branch = config.branches.find((x) => x.name === b);
+          // A ref that is gone is a poll error of its branch, though the remote answered.
+          const own = error ?? (branch ? missingRefError(branch, poller.tracks) : null);
+          if (own) pollErrors.set(b, own);
+        }
       },
     },
   });

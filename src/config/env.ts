@@ -1,15 +1,18 @@
 /**
- * `${NAME}` substitution at load time, so secrets stay out of ci.yaml. The
+ * `${NAME}` (and `${credential:NAME}`, see credentials.ts) substitution at
+ * load time, so secrets stay out of ci.yaml. The
  * `run` commands of steps and jobs are shell and keep their `${NAME}` for the
  * shell to expand when they run.
  */
+import { readCredential } from './credentials.js';
 import type { ConfigPath, PathProblem } from './problems.js';
 
-const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+// One pass for both kinds, so a substituted value is never substituted again.
+const REFERENCE = /\$\{(?:credential:([^}]*)|([A-Za-z_][A-Za-z0-9_]*))\}/g;
 
 export interface Substituted {
   value: unknown;
-  /** Every value that came from the environment, to be masked everywhere. */
+  /** Every value that came from the environment or a credential, to be masked everywhere. */
   secrets: string[];
   /** The names of the variables read. */
   names: string[];
@@ -46,24 +49,38 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
     if (typeof v === 'string') {
       if (isShellCommand(path)) return v;
       const userinfoEnd = userinfoEndOf(v);
-      return v.replace(REFERENCE, (whole, name: string, offset: number) => {
-        const found = env[name];
-        if (found === undefined) {
-          problems.push({
-            path,
-            message: `\${${name}} is not set in the environment — set ${name} (e.g. in the systemd unit's EnvironmentFile) or write the value here`,
-          });
-          return whole;
-        }
-        names.add(name);
-        if (found !== '') secrets.add(found);
-        if (offset > userinfoEnd) return found;
-        // In a URL's user:password@ the value is data: `/`, `@`, `:`, `+`, `=`
-        // would otherwise change where git and svn see the host and path.
-        const encoded = encodeURIComponent(found);
-        if (encoded !== found) secrets.add(encoded);
-        return encoded;
-      });
+      return v.replace(
+        REFERENCE,
+        (whole, credential: string | undefined, name: string | undefined, offset: number) => {
+          let found: string;
+          if (credential !== undefined) {
+            const read = readCredential(credential, env);
+            if ('problem' in read) {
+              problems.push({ path, message: read.problem });
+              return whole;
+            }
+            found = read.value;
+          } else {
+            const value = env[name!];
+            if (value === undefined) {
+              problems.push({
+                path,
+                message: `\${${name}} is not set in the environment — set ${name}, or pass the secret as a systemd credential and write \${credential:NAME} (docs/service.md), or write the value here`,
+              });
+              return whole;
+            }
+            names.add(name!);
+            found = value;
+          }
+          if (found !== '') secrets.add(found);
+          if (offset > userinfoEnd) return found;
+          // In a URL's user:password@ the value is data: `/`, `@`, `:`, `+`, `=`
+          // would otherwise change where git and svn see the host and path.
+          const encoded = encodeURIComponent(found);
+          if (encoded !== found) secrets.add(encoded);
+          return encoded;
+        },
+      );
     }
     if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
     if (v && typeof v === 'object') {

@@ -31,8 +31,6 @@ import {
 } from './schema.js';
 import type { Config } from './types.js';
 
-export { formatConfigError, configProblems, type Problem } from './problems.js';
-
 // The schema problems are reported already; these let the rules still check
 // the rest of a branch with an unknown key or one bad source, or a job with a bad schedule.
 const LenientBranch = BranchConfigSchema.strip().extend({ sources: z.array(z.unknown()) });
@@ -153,11 +151,13 @@ export function parseConfig(
   // Registered even when the file is rejected: its messages may quote a substituted value.
   for (const secret of substituted.secrets) redactor.add(secret);
   if (problems.length > 0 || !parsed.success) throw configError(problems.map(located));
-  return resolveConfig(
-    parsed.data,
-    { file: absolute, dir, lines, env, secretNames: substituted.names },
-    substituted.secrets,
-  );
+  return resolveConfig(parsed.data, {
+    file: absolute,
+    dir,
+    lines,
+    env,
+    secretNames: substituted.names,
+  });
 }
 
 /**

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parseDuration } from '../util/duration.js';
+import { parseSize } from '../util/size.js';
 import {
   DEFAULTS,
   type RawConfig,
@@ -40,7 +41,7 @@ interface Context {
   secretNames?: string[];
 }
 
-export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): Config {
+export function resolveConfig(raw: RawConfig, ctx: Context): Config {
   const { dir } = ctx;
   const poll = resolvePoll(raw.poll, undefined);
   const stepTimeoutMs = ms(raw.builds?.step_timeout, DEFAULTS.builds.step_timeout);
@@ -111,6 +112,9 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     poll,
     concurrency: raw.builds?.concurrency ?? DEFAULTS.builds.concurrency,
     shutdownGraceMs: ms(raw.builds?.shutdown_grace, DEFAULTS.builds.shutdown_grace),
+    checkoutTimeoutMs: ms(raw.builds?.checkout_timeout, DEFAULTS.builds.checkout_timeout),
+    checkoutStallMs: ms(raw.builds?.checkout_stall, DEFAULTS.builds.checkout_stall),
+    logMaxBytes: parseSize(raw.builds?.log_max ?? DEFAULTS.builds.log_max)!,
     steps: resolveSteps(raw.steps, stepTimeoutMs),
     create: resolveSteps(raw.create, stepTimeoutMs),
     ...(health ? { health } : {}),
@@ -120,7 +124,6 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     ...(raw.http ? { http: resolveHttp(raw.http) } : {}),
     branches,
     jobs,
-    secrets,
     secretNames: ctx.secretNames ?? [],
   };
 }
@@ -226,7 +229,6 @@ function resolveJob(name: string, j: RawJob, allBranches: string[], ctx: Context
     schedule: j.schedule,
     ...(j.timezone ? { timezone: j.timezone } : {}),
     branches: j.branches === 'all' ? allBranches : j.branches,
-    branchesAll: j.branches === 'all',
     run: j.run,
     timeoutMs: ms(j.timeout, DEFAULTS.job.timeout),
     notifyOn: j.notify_on ?? [...DEFAULTS.job.notifyOn],

@@ -10,15 +10,24 @@
 import { z } from 'zod';
 import { Cron } from 'croner';
 import { EVENT_NAMES, type EventName } from '../plugin-api.js';
+import { SIZE_PATTERN, parseSize } from '../util/size.js';
 import { parseDuration } from '../util/duration.js';
 
 /** Every default of ci.yaml, in the written form: resolve.ts applies them, the docs show them. */
 export const DEFAULTS = {
   stateDir: '.stagepost',
   poll: { interval: '60s', timeout: '30s', quiet: '0s' },
-  builds: { concurrency: 1, step_timeout: '1h', keep: 50, shutdown_grace: '30s' },
+  builds: {
+    concurrency: 1,
+    step_timeout: '1h',
+    keep: 50,
+    shutdown_grace: '30s',
+    checkout_timeout: '5m',
+    checkout_stall: '60s',
+    log_max: '20MB',
+  },
   health: { expect: '200-399', timeout: '60s' },
-  notifyOn: ['failure', 'fixed'] as EventName[],
+  notifyOn: ['failure', 'fixed', 'ref-missing', 'ref-back', 'slow'] as EventName[],
   job: { timeout: '1h', notifyOn: ['job-failure'] as EventName[] },
   httpListen: '127.0.0.1:8750',
 } as const;
@@ -48,6 +57,19 @@ export const Duration = z.union(
   {
     error: notDuration,
   },
+);
+
+const notSize = 'not a size: write e.g. 20MB, 512KB, 1GB or a number of bytes (at least 64KB)';
+/** A size in bytes or with a unit; below 64KB a log would hold little but the cut. */
+export const Size = z.union(
+  [
+    z.number().int({ error: notSize }).min(65536, { error: notSize }),
+    z
+      .string()
+      .regex(SIZE_PATTERN, { error: notSize })
+      .refine((v) => (parseSize(v) ?? 0) >= 65536, { error: notSize }),
+  ],
+  { error: notSize },
 );
 
 /** A whole number of something, at least 1. */
@@ -138,7 +160,9 @@ export const BranchBuildSettingsSchema = z
   .object({
     step_timeout: duration('Timeout of steps without their own.', DEFAULTS.builds.step_timeout),
     keep: count('keep')
-      .describe('Builds (and their logs) of history kept per branch.')
+      .describe(
+        "Builds (and their logs) of history kept per branch; each job keeps as many runs of its own, apart. The branch's last build and last successful build are always kept.",
+      )
       .meta({ default: DEFAULTS.builds.keep })
       .optional(),
   })
@@ -154,6 +178,19 @@ export const BuildSettingsSchema = BranchBuildSettingsSchema.extend({
     DEFAULTS.builds.shutdown_grace,
     false,
   ),
+  checkout_timeout: duration(
+    'A checkout (fetch and switch of all sources of a build) taking longer is ended and the build fails, so a hung remote frees its build slot.',
+    DEFAULTS.builds.checkout_timeout,
+  ),
+  checkout_stall: duration(
+    'A checkout whose transfer shows no progress for this long is ended (git over http: lowSpeedTime; others: no output).',
+    DEFAULTS.builds.checkout_stall,
+  ),
+  log_max: Size.describe(
+    'A build log longer than this is cut: its start and its end are kept, with a line where it was cut.',
+  )
+    .meta({ default: DEFAULTS.builds.log_max, examples: ['20MB', '512KB'] })
+    .optional(),
 }).strict();
 
 const Status = z.union([
@@ -379,8 +416,14 @@ export const JobConfigSchema = z
       .meta({ examples: ['bin/karlserve sync'] }),
     timeout: duration('Killed (with its process group) after this long.', DEFAULTS.job.timeout),
     notify_on: z
-      .array(Event)
-      .describe('Events of this job the notifiers send (when their `on` has them too).')
+      .array(
+        z.enum(['job-failure'], {
+          error: 'a job has one event, job-failure: list it, or give [] to send no mail',
+        }),
+      )
+      .describe(
+        'Events of this job the notifiers send (when their `on` has them too): `job-failure`, a run that failed or timed out; `[]` sends nothing for this job.',
+      )
       .meta({ default: DEFAULTS.job.notifyOn })
       .optional(),
   })

@@ -80,7 +80,6 @@ export interface JobConfig {
   timezone?: string;
   /** Resolved: `all` expanded to every branch name. */
   branches: string[];
-  branchesAll: boolean;
   run: string;
   timeoutMs: number;
   notifyOn: EventName[];
@@ -118,6 +117,12 @@ export interface Config {
   concurrency: number;
   /** builds.shutdown_grace: how long running builds may finish on SIGTERM. */
   shutdownGraceMs: number;
+  /** builds.checkout_timeout: a checkout longer than this is ended. */
+  checkoutTimeoutMs: number;
+  /** builds.checkout_stall: a checkout without progress for this long is ended. */
+  checkoutStallMs: number;
+  /** builds.log_max in bytes: a longer build log is cut, its head and tail kept. */
+  logMaxBytes: number;
   steps: StepConfig[];
   create: StepConfig[];
   health?: HealthSettings;
@@ -127,8 +132,6 @@ export interface Config {
   http?: HttpConfig;
   branches: BranchConfig[];
   jobs: JobConfig[];
-  /** Values substituted from `${VAR}`: registered with the redactor. */
-  secrets: string[];
   /** Names of the environment variables `${VAR}` read: the daemon drops them from its environment. */
   secretNames: string[];
 }

@@ -78,7 +78,7 @@ notify:
     from: "Stagepost demo <stagepost@example.test>"
     to: [ops@example.test]
     committers: true          # also the authors of the commits in the build
-    on: [started, success, failure, fixed, still-failing, job-failure]
+    on: [started, success, failure, fixed, still-failing, job-failure, slow]
   - use: log                  # every event as a line of the daemon's log
 
 # svn knows only user names; these become mail addresses.

@@ -6,8 +6,9 @@ import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../log.js';
 import { StagepostError } from '../errors.js';
 import { run } from '../util/exec.js';
+import { dropWritesWhenStdoutCloses } from '../cli/closed-stdout.js';
 import { sandboxDir, resetSandbox, endAppServers, releaseSandbox } from './sandbox.js';
-import { choosePorts, type DemoPorts } from './ports.js';
+import { choosePorts, portFree, type DemoPorts } from './ports.js';
 import { startSiteProxy, type SiteProxy } from './proxy.js';
 import { demoConfig, CUSTOMERS, type DemoSite } from './config.js';
 import { makeGitSample } from './git-sample.js';
@@ -49,13 +50,13 @@ function stopSignal(onSecond: () => void): { stopped: Promise<string>; dispose: 
     if (signals === 1) resolve(signal);
     else onSecond();
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  // SIGHUP: the terminal the demo runs in was closed.
+  const names: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of names) process.on(s, handler);
   return {
     stopped,
     dispose: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
+      for (const s of names) process.off(s, handler);
     },
   };
 }
@@ -140,8 +141,15 @@ export async function demoCommand(opts: { port: number }): Promise<number> {
       `--port ${opts.port}: give a TCP port number (1-65535, or 0 for any free one)`,
     );
   }
+  if (!(await portFree(opts.port)))
+    throw new StagepostError(
+      'EUSAGE',
+      `port ${opts.port} (the demo's dashboard) is in use by another process — run the demo on another port: npm run demo -- --port ${opts.port === 65535 ? 8760 : opts.port + 10}`,
+    );
   const intervalMs = intervalFromEnv(process.env);
-  const out = (line: string) => process.stdout.write(`${line}\n`);
+  // `npm run demo | tee log` and Ctrl-C: tee is gone before the demo says it stops.
+  const stdout = dropWritesWhenStdoutCloses();
+  const out = (line: string) => stdout.write(`${line}\n`);
   const dir = sandboxDir(process.env, process.cwd());
   let daemon: Daemon | null = null;
   const signal = stopSignal(() => daemon?.interruptNow());

@@ -43,6 +43,11 @@ async function pick(preferred: number, taken: Set<number>): Promise<number> {
   }
 }
 
+/** Whether the dashboard port the user asked for can be listened on. */
+export async function portFree(port: number): Promise<boolean> {
+  return port === 0 || (await listenOn(port)) !== null;
+}
+
 /** `dashboard` is used as given (the user asked for it); 0 means any free port. */
 export async function choosePorts(dashboard: number, branches: string[]): Promise<DemoPorts> {
   const taken = new Set<number>([dashboard]);

@@ -11,16 +11,6 @@ import type { Logger } from '../log.js';
 import { headerValue } from './mail-headers.js';
 import { MailStore, newMailId, type StoredMail } from './mail-store.js';
 
-export { listCaughtMail, readCaughtMail } from './mail-store.js';
-
-/**
- * A branch's mail catcher: an SMTP server on loopback that accepts any mail
- * (no TLS; AUTH accepted whatever the password, so an app configured with
- * credentials still works) and keeps it under state_dir. Staging runs on
- * production data, so nothing leaves unless the branch has `mailout: true`:
- * then each message is also relayed, and one that cannot be relayed waits in
- * `pending.json` and is retried with backoff, across restarts.
- */
 export interface MailCatcherOptions {
   branch: string;
   port: number;
@@ -57,6 +47,14 @@ export interface MailCatcherEvents {
   'relay-failed': [string, string];
 }
 
+/**
+ * A branch's mail catcher: an SMTP server on loopback that accepts any mail
+ * (no TLS; AUTH accepted whatever the password, so an app configured with
+ * credentials still works) and keeps it under state_dir. Staging runs on
+ * production data, so nothing leaves unless the branch has `mailout: true`:
+ * then each message is also relayed, and one that cannot be relayed waits in
+ * `pending.json` and is retried with backoff, across restarts.
+ */
 export class MailCatcher extends EventEmitter<MailCatcherEvents> {
   private readonly store: MailStore;
   private server: SMTPServer | null = null;

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StagepostError } from '../errors.js';
-import type { CaughtMailSummary } from '../status.js';
+import type { CaughtMailSummary } from '../api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 /**

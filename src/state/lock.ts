@@ -1,6 +1,7 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { StagepostError } from '../errors.js';
+import { LockInfoSchema } from './schemas.js';
 
 /**
  * A lock file holding the owner's pid and purpose. A lock whose owner is dead
@@ -15,16 +16,31 @@ export interface LockInfo {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !zombie(pid);
+}
+
+/**
+ * A process killed -9 whose parent has not reaped it yet (a shell that
+ * exec'd, a container without an init) still answers kill 0: it is dead all
+ * the same, and its locks are free.
+ */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z';
+  } catch {
+    return false;
   }
 }
 
 export async function readLock(file: string): Promise<LockInfo | null> {
   try {
-    const info = JSON.parse(await fs.readFile(file, 'utf8')) as LockInfo;
-    return typeof info.pid === 'number' && alive(info.pid) ? info : null;
+    // Garbage or a wrong shape is a lock nobody can own: stale, so taken over.
+    const parsed = LockInfoSchema.safeParse(JSON.parse(await fs.readFile(file, 'utf8')));
+    return parsed.success && alive(parsed.data.pid) ? parsed.data : null;
   } catch {
     return null;
   }
@@ -39,7 +55,15 @@ export class FileLock {
 
   /** Take the lock, or return who holds it. */
   async tryAcquire(): Promise<LockInfo | null> {
-    await fs.mkdir(path.dirname(this.file), { recursive: true });
+    try {
+      await fs.mkdir(path.dirname(this.file), { recursive: true });
+    } catch (err) {
+      throw new StagepostError(
+        'ESTATE',
+        `cannot create the lock directory ${path.dirname(this.file)}: ${(err as Error).message} — check that state_dir is writable`,
+        { cause: err },
+      );
+    }
     const mine: LockInfo = {
       pid: process.pid,
       purpose: this.purpose,
@@ -50,9 +74,13 @@ export class FileLock {
         const handle = await fs.open(this.file, 'wx', 0o600);
         try {
           await handle.writeFile(JSON.stringify(mine));
-        } finally {
-          await handle.close();
+        } catch (err) {
+          // ENOSPC after the create: an empty lock file must not be left behind.
+          await handle.close().catch(() => undefined);
+          await fs.rm(this.file, { force: true });
+          throw err;
         }
+        await handle.close();
         this.held = true;
         return null;
       } catch (err) {

@@ -87,7 +87,7 @@ async function until<T>(
   what: string,
   child: ChildProcess,
   output: () => string,
-  check: () => Promise<T | undefined>,
+  check: () => Promise<T | undefined> | T | undefined,
   timeoutMs: number,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -198,7 +198,7 @@ d('stagepost demo', () => {
       'a successful build of every site, a failed one of branch2, and mail',
       c,
       output,
-      async () => {
+      () => {
         note();
         const built = BRANCHES.every((b) =>
           builds(sandbox, b).some((x) => x.kind === 'build' && x.result === 'success'),
@@ -241,4 +241,42 @@ d('stagepost demo', () => {
     await expect(fetch(`http://127.0.0.1:${port}/api/status`)).rejects.toThrow();
     expect(existsSync(path.join(sandbox, 'demo.pid'))).toBe(false);
   }, 120_000);
+  test.each(['SIGINT', 'SIGHUP'] as const)(
+    'its reader gone (npm run demo | tee log), %s still ends every app server',
+    async (signal) => {
+      const port = await freePort();
+      sandbox = path.join(t.dir, 'sandbox');
+      let stderr = '';
+      const c = spawn(process.execPath, [BIN, 'demo', '--port', String(port)], {
+        cwd: t.dir,
+        env: { ...process.env, STAGEPOST_DEMO_DIR: sandbox, STAGEPOST_LOG_FORMAT: 'json' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child = c;
+      c.stdout.resume();
+      c.stderr.on('data', (x) => (stderr += x));
+      const exited = new Promise<number | null>((r) => c.on('exit', (code) => r(code)));
+      const pids = await until(
+        'an app server of every site',
+        c,
+        () => stderr.slice(-6000),
+        () => {
+          const files = appPidFiles(sandbox);
+          return files.length === BRANCHES.length
+            ? files.map((f) => Number(readFileSync(f, 'utf8')))
+            : undefined;
+        },
+        90_000,
+      );
+      expect(pids.filter((pid) => groupRuns(pid))).toHaveLength(BRANCHES.length);
+      // tee died with the Ctrl-C: every later write of the demo meets a closed pipe.
+      c.stdout.destroy();
+      c.kill(signal);
+      expect(await exited).toBe(0);
+      expect(stderr).not.toMatch(/EPIPE/);
+      expect(pids.filter((pid) => groupRuns(pid))).toEqual([]);
+      expect(processesIn(sandbox)).toEqual([]);
+    },
+    120_000,
+  );
 });

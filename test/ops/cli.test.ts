@@ -43,7 +43,7 @@ test('check: 0 for a valid file, 2 with file:line for a broken one, 1 with --rem
   );
   const remote = await runCli(['check', '--remote', '--config', file]);
   expect(remote.code).toBe(1);
-  expect(remote.stderr).toMatch(/branch1: source app: .*no-such-branch/);
+  expect(remote.stderr).toMatch(/branch1: ref missing: source app: .*no-such-branch/);
 
   writeFileSync(
     file,
@@ -112,6 +112,6 @@ test('poll shows built and remote revisions and builds nothing; update --all bui
   expect(log.stdout).toContain(`built staging at ${next}`);
   const first = await runCli(['log', 'staging', '1', '--config', file]);
   expect(first.stdout).toContain(`built staging at ${main}`);
-  expect((await runCli(['log', 'nope', '--config', file])).code).toBe(1);
+  expect((await runCli(['log', 'nope', '--config', file])).code).toBe(2);
   expect((await runCli(['update', '--config', file])).code).toBe(2);
 });

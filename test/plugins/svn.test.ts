@@ -62,7 +62,7 @@ d('svn plugin', () => {
     expect(answers).toEqual([
       { revision: trunk },
       { revision: b1 },
-      { missing: true, reason: expect.stringContaining('branches/nope does not exist') },
+      { missing: true, reason: expect.stringContaining('branches/nope does not exist') as string },
       { revision: trunk },
     ]);
     expect(Number(b1)).toBeGreaterThan(Number(trunk) + 1);
@@ -92,6 +92,23 @@ d('svn plugin', () => {
       .remoteRevisions([src('trunk', `file://${tmp.dir}/no-such-repo`)], Q)
       .catch((e: unknown) => e);
     expect((missingRepo as StagepostError).code).toBe('EREMOTE');
+  });
+
+  test('the build log shows each svn command and its human output, never svn info --xml', async () => {
+    const r1 = remote.commit('trunk', 'one', { content: 'one\n' });
+    const r2 = remote.commit('trunk', 'two', { content: 'two\n' });
+    const dir = path.join(tmp.dir, 'site', 'src', 'karl');
+    const log: string[] = [];
+    const onOutput = (c: string) => log.push(c);
+    await plugin.checkout(src('trunk'), r1, { ...co(dir), onOutput });
+    await plugin.checkout(src('trunk'), r2, { ...co(dir), onOutput });
+    const text = log.join('');
+    expect(text).not.toMatch(/<\?xml|<info>|<entry/);
+    expect(text).toContain(`$ svn checkout -r ${r1} -- ${remote.url}/trunk ${dir}\n`);
+    expect(text).toContain(`Checked out revision ${r1}.`);
+    expect(text).toContain(`$ svn update --accept theirs-full -r ${r2} -- ${dir}\n`);
+    expect(text).toContain(`Updated to revision ${r2}.`);
+    expect(calls.some((a) => a.includes('--xml'))).toBe(true);
   });
 
   test('checkout, update and switch reach exact revisions', async () => {
@@ -146,8 +163,13 @@ d('svn plugin', () => {
     await plugin.checkout(src('trunk'), r4, co(dir));
     const commits = await plugin.commitsBetween(src('trunk'), r1, r4, { ...co(dir), limit: 50 });
     expect(commits).toEqual([
-      { id: r4, author: 'alice', date: expect.stringMatching(/^\d{4}-/), subject: hostile },
-      { id: r2, author: 'bob', date: expect.any(String), subject: 'second' },
+      {
+        id: r4,
+        author: 'alice',
+        date: expect.stringMatching(/^\d{4}-/) as string,
+        subject: hostile,
+      },
+      { id: r2, author: 'bob', date: expect.any(String) as string, subject: 'second' },
     ]);
     expect(existsSync(marker)).toBe(false);
     expect(await plugin.commitsBetween(src('trunk'), r4, r4, { ...co(dir), limit: 50 })).toEqual(
@@ -201,7 +223,7 @@ d('svn plugin', () => {
       const base = `svn://alice:${encodeURIComponent(password)}@127.0.0.1:${port}/svnrepo`;
       expect(await wrapped.remoteRevisions([src('trunk', base), src('gone', base)], Q)).toEqual([
         { revision: trunk },
-        { missing: true, reason: expect.any(String) },
+        { missing: true, reason: expect.any(String) as string },
       ]);
       const dir = path.join(tmp.dir, 'net-co');
       await wrapped.checkout(src('trunk', base), trunk, co(dir));

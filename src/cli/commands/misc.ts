@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument, isMap, isSeq, type YAMLMap } from 'yaml';
+import { parseDocument, isMap, isSeq } from 'yaml';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../config/load.js';
 import { openSession } from '../session.js';
-import { runJob } from '../../build/job.js';
+import { runJob } from '../../builds/job.js';
 import { listCaughtMail, readCaughtMail } from '../../site/mail-store.js';
 import { renderProxyConfig } from '../../site/proxy-config.js';
-import { StagepostError } from '../../errors.js';
-import { writeFileAtomic } from '../../util/atomic.js';
+import { StagepostError, errorMessage } from '../../errors.js';
+import { replaceFileInPlace } from '../../util/replace-file.js';
+import { replaceScalar } from '../../config/edit.js';
 import { sourceSpec } from '../../poll/tracks.js';
 import { formatDuration } from '../../util/duration.js';
 import { printJson, say, table, note, writeOut } from '../output.js';
@@ -21,7 +22,7 @@ export async function jobCommand(
     const job = session.config.jobs.find((j) => j.name === name);
     if (!job)
       throw new StagepostError(
-        'ENOTFOUND',
+        'EUSAGE',
         `job "${name}" is not in ${session.config.file} — jobs: ${session.config.jobs.map((j) => j.name).join(', ') || '(none)'}`,
       );
     const branches = opts.branch ? [opts.branch] : job.branches;
@@ -40,7 +41,7 @@ export async function jobCommand(
             echo: (t) => writeOut(t),
             onLockWait: (o) => note(`${b}: waiting for pid ${o.pid} (${o.purpose})…`),
           }),
-          notifyJob: (n) => session.dispatcher?.enqueue(n, ['job-failure'], b),
+          notifyJob: (n, events) => session.dispatcher?.enqueue(n, events, b),
         },
         job,
         branch,
@@ -62,8 +63,16 @@ export async function mailCommand(
   opts: { config?: string; json?: boolean },
 ): Promise<number> {
   const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
-  if (!config.branches.some((b) => b.name === branch))
-    throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
+  const found = config.branches.find((b) => b.name === branch);
+  if (!found) throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
+  if (!found.smtpPort && !id) {
+    if (opts.json) printJson({ branch, catcher: false, mail: [] });
+    else
+      say(
+        `${branch} has no mail catcher, so no mail is caught: give it "smtp_port: 2526" in ${config.file} to catch what its app sends`,
+      );
+    return 0;
+  }
   if (id) {
     writeOut(await readCaughtMail(config.stateDir, branch, id));
     return 0;
@@ -132,16 +141,17 @@ export async function switchCommand(
       'ECONFIG',
       `${file}: source ${source.name} of ${branchName} not found`,
     );
-  doc.setIn(['branches', branchName, 'sources', index, key], ref);
-  const next = doc.toString();
+  const next = replaceScalar(text, ['branches', branchName, 'sources', index, key], ref);
 
   // Valid as a whole?
   let nextConfig;
   try {
     nextConfig = parseConfig(next, file, process.env);
   } catch (err) {
-    note(`refusing: the edited ci.yaml would be invalid:\n${(err as Error).message}`);
-    return 1;
+    note(
+      `refusing: ${key} "${ref}" would make ${file} invalid; ci.yaml unchanged:\n${(err as Error).message}`,
+    );
+    return 2;
   }
   const nextSource = nextConfig.branches
     .find((b) => b.name === branchName)!
@@ -150,16 +160,26 @@ export async function switchCommand(
   const session = await openSession(opts.config);
   try {
     const plugin = await session.vcs.get(nextSource.vcs);
-    const [answer] = await plugin.remoteRevisions([sourceSpec(nextSource)], {
-      timeoutMs: branch.poll.timeoutMs,
-    });
+    let answer;
+    try {
+      [answer] = await plugin.remoteRevisions([sourceSpec(nextSource)], {
+        timeoutMs: branch.poll.timeoutMs,
+      });
+    } catch (err) {
+      // The plugin speaks of ci.yaml's url; here the value is the command's argument.
+      const message = errorMessage(err);
+      const why = message.replace(/; fix the source's \w+ in ci\.yaml$/, '');
+      note(`refusing: ${key} "${ref}" given to switch cannot be used (${why}); ci.yaml unchanged`);
+      // Not even a URL is a usage error; a remote that failed to answer is not.
+      return why === message ? 1 : 2;
+    }
     if (!answer || 'missing' in answer) {
       note(
         `refusing: ${key} "${ref}" does not exist on the remote${answer && 'missing' in answer ? ` (${answer.reason})` : ''}; ci.yaml unchanged`,
       );
       return 1;
     }
-    await writeFileAtomic(file, next);
+    await replaceFileInPlace(file, next);
     say(
       `${branchName}: source ${source.name} now at ${key} ${ref} (${plugin.shortRevision(answer.revision)}); a running daemon rebuilds it from its next poll`,
     );
@@ -169,12 +189,13 @@ export async function switchCommand(
   }
 }
 
-/** `stagepost proxy-config [--listen ADDR:PORT]`: the nginx server block. */
+/** `stagepost proxy-config [--listen ADDR:PORT] [--http]`: the nginx server block. */
 export async function proxyConfigCommand(opts: {
   config?: string;
   listen?: string;
+  http?: boolean;
 }): Promise<number> {
   const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
-  process.stdout.write(renderProxyConfig(config, { listen: opts.listen }));
+  process.stdout.write(renderProxyConfig(config, { listen: opts.listen, http: opts.http }));
   return 0;
 }

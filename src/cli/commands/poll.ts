@@ -8,7 +8,7 @@ export async function pollCommand(
   branches: string[],
   opts: { config?: string; json?: boolean },
 ): Promise<number> {
-  const session = await openSession(opts.config);
+  const session = await openSession(opts.config, { readOnly: true });
   try {
     const selected = selectBranches(session, branches);
     await session.poller.setBranches(selected, false);
@@ -51,8 +51,8 @@ export async function pollCommand(
           lines.push([
             r.name,
             s.name,
-            short(s.built),
-            r.error ? 'error' : s.missing ? 'missing' : short(s.remote),
+            short(s.built, s.vcs),
+            r.error ? 'error' : s.missing ? 'missing' : short(s.remote, s.vcs),
             r.error ? '?' : s.changed ? 'yes' : 'no',
           ]);
         if (r.error) lines.push([r.name, '', '', r.error, '']);
@@ -71,7 +71,9 @@ export function selectBranches(session: Session, names: string[]) {
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
-export function short(rev: string | null): string {
+/** A revision as a person reads it: 7 hex digits of a git commit, `r1` for svn. */
+export function short(rev: string | null, vcs?: string): string {
   if (!rev) return '-';
+  if (vcs === 'svn') return `r${rev}`;
   return /^[0-9a-f]{40}$/.test(rev) ? rev.slice(0, 7) : rev;
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { BranchConfig } from '../../config/types.js';
 import { openSession, type Session } from '../session.js';
-import { runBuild, type BuildOutcome } from '../../build/builder.js';
+import { runBuild, type BuildOutcome } from '../../builds/builder.js';
 import { readLock } from '../../state/lock.js';
 import type { MailCatcher } from '../../site/mail-catcher.js';
 import { StagepostError } from '../../errors.js';
