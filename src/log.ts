@@ -42,9 +42,8 @@ export function createLogger(options: LoggerOptions = {}, bound: Meta = {}): Log
       write(JSON.stringify({ time: now().toISOString(), level: lvl, msg, ...fields }));
     } else {
       const time = now().toISOString().slice(11, 19);
-      const where = fields.branch
-        ? `[${fields.branch}${fields.build ? `#${fields.build}` : ''}] `
-        : '';
+      const { branch, build } = fields as { branch?: string | number; build?: string | number };
+      const where = branch ? `[${branch}${build ? `#${build}` : ''}] ` : '';
       const rest = Object.entries(fields)
         .filter(([k]) => k !== 'branch' && k !== 'build')
         .map(
@@ -85,7 +84,7 @@ export function memoryLogger(): Logger & { lines: Array<Record<string, unknown>>
   const logger = createLogger({
     level: 'debug',
     format: 'json',
-    write: (l) => lines.push(JSON.parse(l)),
+    write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
   });
   return Object.assign(logger, { lines });
 }
