@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { StagepostError, exitCodeFor, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
+import { forTerminal } from './output.js';
 import { endQuietlyWhenStdoutCloses } from './closed-stdout.js';
 
 /**
@@ -187,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const message = redactor.redact(errorMessage(err));
-    process.stderr.write(`stagepost: ${message}\n`);
+    process.stderr.write(forTerminal(`stagepost: ${message}\n`, process.stderr));
     if (process.env.STAGEPOST_DEBUG && err instanceof Error && !(err instanceof StagepostError))
       process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);

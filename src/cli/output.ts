@@ -1,3 +1,5 @@
+import { escapeControls } from '../util/terminal.js';
+
 /** Plain-text tables and JSON for the terminal; stdout carries only the command's answer. */
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -15,25 +17,6 @@ export function table(rows: string[][]): string {
           .trimEnd(),
       )
       .join('\n') + '\n'
-  );
-}
-
-// C0 controls but tab and newline, DEL, and the C1 range: what a terminal acts on.
-/* eslint-disable no-control-regex -- matching control characters is the point */
-const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
-const CONTROLS_BUT_CR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g;
-/* eslint-enable no-control-regex */
-
-/**
- * Text from mail, remotes and build output, made inert for a terminal: a
- * caught mail's subject could otherwise set the window title, clear the
- * screen or rewrite what was printed before. `\x1b` stays readable as text.
- * `keepCr`: the carriage returns of logs (progress lines) and of mail (CRLF).
- */
-export function escapeControls(text: string, keepCr = false): string {
-  return text.replace(
-    keepCr ? CONTROLS_BUT_CR : CONTROLS,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
 }
 

@@ -39,7 +39,7 @@ import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
 import { RetryBook } from './retry.js';
-import { forgetEnvironment } from './forget-env.js';
+import { forgetEnvironment } from '../util/forget-env.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,

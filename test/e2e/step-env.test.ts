@@ -10,7 +10,7 @@ import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { freePort } from '../plugins/vcs-helpers.js';
 import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
-import { DaemonProcess, isBuildFinished } from '../helpers/cli.js';
+import { DaemonProcess, isBuildFinished, runCli } from '../helpers/cli.js';
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;
@@ -101,4 +101,31 @@ ${gitBranchYaml('staging', remote.url, 'main', '    port: 6543\n    env: { set: 
   expect(
     daemon.events.find((e) => e.msg === 'secrets dropped from the environment')?.names,
   ).toEqual(expect.arrayContaining(Object.keys(SECRETS)));
+});
+
+test('steps run by `stagepost update` cannot read the secrets from the CLI either', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main');
+  const file = path.join(t.dir, 'ci.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+state_dir: ./state
+notify:
+  - { use: webhook, url: "http://127.0.0.1:9/hook/\${HOOK_TOKEN}", on: [job-failure] }
+steps:
+  - name: dump
+    run: 'env > env.txt; tr "\\\\0" "\\\\n" < /proc/$PPID/environ > parent.txt'
+branches:
+${gitBranchYaml('staging', remote.url, 'main', '    port: 6543\n')}`,
+  );
+  const result = await runCli(['update', 'staging', '--config', file], {
+    env: { HOOK_TOKEN: SECRETS.HOOK_TOKEN, UNLISTED_VAR: 'not-for-steps' },
+  });
+  expect([result.code, result.stderr]).toEqual([0, expect.anything()]);
+  const site = path.join(t.dir, 'sites/staging');
+  const parent = readFileSync(path.join(site, 'parent.txt'), 'utf8');
+  expect(parent).toMatch(/^UNLISTED_VAR=not-for-steps$/m);
+  expect(parent).not.toContain(SECRETS.HOOK_TOKEN);
+  expect(readFileSync(path.join(site, 'env.txt'), 'utf8')).toMatch(/^STAGEPOST_PORT=6543$/m);
 });

@@ -13,6 +13,7 @@ import nodemailer from 'nodemailer';
 import { memoryLogger } from '../../src/log.js';
 import { MailCatcher } from '../../src/site/mail-catcher.js';
 import { BIN, runCli } from '../helpers/cli.js';
+import { createLogger } from '../../src/log.js';
 import { describeIf, hasTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
 import { freePort } from '../plugins/vcs-helpers.js';
@@ -28,7 +29,9 @@ function onTerminal(args: string[], cwd: string): Promise<string> {
       'script',
       ['-qec', command, '/dev/null'],
       { cwd, env: { ...process.env, STAGEPOST_LOG_FORMAT: 'json' }, timeout: 60_000 },
-      (err, stdout) => (err ? reject(new Error(err.message)) : resolve(stdout)),
+      // A command's own exit status (script -e passes it on) is not a failure here.
+      (err, stdout) =>
+        err && typeof err.code !== 'number' ? reject(new Error(err.message)) : resolve(stdout),
     ),
   );
 }
@@ -91,5 +94,19 @@ branches:
     const raw = await onTerminal(['mail', 'staging', id, '--config', file], t.dir);
     expect(raw).not.toContain('\x1b');
     expect(raw).toMatch(/Subject: /);
+
+    // An error message quoting what it was given is escaped too.
+    const error = await onTerminal(['log', `x${TITLE}`, '--config', file], t.dir);
+    expect(error).toContain('branch "x\\x1b]0;pwned\\x07" is not in');
+    expect(error).not.toContain('\x1b');
   }, 60_000);
+});
+
+test('the pretty log (a terminal) escapes control characters of remote text', () => {
+  const lines: string[] = [];
+  const log = createLogger({ format: 'pretty', level: 'info', write: (l) => lines.push(l) });
+  log.warn({ error: `fatal:${TITLE}gone` }, 'remote failing');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain('error=fatal:\\x1b]0;pwned\\x07gone');
+  expect(lines[0]).not.toContain('\x1b');
 });

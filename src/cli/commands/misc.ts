@@ -17,7 +17,7 @@ export async function jobCommand(
   name: string,
   opts: { config?: string; branch?: string },
 ): Promise<number> {
-  const session = await openSession(opts.config, { notify: true });
+  const session = await openSession(opts.config, { notify: true, forgetSecrets: true });
   try {
     const job = session.config.jobs.find((j) => j.name === name);
     if (!job)

@@ -21,7 +21,7 @@ export async function updateCommand(
 ): Promise<number> {
   if (names.length === 0 && !opts.all)
     throw new StagepostError('EUSAGE', 'name the branches to update, or use --all');
-  const session = await openSession(opts.config, { notify: true });
+  const session = await openSession(opts.config, { notify: true, forgetSecrets: true });
   try {
     const branches = opts.all ? session.config.branches : selectBranches(session, names);
     note(`polling ${branches.length} branch(es)…`);
@@ -73,7 +73,7 @@ export async function updateCommand(
 
 /** `stagepost create BRANCH`: make a branch directory that does not exist yet, then its first build. */
 export async function createCommand(name: string, opts: { config?: string }): Promise<number> {
-  const session = await openSession(opts.config, { notify: true });
+  const session = await openSession(opts.config, { notify: true, forgetSecrets: true });
   try {
     const branch = session.branch(name);
     if (existsSync(branch.dir))

@@ -1,10 +1,11 @@
 /**
- * After ci.yaml is loaded, the daemon forgets the variables its `${VAR}`
- * read (the notifiers' passwords, the HTTP token): deleted from process.env,
- * so no child inherits them, and blanked in the environment block the
- * kernel shows as /proc/<pid>/environ, which a step (same user) could read
- * through /proc/$PPID/environ. The values live on in the loaded config, and
- * the daemon keeps a copy of its start-up environment for reloads.
+ * After ci.yaml is loaded, the daemon (and a command that runs steps)
+ * forgets the variables its `${VAR}` read (the notifiers' passwords, the
+ * HTTP token): deleted from process.env, so no child inherits them, and
+ * blanked in the environment block the kernel shows as /proc/<pid>/environ,
+ * which a step (same user) could read through /proc/$PPID/environ. The
+ * values live on in the loaded config, and the daemon keeps a copy of its
+ * start-up environment for reloads.
  */
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 
