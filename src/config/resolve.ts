@@ -75,6 +75,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
       keep: b.builds?.keep ?? keep,
       steps: resolveSteps(b.steps ?? raw.steps, branchStepTimeout),
       create: resolveSteps(b.create ?? raw.create, branchStepTimeout),
+      teardown: resolveSteps(b.teardown ?? raw.teardown, branchStepTimeout),
       ...(health ? { health } : {}),
       notify: [
         ...notify,
@@ -108,6 +109,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     shutdownGraceMs: ms(raw.builds?.shutdown_grace, DEFAULTS.builds.shutdown_grace),
     steps: resolveSteps(raw.steps, stepTimeoutMs),
     create: resolveSteps(raw.create, stepTimeoutMs),
+    teardown: resolveSteps(raw.teardown, stepTimeoutMs),
     ...(health ? { health } : {}),
     notify,
     authors: raw.authors ?? {},

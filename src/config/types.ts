@@ -65,6 +65,8 @@ export interface BranchConfig {
   keep: number;
   steps: StepConfig[];
   create: StepConfig[];
+  /** Run when the branch leaves ci.yaml, or by `stagepost teardown` (absent: none). */
+  teardown?: StepConfig[];
   health?: HealthSettings;
   /** Global notifiers followed by the branch's own. */
   notify: NotifierConfig[];
@@ -114,6 +116,7 @@ export interface Config {
   shutdownGraceMs: number;
   steps: StepConfig[];
   create: StepConfig[];
+  teardown?: StepConfig[];
   health?: HealthSettings;
   notify: NotifierConfig[];
   authors: Record<string, string>;

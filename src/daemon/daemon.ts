@@ -23,6 +23,7 @@ import { trackKey } from '../poll/tracks.js';
 import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
 import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../build/builder.js';
 import { runJob } from '../build/job.js';
+import { runTeardown } from '../build/teardown.js';
 import { recoverInterrupted, resendPendingNotifications } from '../build/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
@@ -73,6 +74,8 @@ export class Daemon implements DaemonApi {
   private lastConfigError: string | null = null;
   private configRejection: ConfigRejection | null = null;
   private refs!: RefWatch;
+  /** Branches removed from ci.yaml whose teardown steps wait in the queue. */
+  private readonly leaving = new Map<string, BranchConfig>();
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private runtimeTimer: NodeJS.Timeout | null = null;
   private runtimeDue = 0;
@@ -261,6 +264,7 @@ export class Daemon implements DaemonApi {
   }
 
   private async runItem(item: QueueItem): Promise<void> {
+    if (item.kind === 'teardown') return this.runTeardownItem(item.branch);
     const branch = this.branch(item.branch);
     if (!branch || this.abort.signal.aborted) return;
     this.metrics.buildRunning.set({ branch: branch.name }, 1);
@@ -325,6 +329,34 @@ export class Daemon implements DaemonApi {
     return this.config.branches.find((b) => b.name === name);
   }
 
+  /** Queued when a branch left ci.yaml; after its running build (the queue never runs two of a branch). */
+  private async runTeardownItem(name: string): Promise<void> {
+    const branch = this.leaving.get(name);
+    this.leaving.delete(name);
+    // Back in ci.yaml meanwhile: the site stays.
+    if (!branch || this.branch(name) || this.abort.signal.aborted) return;
+    try {
+      await runTeardown(this.buildContext(), branch);
+    } catch (err) {
+      this.log.error({ branch: name, error: err }, 'teardown could not run');
+    } finally {
+      this.changed({ type: 'build', branch: name });
+    }
+  }
+
+  /** A branch left ci.yaml: its teardown steps, or a word on what stays. */
+  private branchLeft(branch: BranchConfig): void {
+    if ((branch.teardown ?? []).length === 0) {
+      this.log.info(
+        { branch: branch.name, dir: branch.dir },
+        'branch removed; no teardown steps, so its directory and any server it started stay',
+      );
+      return;
+    }
+    this.leaving.set(branch.name, branch);
+    this.queue.request({ branch: branch.name, kind: 'teardown', force: false });
+  }
+
   // ------------------------------------------------------------ live config
 
   private watchConfig(): void {
@@ -377,6 +409,7 @@ export class Daemon implements DaemonApi {
     this.configRejection = null;
     const before = new Set(this.config.branches.map((b) => b.name));
     const after = new Set(next.branches.map((b) => b.name));
+    const old = this.config.branches;
     this.config = next;
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
     this.queue.setConcurrency(next.concurrency);
@@ -388,6 +421,7 @@ export class Daemon implements DaemonApi {
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
+    for (const b of old) if (removed.includes(b.name)) this.branchLeft(b);
     for (const b of next.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
   }
