@@ -12,6 +12,7 @@ import {
 import { listOption, parseMailbox, recipients, type Mailbox } from './addresses.js';
 import { bodySections, renderHtml, renderText } from './body.js';
 import { createSender, parseTransport, type MailSender, type PreparedMail } from './transport.js';
+import { EMAIL_OPTIONS } from './options.js';
 
 /**
  * The email notifier (nodemailer). One mail per notification to `to` plus,
@@ -19,7 +20,7 @@ import { createSender, parseTransport, type MailSender, type PreparedMail } from
  * has filled in their addresses: git author mail, svn user via `authors` /
  * `authors_domain`).
  */
-const OPTIONS = ['transport', 'from', 'to', 'committers'];
+const OPTIONS = EMAIL_OPTIONS.map((o) => o.key);
 
 function validate(options: Record<string, unknown>, baseDir = process.cwd()): OptionProblem[] {
   const problems = unknownOptionProblems(options, OPTIONS);
@@ -51,6 +52,7 @@ function validate(options: Record<string, unknown>, baseDir = process.cwd()): Op
 const emailPlugin: NotifierPlugin = {
   kind: 'notifier',
   name: 'email',
+  options: EMAIL_OPTIONS,
   validate: (options) => validate(options),
   create(options, ctx: NotifierContext) {
     const baseDir = ctx.configDir ?? process.cwd();
