@@ -34,6 +34,7 @@ import { stopQueryServer, useQueryServer } from '../util/spawner.js';
 import { writeRuntimeFile } from './runtime-file.js';
 import { historyOf, statusDocument } from './status.js';
 import { RefWatch } from './ref-watch.js';
+import { ForegroundBuilds } from './foreground-builds.js';
 
 /** How soon `stagepost status` sees news, and routine poll timestamps. */
 const RUNTIME_WRITE_SOON_MS = 500;
@@ -74,6 +75,7 @@ export class Daemon implements DaemonApi {
   private lastConfigError: string | null = null;
   private configRejection: ConfigRejection | null = null;
   private refs!: RefWatch;
+  private foreground: ForegroundBuilds | null = null;
   /** Branches removed from ci.yaml whose teardown steps wait in the queue. */
   private readonly leaving = new Map<string, BranchConfig>();
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
@@ -181,7 +183,11 @@ export class Daemon implements DaemonApi {
     await this.applyHttp();
     await this.applyMailCatchers();
     this.applyJobs();
-    if (this.options.watch !== false) this.watchConfig();
+    if (this.options.watch !== false) {
+      this.watchConfig();
+      this.foreground = new ForegroundBuilds(this.store, this.log);
+      this.foreground.start();
+    }
     this.log.info(
       {
         config: this.config.file,
@@ -638,6 +644,7 @@ export class Daemon implements DaemonApi {
     for (const t of this.quietTimers.values()) clearTimeout(t);
     if (this.runtimeTimer) clearTimeout(this.runtimeTimer);
     await this.watcher?.close();
+    await this.foreground?.close();
     const idle = this.queue.idle();
     const graceOver = await Promise.race([
       idle.then(() => false),
