@@ -6,6 +6,7 @@ import { StagepostError, errorMessage } from '../../errors.js';
 import { redactor } from '../../util/redact.js';
 import { openSession } from '../session.js';
 import { trackKey } from '../../poll/tracks.js';
+import { missingRefError } from '../../poll/missing.js';
 import { say, note } from '../output.js';
 
 /**
@@ -56,7 +57,8 @@ export async function checkCommand(opts: { config?: string; remote?: boolean }):
     let failed = false;
     for (const b of config.branches) {
       const error = session.pollErrors.get(b.name);
-      if (error) {
+      // A missing ref is told per source below.
+      if (error && error !== missingRefError(b, session.poller.tracks)) {
         failed = true;
         note(`${b.name}: ${error}`);
         continue;
