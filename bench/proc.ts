@@ -1,19 +1,22 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** CPU and memory of a process (and its long-lived helpers) from /proc (Linux), and small statistics. */
+/** CPU and memory of a process and all its descendants from /proc (Linux), and small statistics. */
 const TICK_MS =
   1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
 
 export interface Cpu {
   /** utime + stime of the process itself. */
   selfMs: number;
-  /** selfMs plus cutime + cstime (its waited-for children: git, svn, sh). */
+  /**
+   * selfMs plus the CPU of every descendant: the exited ones it waited for
+   * (cutime + cstime: git, svn, sh) and the ones still running, whose CPU the
+   * kernel adds to their parent only when they exit.
+   */
   withChildrenMs: number;
 }
 
-/** CPU of this one process (none of its helpers). */
-export function processCpuOf(pid: number): Cpu {
+function statTicks(pid: number): { self: number; reaped: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces.
   const f = stat
@@ -22,72 +25,64 @@ export function processCpuOf(pid: number): Cpu {
     .map(Number);
   // f[0] is field 3 (state): utime is field 14 → f[11].
   const [utime, stime, cutime, cstime] = [f[11], f[12], f[13], f[14]];
-  return {
-    selfMs: (utime + stime) * TICK_MS,
-    withChildrenMs: (utime + stime + cutime + cstime) * TICK_MS,
-  };
+  return { self: utime + stime, reaped: cutime + cstime };
 }
 
-/**
- * The daemon's long-lived helpers (the query server that starts its git and
- * svn children): their CPU and memory are the daemon's own, but the kernel
- * only adds a child's CPU to its parent when the child exits.
- */
-export function helpersOf(pid: number): number[] {
+/** Pids of the children of every thread of `pid` (a thread of node may be the parent). */
+function childrenOf(pid: number): number[] {
   const pids: number[] = [];
-  let tasks: string[] = [];
+  let tasks: string[];
   try {
     tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
     return pids;
   }
   for (const task of tasks) {
-    let children = '';
     try {
-      children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
+      pids.push(...text.trim().split(/\s+/).filter(Boolean).map(Number));
     } catch {
-      continue;
-    }
-    for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
-      let cmdline = '';
-      try {
-        cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
-      } catch {
-        continue;
-      }
-      if (cmdline.includes('spawner.pl')) pids.push(child);
+      /* the thread ended */
     }
   }
   return pids;
 }
 
-/** CPU of the process and its long-lived helpers (whose waited-for children count as children). */
+/** Every living descendant of `pid`, children first. */
+export function descendantsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const child of childrenOf(pid)) out.push(child, ...descendantsOf(child));
+  return out;
+}
+
+/**
+ * CPU of the process and of every descendant: each living one counts its own
+ * CPU and that of the children it has reaped, so every process that ever ran
+ * under `pid` counts once (one that exits between the two readings of a window
+ * counts in the window's end through its parent).
+ */
 export function cpuOf(pid: number): Cpu {
-  const total = processCpuOf(pid);
-  for (const helper of helpersOf(pid)) {
+  const own = statTicks(pid);
+  let ticks = own.self + own.reaped;
+  for (const d of descendantsOf(pid)) {
     try {
-      const h = processCpuOf(helper);
-      total.selfMs += h.selfMs;
-      total.withChildrenMs += h.withChildrenMs;
+      const t = statTicks(d);
+      ticks += t.self + t.reaped;
     } catch {
       /* it exited between the listing and the read */
     }
   }
-  return total;
+  return { selfMs: own.self * TICK_MS, withChildrenMs: ticks * TICK_MS };
 }
 
-/** Resident memory in MB (VmRSS), the helpers' included. */
+/** Resident memory of the process in MB (VmRSS). */
 export function rssOf(pid: number): number {
-  let kb = 0;
-  for (const p of [pid, ...helpersOf(pid)]) {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      kb += m ? Number(m[1]) : 0;
-    } catch {
-      /* gone */
-    }
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
   }
-  return kb > 0 ? kb / 1024 : NaN;
 }
 
 export function median(values: number[]): number {

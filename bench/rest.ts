@@ -3,7 +3,7 @@ import { freePort } from '../test/plugins/vcs-helpers.js';
 import { isBuildStarted } from '../test/helpers/cli.js';
 import { writeBuiltState, writeConfig, type BenchBranch } from './fixtures.js';
 import { startDaemon, stopDaemon, remoteQueries } from './daemon.js';
-import { cpuOf, processCpuOf, rssOf, sleep } from './proc.js';
+import { cpuOf, rssOf, sleep } from './proc.js';
 
 /**
  * The daemon at rest: every branch built, nothing changing, a short interval.
@@ -17,10 +17,9 @@ export interface RestFigures {
   queries: number;
   /** Cycles in the window (window / interval). */
   cycles: number;
-  /** The daemon and its query server. */
-  selfMs: number;
   /** The daemon process alone. */
-  daemonMs: number;
+  selfMs: number;
+  /** The daemon and every descendant (git, svn, sh, ssh). */
   withChildrenMs: number;
   rss: number[];
   buildsStarted: number;
@@ -43,7 +42,6 @@ export async function measureAtRest(
     await sleep(o.settleMs);
     const q0 = await remoteQueries(port);
     const cpu0 = cpuOf(pid);
-    const own0 = processCpuOf(pid);
     const rss = [rssOf(pid)];
     const seconds = Math.round(o.windowMs / 1000);
     for (let s = 0; s < seconds; s++) {
@@ -51,7 +49,6 @@ export async function measureAtRest(
       rss.push(rssOf(pid));
     }
     const cpu1 = cpuOf(pid);
-    const own1 = processCpuOf(pid);
     const q1 = await remoteQueries(port);
     return {
       branches: branches.length,
@@ -60,7 +57,6 @@ export async function measureAtRest(
       queries: q1 - q0,
       cycles: (seconds * 1000) / o.intervalMs,
       selfMs: cpu1.selfMs - cpu0.selfMs,
-      daemonMs: own1.selfMs - own0.selfMs,
       withChildrenMs: cpu1.withChildrenMs - cpu0.withChildrenMs,
       rss,
       buildsStarted: daemon.count(isBuildStarted()),

@@ -15,11 +15,11 @@ const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig
   stdio: 'inherit',
 });
 if (result.status !== 0) {
+  // A tree that does not compile must not install: `npm ci` runs this as
+  // "prepare", so a type error fails the install instead of shipping nothing.
   rmSync(dist, { recursive: true, force: true });
-  console.error(
-    'stagepost: compiling failed; bin/stagepost.js will run the TypeScript sources through tsx',
-  );
-  process.exit(0);
+  console.error('stagepost: compiling failed (the type errors are above)');
+  process.exit(result.status ?? 1);
 }
 // Files the code reads at run time (dashboard page, demo app).
 for (const top of ['src', 'plugins']) {

@@ -9,7 +9,6 @@ export type ErrorCode =
   | 'ENOBRANCH' // branch not in ci.yaml (exit 2: the argument is wrong)
   | 'EREMOTE' // a remote query failed
   | 'ECHECKOUT' // bringing a checkout to a revision failed
-  | 'EBUILD' // a build failed
   | 'ELOCKED' // another process holds the lock
   | 'ESTATE' // state_dir unreadable or unwritable
   | 'EPLUGIN' // a plugin failed to load or has the wrong shape
@@ -45,6 +44,12 @@ export function exitCodeFor(err: unknown): number {
   return 1;
 }
 
+/**
+ * The message of anything thrown. Read as a property, not through
+ * `instanceof Error`: an error from another realm (a plugin run in jest's vm
+ * contexts) is no instance of this realm's Error.
+ */
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' ? message : String(err);
 }

@@ -19,6 +19,7 @@ export interface Metrics {
   pollDurationSeconds: Histogram<'vcs'>;
   buildsTotal: Counter<'branch' | 'result'>;
   buildDurationSeconds: Histogram<'branch'>;
+  jobDurationSeconds: Histogram<'branch' | 'job'>;
   queueLength: Gauge;
   outboxSize: Gauge;
   buildRunning: Gauge<'branch'>;
@@ -107,6 +108,14 @@ export function createMetrics(): Metrics {
       help: 'Duration of finished builds.',
       labelNames: ['branch'],
       buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 2700],
+      registers,
+    }),
+    jobDurationSeconds: new Histogram({
+      name: 'stagepost_job_duration_seconds',
+      help: 'Duration of finished job runs.',
+      labelNames: ['branch', 'job'],
+      // Jobs range from a minute to a nightly sync of many hours.
+      buckets: [1, 10, 60, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 57_600],
       registers,
     }),
     queueLength: new Gauge({

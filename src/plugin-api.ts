@@ -1,6 +1,8 @@
 /**
- * The public plugin interface. Built-in plugins in `plugins/` import only this
- * file (and the helpers it re-exports), exactly as a third-party plugin would.
+ * The public plugin interface (`stagepost/plugin-api`): types and pure helpers
+ * only. Built-in plugins in `plugins/` import only this entry, exactly as a
+ * third-party plugin would; what a plugin needs from the running core (a
+ * logger, its folder, the redactor, the command runner) comes in its context.
  *
  * A plugin module's default export is a `VcsPlugin`, a `NotifierPlugin`, or a
  * factory `(ctx: PluginContext) => VcsPlugin | NotifierPlugin` (sync or async).
@@ -10,13 +12,10 @@ import type { RunOptions, RunResult } from './util/exec.js';
 
 export type { Logger } from './log.js';
 export type { RunOptions, RunResult } from './util/exec.js';
-export { run, describeFailure } from './util/exec.js';
-/** Like `run`, for the frequent remote query of `remoteRevisions`: in the daemon it goes through a small fork server, which costs the daemon far less CPU than spawning from its own ~70 MB process. */
-export { runQuery } from './util/spawner.js';
+export { describeFailure } from './util/exec.js';
 export { StagepostError } from './errors.js';
 export { notificationTitle, headlineEvent, oneLine } from './notify/summary.js';
 export { parseDuration, formatDuration } from './util/duration.js';
-export { sharedSshWords } from './util/ssh.js';
 export { unknownOptionProblems, type OptionProblem } from './notify/options.js';
 
 export interface PluginContext {
@@ -25,7 +24,32 @@ export interface PluginContext {
   stateDir: string;
   /** Mask secrets in any text before it leaves the process. */
   redact(text: string): string;
+  /**
+   * Start a command as the core starts its own: an argv (no shell), its own
+   * process group ended as a whole on timeout or abort, failures as data.
+   */
+  run: CommandRunner;
+  /**
+   * The ssh command line for the plugin's ssh remotes, as words: `base` is
+   * batch mode (a prompt would hang a poll until its timeout); `sharing` adds
+   * one connection per host shared by every poll and checkout (ControlMaster,
+   * sockets under `stateDir`), and is empty when the folder cannot hold them.
+   * Quote the words as your VCS reads them; leave `sharing` out if you cannot.
+   * Call it only when you use ssh: it makes the socket folder.
+   */
+  sshWords(): SshWords;
 }
+
+export interface SshWords {
+  base: string[];
+  sharing: string[];
+}
+
+export type CommandRunner = (
+  file: string,
+  args: readonly string[],
+  options?: RunOptions,
+) => Promise<RunResult>;
 
 // ---------------------------------------------------------------- VCS
 
@@ -63,6 +87,12 @@ export interface CheckoutOptions extends QueryOptions {
   dir: string;
   onOutput?: (chunk: string) => void;
   onSpawn?: (pgid: number) => void;
+  /**
+   * The core ends a checkout that shows no output for this long; a plugin
+   * should make its transfer report progress (git: `--progress`) and may pass
+   * the bound to its transport (git: http.lowSpeedTime).
+   */
+  stallMs?: number;
 }
 
 export interface VcsPlugin {
@@ -79,6 +109,14 @@ export interface VcsPlugin {
    * Ask the remote once for the revisions of all these sources (all with the
    * same repositoryKey). Answers in the same order. Throws (code EREMOTE) when
    * the remote itself could not be asked.
+   *
+   * Same array in: while a repository's sources do not change, the core passes
+   * the very same `sources` array every poll, so a plugin may key what it works
+   * out once (checks, query arguments) on it, e.g. in a WeakMap. Same frozen
+   * answer out: a plugin may return, at an index, the same `Object.isFrozen`
+   * object it returned there last time; the core takes that to mean "unchanged"
+   * without comparing. Both are optional: a new array of new objects is always
+   * correct, only slower at many branches.
    */
   remoteRevisions(sources: SourceSpec[], options: QueryOptions): Promise<RemoteRevision[]>;
   /** Bring the checkout at options.dir to exactly `revision` (clone/checkout when missing). */
@@ -105,6 +143,7 @@ export type EventName =
   | 'still-failing'
   | 'job-failure'
   | 'config-error'
+  | 'slow'
   | 'ref-missing'
   | 'ref-back';
 
@@ -116,6 +155,7 @@ export const EVENT_NAMES: readonly EventName[] = [
   'still-failing',
   'job-failure',
   'config-error',
+  'slow',
   'ref-missing',
   'ref-back',
 ];
@@ -164,9 +204,15 @@ export interface BuildNotification {
     forced: boolean;
   };
   revisions: RevisionReport[];
-  /** Commits since the last build, newest first; `email` filled in by the core. */
+  /**
+   * Commits since the last build, newest first. The core fills in `email`
+   * only for commits since the site's last finished build: a first build's
+   * commits carry none, so no committer outside `to` is mailed for them.
+   */
   commits: CommitReport[];
   customerUrls: string[];
+  /** Runs of the branch that got much faster since the last mail, one line each. */
+  trends?: string[];
 }
 
 export interface JobNotification {
@@ -178,6 +224,30 @@ export interface JobNotification {
   startedAt: string;
   durationMs: number;
   logTail: string[];
+  logUrl?: string;
+  /** Runs of the branch that got much faster since the last mail, one line each. */
+  trends?: string[];
+}
+
+/**
+ * A build or job run taking more than 3x its median (and a minute longer):
+ * sent once per run, while it still runs or when it ends.
+ */
+export interface SlowNotification {
+  type: 'slow';
+  events: EventName[];
+  branch: string;
+  /** The job's name; absent for a build. */
+  job?: string;
+  id: number;
+  startedAt: string;
+  /** The run's duration so far (`running`) or in all. */
+  durationMs: number;
+  running: boolean;
+  /** Median of the successful runs before it. */
+  medianMs: number;
+  /** The last (up to 10) runs before it, newest first. */
+  recent: Array<{ id: number; result: BuildResult | null; durationMs: number }>;
   logUrl?: string;
 }
 
@@ -200,15 +270,20 @@ export interface RefNotification {
 }
 
 export type Notification =
-  BuildNotification | JobNotification | ConfigErrorNotification | RefNotification;
+  | BuildNotification
+  | JobNotification
+  | ConfigErrorNotification
+  | SlowNotification
+  | RefNotification;
 
 export interface Notifier {
   /**
    * Turn a notification into a JSON-serializable message, or null for nothing
-   * to send. The core stores it in the outbox before `deliver`, so it must hold
-   * no secrets (take those from options at deliver time).
+   * to send, directly or through a promise. The core stores it in the outbox
+   * before `deliver`, so it must hold no secrets (take those from options at
+   * deliver time).
    */
-  prepare(notification: Notification): Promise<unknown | null> | unknown | null;
+  prepare(notification: Notification): unknown;
   /** Send a prepared message. Throw to have the outbox retry it later. */
   deliver(message: unknown): Promise<void>;
   close?(): Promise<void> | void;
@@ -253,4 +328,3 @@ export interface NotifierContext extends PluginContext {
 }
 
 export type Plugin = VcsPlugin | NotifierPlugin;
-export type PluginFactory = (ctx: PluginContext) => Plugin | Promise<Plugin>;

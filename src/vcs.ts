@@ -1,5 +1,5 @@
 import type { PluginContext, VcsPlugin } from './plugin-api.js';
-import { loadPlugin } from './plugins/loader.js';
+import { loadPlugin } from './plugin-loader/loader.js';
 import { StagepostError } from './errors.js';
 
 /**

@@ -4,7 +4,8 @@ import {
   type BuildNotification,
   type JobNotification,
   type Notification,
-} from '../../src/plugin-api.js';
+  type SlowNotification,
+} from 'stagepost/plugin-api';
 
 /**
  * The body of a notification mail, built once as sections and rendered twice:
@@ -45,7 +46,8 @@ export function bodySections(n: Notification): Section[] {
       { heading: 'Problems', pre: boundedLines(n.message.split('\n'), 200) },
     ];
   }
-  if (n.type === 'job') return jobSections(n);
+  if (n.type === 'slow') return slowSections(n);
+  if (n.type === 'job') return [...jobSections(n), ...trendSections(n.trends)];
   if (n.type === 'ref') {
     const back = n.events.includes('ref-back');
     return [
@@ -59,7 +61,43 @@ export function bodySections(n: Notification): Section[] {
       { pre: boundedLines(n.message.split('\n'), 50) },
     ];
   }
-  return buildSections(n);
+  return [...buildSections(n), ...trendSections(n.trends)];
+}
+
+/** The chart's numbers in text: this run, the median, the last runs. */
+function slowSections(n: SlowNotification): Section[] {
+  const what = n.job ? `Job ${n.job} on ${n.branch}, run #${n.id}` : `${n.branch}: build #${n.id}`;
+  const factor = n.medianMs > 0 ? ` (${(n.durationMs / n.medianMs).toFixed(1)}x)` : '';
+  return [
+    {
+      lines: [
+        oneLine(
+          `${what} ${n.running ? 'has run' : 'took'} ${formatDuration(n.durationMs)}${n.running ? ' so far' : ''}, more than ${SLOW_WORDS} its median of ${formatDuration(n.medianMs)}${factor}. Started ${n.startedAt}.`,
+          500,
+        ),
+      ],
+    },
+    {
+      heading: `The last ${n.recent.length} runs before it`,
+      rows: n.recent.map((r) =>
+        [
+          `#${r.id}`,
+          r.result ? (RESULT_WORDS[r.result] ?? r.result) : '-',
+          formatDuration(r.durationMs),
+        ].map((c) => oneLine(c, 100)),
+      ),
+    },
+    ...logSections([], n.logUrl),
+  ];
+}
+
+const SLOW_WORDS = 'three times';
+
+function trendSections(trends: string[] | undefined): Section[] {
+  if (!trends?.length) return [];
+  return [
+    { heading: 'Much faster than usual', lines: trends.slice(0, 20).map((t) => oneLine(t, 300)) },
+  ];
 }
 
 function buildSections(n: BuildNotification): Section[] {

@@ -8,8 +8,9 @@ import {
   type NotifierContext,
   type NotifierPlugin,
   type OptionProblem,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { listOption, parseMailbox, recipients, type Mailbox } from './addresses.js';
+import { committerFilter, committersProblems } from './committers.js';
 import { bodySections, renderHtml, renderText } from './body.js';
 import { createSender, parseTransport, type MailSender, type PreparedMail } from './transport.js';
 import { EMAIL_OPTIONS } from './options.js';
@@ -18,7 +19,8 @@ import { EMAIL_OPTIONS } from './options.js';
  * The email notifier (nodemailer). One mail per notification to `to` plus,
  * with `committers: true`, the authors of the commits in the build (the core
  * has filled in their addresses: git author mail, svn user via `authors` /
- * `authors_domain`).
+ * `authors_domain`), or with an allow-list (`committers: { domains: [...] }`)
+ * only those of them it allows.
  */
 const OPTIONS = EMAIL_OPTIONS.map((o) => o.key);
 
@@ -39,9 +41,12 @@ function validate(options: Record<string, unknown>, baseDir = process.cwd()): Op
         message: `${JSON.stringify(t)} is not a mail address`,
       });
   });
-  if (options.committers !== undefined && typeof options.committers !== 'boolean')
-    problems.push({ path: ['committers'], message: 'give true or false' });
-  if (to.length === 0 && options.committers !== true)
+  const committerIssues = committersProblems(options.committers);
+  problems.push(...committerIssues);
+  if (
+    to.length === 0 &&
+    (committerIssues.length > 0 || committerFilter(options.committers) === null)
+  )
     problems.push({
       path: ['to'],
       message: 'give at least one address in `to` (or set committers: true)',
@@ -64,7 +69,7 @@ const emailPlugin: NotifierPlugin = {
       );
     const from = parseMailbox(options.from)!;
     const to = listOption(options.to).map((t) => parseMailbox(t)!);
-    const committers = options.committers === true;
+    const committers = committerFilter(options.committers);
     const spec = parseTransport(options.transport, baseDir) as Exclude<
       ReturnType<typeof parseTransport>,
       string
@@ -75,7 +80,9 @@ const emailPlugin: NotifierPlugin = {
       prepare(n: Notification): PreparedMail | null {
         const rcpt: Mailbox[] = recipients(
           to,
-          committers && n.type === 'build' ? n.commits.map((c) => c.email) : [],
+          committers && n.type === 'build'
+            ? n.commits.map((c) => c.email).filter((e) => e !== undefined && committers(e.trim()))
+            : [],
         );
         if (rcpt.length === 0) return null;
         const title = `[stagepost] ${notificationTitle(n)}`;

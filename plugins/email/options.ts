@@ -1,4 +1,4 @@
-import type { OptionDoc } from '../../src/plugin-api.js';
+import type { OptionDoc } from 'stagepost/plugin-api';
 
 /** The options of `use: email`: the keys its validate accepts, and their docs. */
 export const EMAIL_OPTIONS: readonly OptionDoc[] = [
@@ -23,9 +23,9 @@ export const EMAIL_OPTIONS: readonly OptionDoc[] = [
   },
   {
     key: 'committers',
-    type: 'boolean',
+    type: 'boolean | map',
     default: 'false',
     description:
-      "Also mail the authors of the commits in the build (a build's messages only): the git author address, an svn user through `authors` / `authors_domain`.",
+      'Also mail the authors of the commits in the build: `true` for every author, `{ domains: [example.com], addresses: [ann@partner.org] }` for only those (see Mail to committers below).',
   },
 ];

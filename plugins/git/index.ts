@@ -1,8 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run,
-  runQuery,
   describeFailure,
   StagepostError,
   type CheckoutOptions,
@@ -13,7 +11,7 @@ import {
   type RunResult,
   type SourceSpec,
   type VcsPlugin,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { credentialArgs, splitPassword, type GitRemoteUrl } from './credentials.js';
 import { gitEnvironment } from './env.js';
 import { LOG_FORMAT, parseLog } from './log.js';
@@ -27,13 +25,6 @@ import {
 } from './refs.js';
 import { localRepositoryPath, lsRefsRequest, parseLsRefs } from './upload-pack.js';
 
-/**
- * The git VCS plugin: polls with one `git ls-remote` per repository (for a
- * repository on this machine, the `git upload-pack` ls-remote would start) and keeps
- * checkouts with plain git commands. git is called directly (not through
- * simple-git) so every call is an argv array through `run`, with a timeout that
- * ends the whole process group (git's ssh and remote helpers included).
- */
 export interface GitPluginOptions {
   /** Environment over process.env for every git child (tests; an operator's GIT_SSH_COMMAND). */
   env?: NodeJS.ProcessEnv;
@@ -54,7 +45,7 @@ interface RunGit {
   onSpawn?: (pgid: number) => void;
 }
 
-/** A remote query's argv (credentials included), its environment (frozen: the query server reads it once) and stdin. */
+/** A remote query's argv (credentials included), its environment and stdin, made once per repository. */
 interface GitQuery {
   args: string[];
   env: NodeJS.ProcessEnv;
@@ -77,8 +68,15 @@ interface Prepared {
   local: GitQuery | null;
 }
 
+/**
+ * The git VCS plugin: polls with one `git ls-remote` per repository (for a
+ * repository on this machine, the `git upload-pack` ls-remote would start) and keeps
+ * checkouts with plain git commands. git is called directly (not through
+ * simple-git) so every call is an argv array through `run`, with a timeout that
+ * ends the whole process group (git's ssh and remote helpers included).
+ */
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
-  const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
+  const { env } = gitEnvironment(() => ctx.sshWords(), { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
 
   const git = (gitArgs: string[], o: RunGit): Promise<RunResult> => {
@@ -86,7 +84,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
     const args = [...credentials.args, ...gitArgs];
     options.onRun?.(['git', ...args]);
     const onOutput = o.onOutput;
-    return run('git', args, {
+    return ctx.run('git', args, {
       cwd: o.cwd,
       env: { ...env, ...credentials.env },
       timeoutMs: o.timeoutMs,
@@ -97,7 +95,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
   };
   const query = (q: GitQuery, o: QueryOptions): Promise<RunResult> => {
     options.onRun?.(['git', ...q.args]);
-    return runQuery('git', q.args, {
+    return ctx.run('git', q.args, {
       env: q.env,
       input: q.input,
       timeoutMs: o.timeoutMs,
@@ -137,7 +135,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       const patterns = lsRemotePatterns(valid);
       const dir = valid.length > 0 ? localRepositoryPath(remote.url) : null;
       const credentials = credentialArgs(remote);
-      const queryEnv = Object.freeze({ ...env, ...credentials.env });
+      const queryEnv = { ...env, ...credentials.env };
       p = {
         remote,
         invalid,
@@ -155,7 +153,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
             ? null
             : {
                 args: ['upload-pack', '--stateless-rpc', '--', dir],
-                env: Object.freeze({ ...queryEnv, GIT_PROTOCOL: 'version=2' }),
+                env: { ...queryEnv, GIT_PROTOCOL: 'version=2' },
                 input: lsRefsRequest(patterns),
               },
       };
@@ -256,6 +254,11 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       };
       if (!HEX.test(revision))
         throw new StagepostError('ECHECKOUT', `git: "${revision}" is not a commit id`);
+      // Progress output feeds the core's no-progress watchdog; over http, curl
+      // itself ends a transfer that moves no byte for the same time.
+      const stall = o.stallMs
+        ? ['-c', 'http.lowSpeedLimit=1', '-c', `http.lowSpeedTime=${Math.ceil(o.stallMs / 1000)}`]
+        : [];
       const remote = splitPassword(source.url);
       checkUrl(remote.url, 'ECHECKOUT');
       const badRef = invalidRef(source.ref);
@@ -280,7 +283,15 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         // Fetch the ref into a ref of our own, so its history stays (commitsBetween needs it).
         for (const full of refCandidates(source.ref!)) {
           const r = await git(
-            ['fetch', '--no-tags', '--force', 'origin', `+${full}:refs/stagepost/${full}`],
+            [
+              ...stall,
+              'fetch',
+              '--progress',
+              '--no-tags',
+              '--force',
+              'origin',
+              `+${full}:refs/stagepost/${full}`,
+            ],
             {
               cwd: o.dir,
               remote,
@@ -296,7 +307,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         }
         // The ref may have moved on or been force-pushed since the poll: ask for the commit itself.
         if (!(await hasCommit(o.dir, revision, left()))) {
-          const r = await git(['fetch', '--no-tags', 'origin', revision], {
+          const r = await git([...stall, 'fetch', '--progress', '--no-tags', 'origin', revision], {
             cwd: o.dir,
             remote,
             timeoutMs: left(),

@@ -1,4 +1,4 @@
-import type { Commit } from '../../src/plugin-api.js';
+import type { Commit } from 'stagepost/plugin-api';
 
 /**
  * `git log` output as data. Fields and records are NUL-separated (`-z`), and a

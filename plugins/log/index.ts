@@ -6,7 +6,7 @@ import {
   type NotifierContext,
   type NotifierPlugin,
   type OptionProblem,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { LOG_OPTIONS } from './options.js';
 
 /**
@@ -20,6 +20,7 @@ const BAD_NEWS = new Set([
   'still-failing',
   'job-failure',
   'config-error',
+  'slow',
   'ref-missing',
 ]);
 
@@ -59,12 +60,21 @@ const logPlugin: NotifierPlugin = {
         if (n.type === 'job')
           Object.assign(meta, { branch: n.branch, job: n.job, result: n.result, logUrl: n.logUrl });
         if (n.type === 'config') Object.assign(meta, { file: n.file, error: n.message });
+        if (n.type === 'slow')
+          Object.assign(meta, {
+            branch: n.branch,
+            job: n.job,
+            run: n.id,
+            durationMs: n.durationMs,
+            medianMs: n.medianMs,
+          });
         if (n.type === 'ref') Object.assign(meta, { branch: n.branch, error: n.message });
         return { level, title: notificationTitle(n), meta };
       },
-      async deliver(message) {
+      deliver(message) {
         const m = message as LogMessage;
         ctx.log[m.level]({ ...m.meta, title: m.title }, 'notification');
+        return Promise.resolve();
       },
     };
   },

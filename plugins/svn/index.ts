@@ -1,9 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  run,
   describeFailure,
-  sharedSshWords,
   StagepostError,
   type CheckoutOptions,
   type Commit,
@@ -12,16 +10,12 @@ import {
   type RemoteRevision,
   type RunResult,
   type SourceSpec,
+  type SshWords,
   type VcsPlugin,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { authArgs, sameUrlKey, splitCredentials, type SvnTarget } from './credentials.js';
 import { parseInfo, parseLog } from './xml.js';
 
-/**
- * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
- * no timeout and puts passwords on the command line), always with
- * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
- */
 export interface SvnPluginOptions {
   /** Environment over process.env for every svn child. */
   env?: NodeJS.ProcessEnv;
@@ -54,14 +48,17 @@ function guessRoot(url: string): string {
  * without forcing LC_CTYPE=C, which would make svn refuse non-ASCII file
  * names; and for svn+ssh:// one shared ssh connection per host, as git has.
  */
-export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function svnEnvironment(
+  sshWords: () => SshWords,
+  base: NodeJS.ProcessEnv,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, LC_MESSAGES: 'C', LANGUAGE: 'C' };
   if (env.LC_ALL) {
     env.LC_CTYPE = env.LC_ALL;
     delete env.LC_ALL;
   }
   // svn's built-in tunnel is `$SVN_SSH ssh -q --`: an SVN_SSH of the operator's wins.
-  if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(stateDir);
+  if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(sshWords());
   return env;
 }
 
@@ -70,8 +67,7 @@ export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJ
  * (apr_tokenize_to_argv: a word may be wrapped in quotes, backslash escapes),
  * not through a shell; a state dir it could not quote gets no sharing.
  */
-function svnTunnel(stateDir: string): string {
-  const { base, sharing } = sharedSshWords(stateDir);
+function svnTunnel({ base, sharing }: SshWords): string {
   const quoted = sharing.map((w) =>
     /^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`,
   );
@@ -86,8 +82,13 @@ interface RunSvn {
   auth?: SvnTarget;
 }
 
+/**
+ * The svn VCS plugin. svn is called directly (not through svn-spawn, which has
+ * no timeout and puts passwords on the command line), always with
+ * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
+ */
 export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = {}): VcsPlugin {
-  const env = svnEnvironment(ctx.stateDir, { ...process.env, ...options.env });
+  const env = svnEnvironment(() => ctx.sshWords(), { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
   /** Repository roots learned from `svn info`, by URL (without credentials). */
   const roots = new Map<string, string>();
@@ -97,7 +98,7 @@ export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = 
     const argv = ['--non-interactive', ...auth.args, ...args];
     options.onRun?.(['svn', ...argv]);
     const onOutput = o.onOutput;
-    return run('svn', argv, {
+    return ctx.run('svn', argv, {
       env,
       timeoutMs: o.timeoutMs,
       signal: o.signal,

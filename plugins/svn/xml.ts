@@ -1,5 +1,5 @@
 import { XMLParser } from 'fast-xml-parser';
-import type { Commit } from '../../src/plugin-api.js';
+import type { Commit } from 'stagepost/plugin-api';
 
 /** svn --xml output as data (tag values stay strings: a message "0123" is text). */
 const parser = new XMLParser({

@@ -8,7 +8,7 @@ import {
   type NotifierContext,
   type NotifierPlugin,
   type OptionProblem,
-} from '../../src/plugin-api.js';
+} from 'stagepost/plugin-api';
 import { WEBHOOK_OPTIONS } from './options.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { OptionDoc } from '../../src/plugin-api.js';
+import type { OptionDoc } from 'stagepost/plugin-api';
 
 /** The options of `use: webhook`: the keys its validate accepts, and their docs. */
 export const WEBHOOK_OPTIONS: readonly OptionDoc[] = [

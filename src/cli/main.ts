@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { StagepostError, exitCodeFor, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<number> {
         'ci.yaml to use (default: $STAGEPOST_CONFIG, else ./ci.yaml)',
       ),
     )
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -86,10 +88,22 @@ export async function main(argv: string[]): Promise<number> {
     .command('log')
     .argument('<branch>')
     .argument('[build]')
+    .option('--job <name>', "a run of this job instead (BUILD is the job's run number)")
     .description("print a build's log (the last by default)")
     .action(
-      act(async (b: string, id: string | undefined, _o: object, cmd: Command) =>
-        (await commands.status()).logCommand(b, id, cfg(cmd)),
+      act(async (b: string, id: string | undefined, o: { job?: string }, cmd: Command) =>
+        (await commands.status()).logCommand(b, id, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('history')
+    .argument('<site>')
+    .option('--job <name>', 'the runs of this job instead of the builds')
+    .option('--json', 'print JSON')
+    .description('past builds (or job runs) with their durations')
+    .action(
+      act(async (b: string, o: { job?: string; json?: boolean }, cmd: Command) =>
+        (await import('./commands/history.js')).historyCommand(b, { ...cfg(cmd), ...o }),
       ),
     );
   program
@@ -188,4 +202,20 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }
+}
+
+/** package.json is two folders above src/cli, three above dist/src/cli. */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'stagepost' && pkg.version) return pkg.version;
+    } catch {
+      /* not at this level */
+    }
+  }
+  return 'unknown';
 }

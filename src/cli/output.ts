@@ -18,11 +18,40 @@ export function table(rows: string[][]): string {
   );
 }
 
+// C0 controls but tab and newline, DEL, and the C1 range: what a terminal acts on.
+/* eslint-disable no-control-regex -- matching control characters is the point */
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+const CONTROLS_BUT_CR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g;
+/* eslint-enable no-control-regex */
+
+/**
+ * Text from mail, remotes and build output, made inert for a terminal: a
+ * caught mail's subject could otherwise set the window title, clear the
+ * screen or rewrite what was printed before. `\x1b` stays readable as text.
+ * `keepCr`: the carriage returns of logs (progress lines) and of mail (CRLF).
+ */
+export function escapeControls(text: string, keepCr = false): string {
+  return text.replace(
+    keepCr ? CONTROLS_BUT_CR : CONTROLS,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
+/** As written to `stream`: escaped where a terminal would read it, unchanged into a pipe or file. */
+export function forTerminal(text: string, stream: NodeJS.WriteStream, keepCr = false): string {
+  return stream.isTTY ? escapeControls(text, keepCr) : text;
+}
+
 export function say(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  process.stdout.write(forTerminal(text.endsWith('\n') ? text : text + '\n', process.stdout));
 }
 
 /** Progress and notes go to stderr so `--json` output stays clean. */
 export function note(text: string): void {
-  process.stderr.write(text.endsWith('\n') ? text : text + '\n');
+  process.stderr.write(forTerminal(text.endsWith('\n') ? text : text + '\n', process.stderr));
+}
+
+/** Streamed text (a log, a mail, a build's output) to stdout, escaped for a terminal. */
+export function writeOut(text: string): boolean {
+  return process.stdout.write(forTerminal(text, process.stdout, true));
 }

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { BranchConfig, Config } from '../config/types.js';
 import type { EventName, Notification } from '../plugin-api.js';
 import { createLogger, type Logger } from '../log.js';
@@ -6,12 +5,13 @@ import { resolveConfigPath } from '../config/load.js';
 import { loadAndRemember, loadForReading, rejectionNote } from '../config/last-good.js';
 import { StateStore } from '../state/store.js';
 import { VcsRegistry } from '../vcs.js';
+import { createPluginContext } from '../plugin-loader/context.js';
 import { Poller } from '../poll/poller.js';
 import { missingRefError } from '../poll/missing.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
 import { StagepostError } from '../errors.js';
-import type { BuildContext } from '../build/builder.js';
+import type { BuildContext } from '../builds/builder.js';
 
 /**
  * What a foreground command (`update`, `poll`, `create`, `job`) needs: the
@@ -45,11 +45,7 @@ export async function openSession(
     : await loadAndRemember(file, process.env);
   const store = new StateStore(config.stateDir);
   await store.init();
-  const vcs = new VcsRegistry({
-    log,
-    stateDir: path.join(config.stateDir, 'plugins'),
-    redact: (t) => redactor.redact(t),
-  });
+  const vcs = new VcsRegistry(createPluginContext(config.stateDir, log));
   const pollErrors = new Map<string, string>();
   const poller = new Poller({
     vcs,

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigSchema, DEFAULTS } from './schema.js';
+import { stepEnvironmentMarkdown } from './docs-steps.js';
 import { EVENT_NAMES, type OptionDoc } from '../plugin-api.js';
 
 /** A notifier and its documented options (the built-in ones: see notifier-docs.ts). */
@@ -117,6 +118,20 @@ const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const code = (v: unknown) =>
   v === undefined ? '' : `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``;
 
+/** Who an email notifier mails besides `to`: the place operators look before trusting it. */
+const COMMITTERS_DOC = [
+  '## Mail to committers',
+  '',
+  'An `email` notifier mails its `to` list and, with `committers`, the authors of the commits a build brought:',
+  '',
+  '- `committers: true`: every author (git author address; svn user through `authors`, else `<user>@authors_domain`), at most 20 per mail;',
+  '- `committers: { domains: [example.com], addresses: [ann@partner.org] }`: only authors whose address is in one of these domains (or a subdomain of one) or is listed; use it to be sure mail reaches only the team;',
+  '- `committers: false` (the default): `to` only.',
+  '',
+  "Only commits between the site's last finished build and this one count. A first build of a site (a new branch in ci.yaml, a `create`, a first start) has no such range: its mail goes to `to` alone, though it lists the latest commits. Jobs never mail committers.",
+  '',
+];
+
 export function configMarkdown(notifiers: readonly NotifierDoc[] = []): string {
   const schema = configJsonSchema();
   const out: string[] = [
@@ -133,6 +148,7 @@ export function configMarkdown(notifiers: readonly NotifierDoc[] = []): string {
     '- **name** (branches, sources, customers, jobs): `[a-z0-9][a-z0-9._-]*` — they become URL segments and environment-variable suffixes.',
     '- Relative paths are relative to the directory of ci.yaml.',
     '- `${NAME}` in any string value is replaced by the environment variable NAME when the file is loaded; an unset variable is an error. The `run` of steps and jobs is exempt (the shell expands it when it runs). Substituted values are masked in every log, status and mail.',
+    "- `${credential:NAME}` works the same way with a systemd credential: the content of `$CREDENTIALS_DIRECTORY/NAME` (the unit's `LoadCredential=NAME:PATH`), without its trailing newline. The value is in no process's environment. A missing one is an error that names the `LoadCredential=` line to add (docs/service.md).",
     "- Unknown keys are errors, except in a `notify` entry (the plugin's options) and in a source with a plugin `vcs`.",
     '',
   ];
@@ -173,13 +189,18 @@ export function configMarkdown(notifiers: readonly NotifierDoc[] = []): string {
     '- every source has `vcs` git, svn, or a plugin path/package, a `url`, and for git a `ref` (svn sources have no `ref`: the URL is the branch);',
     '- `mailout: true` needs `smtp_port` and `site.smtp_relay`;',
     "- a job's `branches` name existing branches; its `schedule` is a valid cron expression;",
-    "- a health `url` with `{port}` needs the branch's `port`.",
+    "- a health `url` with `{port}` needs the branch's `port`;",
+    "- a branch `dir` is not `/`, the directory of ci.yaml or a parent of it, `state_dir` (or inside or above it), nor inside another branch's `dir`;",
+    '- a duration is at most 24d (2147483647 ms, the longest wait Node timers honour), and a timeout or interval is more than 0;',
+    '- a port (also in `http.listen`) is 1 to 65535; a file whose aliases expand too far (a "billion laughs") is refused.',
     '',
     "Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps`, `create` and `teardown` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch's `builds.step_timeout`.",
     '',
     ...notifierSection(notifiers),
+    ...COMMITTERS_DOC,
     ...GUIDE,
   );
+  out.push(...stepEnvironmentMarkdown());
   return out.join('\n');
 }
 

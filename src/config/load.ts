@@ -5,12 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
-import { StagepostError } from '../errors.js';
+import { StagepostError, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
 import { substituteEnv } from './env.js';
 import { LineFinder } from './lines.js';
+import { duplicateKeys } from './unique-keys.js';
 import {
   configError,
   formatPath,
@@ -27,11 +28,8 @@ import {
   SiteConfigSchema,
   HealthSettingsSchema,
   SourceConfigSchema,
-  type RawConfig,
 } from './schema.js';
 import type { Config } from './types.js';
-
-export { formatConfigError, configProblems, type Problem } from './problems.js';
 
 // The schema problems are reported already; these let the rules still check
 // the rest of a branch with an unknown key or one bad source, or a job with a bad schedule.
@@ -85,7 +83,8 @@ export function parseConfig(
   const absolute = path.resolve(file);
   const dir = path.dirname(absolute);
   const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  // uniqueKeys: duplicateKeys() does that check in linear time.
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
     throw configError(
       doc.errors.map((e) => ({
@@ -93,6 +92,17 @@ export function parseConfig(
         line: counter.linePos(e.pos[0]).line,
         path: '',
         message: `not valid YAML: ${e.message.split('\n')[0]} — fix the indentation or quoting here`,
+      })),
+    );
+  }
+  const duplicates = duplicateKeys(doc);
+  if (duplicates.length > 0) {
+    throw configError(
+      duplicates.map((d) => ({
+        file: absolute,
+        line: counter.linePos(d.offset).line,
+        path: '',
+        message: `not valid YAML: Map keys must be unique — ${d.key} is already on line ${counter.linePos(d.firstOffset).line}; remove or rename one`,
       })),
     );
   }
@@ -104,7 +114,7 @@ export function parseConfig(
     message: p.message,
   });
 
-  const data = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  const data = toData(doc, absolute, counter);
   if (!isMapLike(data)) {
     throw configError([
       {
@@ -126,6 +136,7 @@ export function parseConfig(
   problems.push(
     ...checkRules({
       dir,
+      stateDir: typeof value.state_dir === 'string' ? value.state_dir : undefined,
       smtpRelay: part(SiteConfigSchema, value.site)?.smtp_relay,
       health: part(HealthSettingsSchema, value.health),
       branches: validEntries(LenientBranch, value.branches).map(([name, b]) => [
@@ -140,7 +151,39 @@ export function parseConfig(
   // Registered even when the file is rejected: its messages may quote a substituted value.
   for (const secret of substituted.secrets) redactor.add(secret);
   if (problems.length > 0 || !parsed.success) throw configError(problems.map(located));
-  return resolveConfig(parsed.data, { file: absolute, dir, lines }, substituted.secrets);
+  return resolveConfig(parsed.data, {
+    file: absolute,
+    dir,
+    lines,
+    env,
+    secretNames: substituted.names,
+  });
+}
+
+/**
+ * The plain data of the document. An alias that expands into too many nodes
+ * (the "billion laughs") is a config error with the reason, not a crash.
+ */
+function toData(doc: Document, file: string, counter: LineCounter): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  } catch (err) {
+    let offset = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        offset = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    throw configError([
+      {
+        file,
+        line: counter.linePos(offset).line,
+        path: '',
+        message: `not valid YAML: its aliases expand too far (${errorMessage(err)}) — write the values out instead of nesting aliases`,
+      },
+    ]);
+  }
 }
 
 interface Parser<T> {

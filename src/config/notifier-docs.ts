@@ -1,5 +1,6 @@
-import { loadPlugin } from '../plugins/loader.js';
-import { BUILTIN_PLUGINS } from '../plugins/registry.js';
+import { loadPlugin } from '../plugin-loader/loader.js';
+import { BUILTIN_PLUGINS } from '../plugin-loader/registry.js';
+import { createPluginContext } from '../plugin-loader/context.js';
 import { createLogger } from '../log.js';
 import type { NotifierDoc } from './docs.js';
 
@@ -8,11 +9,7 @@ import type { NotifierDoc } from './docs.js';
  * them: what their validate accepts is what docs/config.md lists.
  */
 export async function builtinNotifierDocs(): Promise<NotifierDoc[]> {
-  const ctx = {
-    log: createLogger({ level: 'error' }),
-    stateDir: '/nonexistent',
-    redact: (t: string) => t,
-  };
+  const ctx = createPluginContext('/nonexistent', createLogger({ level: 'error' }));
   const docs: NotifierDoc[] = [];
   for (const name of BUILTIN_PLUGINS.keys()) {
     const plugin = await loadPlugin(name, ctx, { file: 'docs', line: 0 });

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parseDuration } from '../util/duration.js';
+import { parseSize } from '../util/size.js';
 import {
   DEFAULTS,
   type RawConfig,
@@ -34,9 +35,13 @@ interface Context {
   file: string;
   dir: string;
   lines: LineFinder;
+  /** The environment `env.pass` reads (the loader's). */
+  env?: NodeJS.ProcessEnv;
+  /** Names of the variables `${VAR}` read. */
+  secretNames?: string[];
 }
 
-export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): Config {
+export function resolveConfig(raw: RawConfig, ctx: Context): Config {
   const { dir } = ctx;
   const poll = resolvePoll(raw.poll, undefined);
   const stepTimeoutMs = ms(raw.builds?.step_timeout, DEFAULTS.builds.step_timeout);
@@ -73,6 +78,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
       poll: resolvePoll(b.poll, poll),
       stepTimeoutMs: branchStepTimeout,
       keep: b.builds?.keep ?? keep,
+      env: resolveStepEnv([raw.env, b.env], ctx.env ?? {}),
       steps: resolveSteps(b.steps ?? raw.steps, branchStepTimeout),
       create: resolveSteps(b.create ?? raw.create, branchStepTimeout),
       teardown: resolveSteps(b.teardown ?? raw.teardown, branchStepTimeout),
@@ -107,6 +113,9 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     poll,
     concurrency: raw.builds?.concurrency ?? DEFAULTS.builds.concurrency,
     shutdownGraceMs: ms(raw.builds?.shutdown_grace, DEFAULTS.builds.shutdown_grace),
+    checkoutTimeoutMs: ms(raw.builds?.checkout_timeout, DEFAULTS.builds.checkout_timeout),
+    checkoutStallMs: ms(raw.builds?.checkout_stall, DEFAULTS.builds.checkout_stall),
+    logMaxBytes: parseSize(raw.builds?.log_max ?? DEFAULTS.builds.log_max)!,
     steps: resolveSteps(raw.steps, stepTimeoutMs),
     create: resolveSteps(raw.create, stepTimeoutMs),
     teardown: resolveSteps(raw.teardown, stepTimeoutMs),
@@ -117,8 +126,24 @@ export function resolveConfig(raw: RawConfig, ctx: Context, secrets: string[]): 
     ...(raw.http ? { http: resolveHttp(raw.http) } : {}),
     branches,
     jobs,
-    secrets,
+    secretNames: ctx.secretNames ?? [],
   };
+}
+
+/** `env.pass` looked up now (a reload looks again), then `env.set`; the branch's after the top level's. */
+function resolveStepEnv(
+  layers: Array<RawConfig['env']>,
+  from: NodeJS.ProcessEnv,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const layer of layers) {
+    for (const name of layer?.pass ?? []) {
+      const value = from[name];
+      if (value !== undefined) env[name] = value;
+    }
+    Object.assign(env, layer?.set ?? {});
+  }
+  return env;
 }
 
 function resolvePoll(raw: RawConfig['poll'], base: PollSettings | undefined): PollSettings {
@@ -206,7 +231,6 @@ function resolveJob(name: string, j: RawJob, allBranches: string[], ctx: Context
     schedule: j.schedule,
     ...(j.timezone ? { timezone: j.timezone } : {}),
     branches: j.branches === 'all' ? allBranches : j.branches,
-    branchesAll: j.branches === 'all',
     run: j.run,
     timeoutMs: ms(j.timeout, DEFAULTS.job.timeout),
     notifyOn: j.notify_on ?? [...DEFAULTS.job.notifyOn],
@@ -225,5 +249,7 @@ function resolveHttp(raw: NonNullable<RawConfig['http']>): HttpConfig {
     port,
     ...(raw.token ? { token: raw.token } : {}),
     publicUrl: (raw.public_url ?? `http://${hostInUrl}:${port}`).replace(/\/+$/, ''),
+    publicLogs: raw.public_logs ?? true,
+    publicUrlSet: raw.public_url !== undefined,
   };
 }

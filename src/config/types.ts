@@ -63,6 +63,8 @@ export interface BranchConfig {
   poll: PollSettings;
   stepTimeoutMs: number;
   keep: number;
+  /** What steps and jobs get beyond PATH, HOME, LANG, LC_*, TZ and STAGEPOST_* (ci.yaml `env`). */
+  env?: Record<string, string>;
   steps: StepConfig[];
   create: StepConfig[];
   /** Run when the branch leaves ci.yaml, or by `stagepost teardown` (absent: none). */
@@ -80,7 +82,6 @@ export interface JobConfig {
   timezone?: string;
   /** Resolved: `all` expanded to every branch name. */
   branches: string[];
-  branchesAll: boolean;
   run: string;
   timeoutMs: number;
   notifyOn: EventName[];
@@ -93,6 +94,10 @@ export interface HttpConfig {
   token?: string;
   /** Public base URL for links in mail; default http://host:port. */
   publicUrl: string;
+  /** Build logs readable without the token (default true). */
+  publicLogs: boolean;
+  /** Whether public_url was written (its host is then an accepted Host header). */
+  publicUrlSet: boolean;
 }
 
 export interface SiteConfig {
@@ -114,6 +119,12 @@ export interface Config {
   concurrency: number;
   /** builds.shutdown_grace: how long running builds may finish on SIGTERM. */
   shutdownGraceMs: number;
+  /** builds.checkout_timeout: a checkout longer than this is ended. */
+  checkoutTimeoutMs: number;
+  /** builds.checkout_stall: a checkout without progress for this long is ended. */
+  checkoutStallMs: number;
+  /** builds.log_max in bytes: a longer build log is cut, its head and tail kept. */
+  logMaxBytes: number;
   steps: StepConfig[];
   create: StepConfig[];
   teardown?: StepConfig[];
@@ -124,6 +135,6 @@ export interface Config {
   http?: HttpConfig;
   branches: BranchConfig[];
   jobs: JobConfig[];
-  /** Values substituted from `${VAR}`: registered with the redactor. */
-  secrets: string[];
+  /** Names of the environment variables `${VAR}` read: the daemon drops them from its environment. */
+  secretNames: string[];
 }

@@ -1,8 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Cron } from 'croner';
-import { watch, type FSWatcher } from 'chokidar';
 import type { BranchConfig, Config } from '../config/types.js';
 import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
 import type {
@@ -10,40 +8,45 @@ import type {
   CaughtMailSummary,
   CurrentBuild,
   DaemonApi,
+  RunHistory,
   StatusDocument,
-} from '../status.js';
+} from '../api.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadAndRemember, rejectionOf, type ConfigRejection } from '../config/last-good.js';
 import { StagepostError, errorMessage } from '../errors.js';
-import { StateStore } from '../state/store.js';
+import { StateStore, type StateDamage, type TrackState } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
 import { trackKey } from '../poll/tracks.js';
 import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
-import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../build/builder.js';
-import { runJob } from '../build/job.js';
-import { runTeardown } from '../build/teardown.js';
-import { recoverInterrupted, resendPendingNotifications } from '../build/recover.js';
+import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../builds/builder.js';
+import { runJob } from '../builds/job.js';
+import { runTeardown } from '../builds/teardown.js';
+import { SlowWatch } from '../builds/slow-watch.js';
+import { jobOfKind } from '../state/history.js';
+import { recoverInterrupted, resendPendingNotifications } from '../builds/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
-import type { MailCatcher } from '../site/mail-catcher.js';
 import { listCaughtMail } from '../site/mail-store.js';
 import { redactor } from '../util/redact.js';
-import { stopQueryServer, useQueryServer } from '../util/spawner.js';
-import { writeRuntimeFile } from './runtime-file.js';
-import { historyOf, statusDocument } from './status.js';
+import { createPluginContext } from '../plugin-loader/context.js';
+import { historyOf, runHistoryOf, statusDocument } from './status-document.js';
+import { HttpHost } from './http-host.js';
+import { MailCatchers } from './mail-catchers.js';
+import { JobSchedule } from './job-schedule.js';
+import { ConfigWatcher } from './config-watcher.js';
+import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
 import { ForegroundBuilds } from './foreground-builds.js';
+import { RetryBook } from './retry.js';
+import { forgetEnvironment } from './forget-env.js';
+import {
+  RuntimeWriter,
+  RUNTIME_WRITE_ROUTINE_MS,
+  RUNTIME_WRITE_SOON_MS,
+} from './runtime-writer.js';
 
-/** How soon `stagepost status` sees news, and routine poll timestamps. */
-const RUNTIME_WRITE_SOON_MS = 500;
-const RUNTIME_WRITE_ROUTINE_MS = 30_000;
-
-/**
- * The daemon: polls, queues, builds, runs jobs, notifies, serves HTTP, and
- * follows ci.yaml as it is edited. Implements the DaemonApi the HTTP server uses.
- */
 export interface DaemonOptions {
   configFile: string;
   log?: Logger;
@@ -52,6 +55,12 @@ export interface DaemonOptions {
   watch?: boolean;
 }
 
+/**
+ * The daemon: polls, queues, builds, runs jobs, notifies, and follows ci.yaml
+ * as it is edited. It wires the parts together and implements the DaemonApi
+ * the HTTP server uses; the HTTP listener, mail catchers, cron timers, the
+ * config watcher and the runtime file each live in a file of their own.
+ */
 export class Daemon implements DaemonApi {
   config!: Config;
   readonly log: Logger;
@@ -61,15 +70,29 @@ export class Daemon implements DaemonApi {
   private poller!: Poller;
   private queue!: BuildQueue;
   private dispatcher!: NotifyDispatcher;
+  private slowWatch!: SlowWatch;
   private readonly metrics = createMetrics();
-  private http: { url: string; close(): Promise<void> } | null = null;
-  private httpKey = '';
-  private readonly catchers = new Map<string, MailCatcher>();
-  private jobs: Cron[] = [];
-  private watcher: FSWatcher | null = null;
+  private readonly polls = new PollRecord(this.metrics);
+  private readonly http: HttpHost;
+  private readonly catchers: MailCatchers;
+  private readonly schedule = new JobSchedule((job) => this.runJobNow(job));
+  private watcher: ConfigWatcher | null = null;
+  private readonly runtime = new RuntimeWriter(
+    () => this.config.stateDir,
+    () => ({
+      pid: process.pid,
+      startedAt: this.startedAt,
+      updatedAt: new Date().toISOString(),
+      lastPoll: this.polls.lastPoll,
+      queue: this.queue.waitingItems().map((i) => i.branch),
+      current: this.current,
+      outbox: this.dispatcher.outboxSize(),
+      configError: this.configRejection,
+      waiting: this.retries.all(),
+    }),
+  );
   private readonly abort = new AbortController();
   private readonly events = new EventEmitter();
-  private readonly lastPoll: Record<string, { at: string; error: string | null }> = {};
   private readonly current: Record<string, CurrentBuild> = {};
   private readonly quietTimers = new Map<string, NodeJS.Timeout>();
   private lastConfigError: string | null = null;
@@ -79,15 +102,26 @@ export class Daemon implements DaemonApi {
   /** Branches removed from ci.yaml whose teardown steps wait in the queue. */
   private readonly leaving = new Map<string, BranchConfig>();
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
-  private runtimeTimer: NodeJS.Timeout | null = null;
-  private runtimeDue = 0;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
+  /** Builds that could not start, tried again with backoff (issue 16, point 3). */
+  private readonly retries = new RetryBook((b) =>
+    this.queue.request({ branch: b, kind: 'build', force: this.retryForced.has(b) }),
+  );
+  private readonly retryForced = new Set<string>();
+  /** Damaged state files found before the dispatcher could mail about them. */
+  private damageBeforeStart: StateDamage[] | null = [];
+
+  /** ci.yaml's `${VAR}` values: the start-up environment, kept for reloads once forgotten. */
+  private readonly env: NodeJS.ProcessEnv;
 
   private constructor(private readonly options: DaemonOptions) {
     this.log = options.log ?? createLogger();
+    this.env = options.env ?? { ...process.env };
     this.events.setMaxListeners(0);
+    this.http = new HttpHost(this, this.metrics, this.log);
+    this.catchers = new MailCatchers(this.log, (branch) => this.changed({ type: 'mail', branch }));
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -97,8 +131,9 @@ export class Daemon implements DaemonApi {
   }
 
   private async init(): Promise<void> {
-    this.config = await loadAndRemember(this.options.configFile, this.options.env);
-    this.store = new StateStore(this.config.stateDir);
+    this.config = await loadAndRemember(this.options.configFile, this.env);
+    this.forgetSecrets();
+    this.store = new StateStore(this.config.stateDir, { onDamage: (d) => this.stateDamaged(d) });
     await this.store.init();
     this.lock = new FileLock(
       path.join(this.config.stateDir, 'daemon.lock'),
@@ -111,14 +146,7 @@ export class Daemon implements DaemonApi {
         `another stagepost daemon (pid ${owner.pid}) already runs on state_dir ${this.config.stateDir} — stop it first, or give this one another state_dir`,
       );
     }
-    const pluginCtx = {
-      log: this.log,
-      stateDir: path.join(this.config.stateDir, 'plugins'),
-      redact: (t: string) => redactor.redact(t),
-    };
-    this.vcs = new VcsRegistry(pluginCtx);
-    // Thousands of ls-remote a day: started by a small fork server, not by forking this process.
-    useQueryServer(true);
+    this.vcs = new VcsRegistry(createPluginContext(this.config.stateDir, this.log));
     await recoverInterrupted(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -132,6 +160,9 @@ export class Daemon implements DaemonApi {
     });
     await this.configureNotifiers();
     await this.dispatcher.start();
+    this.slowWatch = this.createSlowWatch();
+    for (const d of this.damageBeforeStart ?? []) this.mailDamage(d);
+    this.damageBeforeStart = null;
     await resendPendingNotifications(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -145,11 +176,11 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
-    this.refs = new RefWatch(this.config.branches, this.store.readPoll().tracks);
+    this.refs = new RefWatch(this.config.branches, this.readTracks());
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
-      tracks: this.store.readPoll().tracks,
+      tracks: this.readTracks(),
       persist: (tracks) =>
         void this.store
           .writePoll({ version: 1, tracks })
@@ -159,32 +190,21 @@ export class Daemon implements DaemonApi {
           for (const b of branches) this.considerBuild(b);
         },
         polled: (branches, error, durationMs, vcs) => {
-          const at = new Date().toISOString();
-          this.metrics.remoteQueriesTotal.inc({ vcs });
-          this.metrics.pollDurationSeconds.observe({ vcs }, durationMs / 1000);
-          // Only a poll that turns out differently from the last one (first
-          // answer, a new or cleared error) is news for `stagepost status`.
-          let news = false;
-          // One shared entry: this runs for every branch of the repository on every answer.
-          const entry = { at, error };
-          for (const b of branches) {
-            const own = error === null ? (this.refAnswered(b, at) ?? entry) : entry;
-            const before = this.lastPoll[b];
-            if (!before || before.error !== own.error) news = true;
-            this.lastPoll[b] = own;
-          }
-          this.metrics.countPolls(branches, error !== null);
+          // Only a poll that turns out differently from the last one is news for `stagepost status`.
+          const news = this.polls.polled(branches, error, durationMs, vcs, (b, at) =>
+            this.refAnswered(b, at),
+          );
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
           this.changed({ type: 'poll' }, news);
         },
       },
     });
 
-    await this.applyHttp();
-    await this.applyMailCatchers();
-    this.applyJobs();
+    await this.http.apply(this.config);
+    await this.catchers.apply(this.config);
+    this.schedule.apply(this.config.jobs);
     if (this.options.watch !== false) {
-      this.watchConfig();
+      this.watcher = new ConfigWatcher(this.config.file, this.log, () => void this.reload());
       this.foreground = new ForegroundBuilds(this.store, this.log);
       this.foreground.start();
     }
@@ -193,13 +213,49 @@ export class Daemon implements DaemonApi {
         config: this.config.file,
         branches: this.config.branches.map((b) => b.name),
         stateDir: this.config.stateDir,
-        http: this.http?.url,
+        http: this.http.url,
       },
       'stagepost started',
     );
     await this.poller.setBranches(this.config.branches);
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
+  }
+
+  // ------------------------------------------------------------ state faults
+
+  /** poll.json unreadable (not damaged: that is moved aside) costs one round of polls, not the daemon. */
+  private readTracks(): Record<string, TrackState> {
+    try {
+      return this.store.readPoll().tracks;
+    } catch (err) {
+      this.log.error({ error: err }, 'cannot read poll state; polling every remote afresh');
+      return {};
+    }
+  }
+
+  private stateDamaged(d: StateDamage): void {
+    this.log.error(
+      { file: d.file, movedTo: d.movedTo, problem: d.problem },
+      'state file damaged; moved aside and started afresh',
+    );
+    if (this.damageBeforeStart) this.damageBeforeStart.push(d);
+    else this.mailDamage(d);
+    const branch =
+      path.dirname(d.file) === this.store.branchesDir ? path.basename(d.file, '.json') : null;
+    // Its attempted revisions went with the file: build the branch again.
+    if (branch && this.queue) setImmediate(() => this.considerBuild(branch));
+  }
+
+  private mailDamage(d: StateDamage): void {
+    const what =
+      path.dirname(d.file) === this.store.branchesDir
+        ? 'the branch is built again and its history starts afresh'
+        : 'every remote is polled again';
+    const message = `state file ${d.file} was damaged (${d.problem}); it was moved to ${d.movedTo} and ${what}. Nothing to do unless you want to look at the moved file; delete it when done.`;
+    void this.dispatcher
+      .dispatch({ type: 'config', file: d.file, message }, ['config-error'])
+      .catch(() => undefined);
   }
 
   // ------------------------------------------------------------ building
@@ -214,6 +270,9 @@ export class Daemon implements DaemonApi {
       notify: (n, events) => this.notify(n, events),
       signal: this.abort.signal,
       progress: (branch, info) => {
+        const was = this.current[branch];
+        if (info && (was?.id !== info.id || was.kind !== info.kind))
+          this.slowWatch.started(branch, info);
         if (info) this.current[branch] = { ...info, elapsedMs: 0 };
         else delete this.current[branch];
         this.changed({ type: 'progress', branch });
@@ -232,14 +291,56 @@ export class Daemon implements DaemonApi {
     n: Omit<BuildNotification, 'events'> | Omit<JobNotification, 'events'>,
     events: EventName[],
   ): Promise<void> {
-    return this.dispatcher.enqueue(n, events, n.branch);
+    // Runs that got much faster ride along with the branch's next real mail.
+    const trends = events.some((e) => e !== 'started') ? this.slowWatch.takeNotes(n.branch) : [];
+    return this.dispatcher.enqueue(trends.length ? { ...n, trends } : n, events, n.branch);
+  }
+
+  private createSlowWatch(): SlowWatch {
+    return new SlowWatch({
+      history: (branch, kind) => {
+        const state = this.store.readBranch(branch);
+        const job = jobOfKind(kind);
+        return job ? (state.jobs[job]?.runs ?? []) : state.builds;
+      },
+      send: (n) => {
+        this.log.warn(
+          {
+            branch: n.branch,
+            job: n.job,
+            run: n.id,
+            durationMs: n.durationMs,
+            medianMs: n.medianMs,
+          },
+          'run slower than usual',
+        );
+        void this.dispatcher.enqueue(n, ['slow'], n.branch).catch(() => undefined);
+      },
+      logUrl: (branch, kind, id) => {
+        const base = this.config.http?.publicUrl?.replace(/\/$/, '');
+        if (!base) return undefined;
+        const job = jobOfKind(kind);
+        const b = encodeURIComponent(branch);
+        return job
+          ? `${base}/api/branches/${b}/jobs/${encodeURIComponent(job)}/runs/${id}/log`
+          : `${base}/api/branches/${b}/builds/${id}/log`;
+      },
+    });
   }
 
   /** Queue a branch if one of its sources has a revision it has not attempted. */
   considerBuild(name: string): void {
     const branch = this.branch(name);
     if (!branch || this.stopping) return;
-    const state = this.store.readBranch(name);
+    let state;
+    try {
+      state = this.store.readBranch(name);
+    } catch (err) {
+      const delay = this.retries.failed(name, errorMessage(err));
+      this.log.error({ branch: name, error: err, retryInMs: delay }, 'cannot read branch state');
+      this.changed({ type: 'build', branch: name });
+      return;
+    }
     if (state.forcePending) {
       this.queue.request({ branch: name, kind: 'build', force: true });
       return;
@@ -276,7 +377,21 @@ export class Daemon implements DaemonApi {
     this.metrics.buildRunning.set({ branch: branch.name }, 1);
     try {
       if (item.kind === 'build') {
-        const outcome = await runBuild(this.buildContext(), branch, { force: item.force });
+        let outcome;
+        try {
+          outcome = await runBuild(this.buildContext(), branch, { force: item.force });
+        } catch (err) {
+          if (this.abort.signal.aborted) throw err;
+          if (item.force) this.retryForced.add(branch.name);
+          const delay = this.retries.failed(branch.name, errorMessage(err));
+          this.log.error(
+            { branch: branch.name, error: err, retryInMs: delay },
+            'build could not start; trying again',
+          );
+          return;
+        }
+        this.retries.started(branch.name);
+        this.retryForced.delete(branch.name);
         if (outcome.status === 'built') {
           this.metrics.buildsTotal.inc({
             branch: branch.name,
@@ -286,6 +401,7 @@ export class Daemon implements DaemonApi {
             { branch: branch.name },
             (outcome.record.durationMs ?? 0) / 1000,
           );
+          this.slowWatch.finished(branch.name, outcome.record);
         } else if (outcome.status === 'no-revision') {
           this.log.warn({ branch: branch.name, reason: outcome.reason }, 'cannot build yet');
         }
@@ -293,11 +409,16 @@ export class Daemon implements DaemonApi {
         const job = this.config.jobs.find((j) => `job:${j.name}` === item.kind);
         if (!job) return;
         const record = await runJob(
-          { ...this.buildContext(), notifyJob: (n) => this.notify(n, ['job-failure']) },
+          { ...this.buildContext(), notifyJob: (n, events) => this.notify(n, events) },
           job,
           branch,
         );
         this.metrics.buildsTotal.inc({ branch: branch.name, result: record.result ?? 'unknown' });
+        this.metrics.jobDurationSeconds.observe(
+          { branch: branch.name, job: job.name },
+          (record.durationMs ?? 0) / 1000,
+        );
+        this.slowWatch.finished(branch.name, record);
       }
     } catch (err) {
       this.log.error({ branch: item.branch, kind: item.kind, error: err }, 'build could not run');
@@ -365,22 +486,6 @@ export class Daemon implements DaemonApi {
 
   // ------------------------------------------------------------ live config
 
-  private watchConfig(): void {
-    let timer: NodeJS.Timeout | undefined;
-    // chokidar follows a file that an editor replaces by rename (its atomic
-    // save), which a plain fs.watch on the old inode would miss.
-    this.watcher = watch(this.config.file, {
-      ignoreInitial: true,
-      awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 },
-    });
-    const onEvent = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => void this.reload(), 150);
-    };
-    this.watcher.on('add', onEvent).on('change', onEvent);
-    this.watcher.on('error', (err) => this.log.warn({ error: err }, 'cannot watch ci.yaml'));
-  }
-
   /** Load ci.yaml again. An invalid edit changes nothing (and is reported once). */
   reload(): Promise<void> {
     this.reloading = this.reloading.then(() => this.doReload());
@@ -391,8 +496,15 @@ export class Daemon implements DaemonApi {
     if (this.stopping) return;
     let next: Config;
     try {
-      if (!existsSync(this.config.file)) return;
-      next = await loadAndRemember(this.config.file, this.options.env);
+      if (!existsSync(this.config.file)) {
+        // An editor's rename-save passes through here too: the next event reloads.
+        this.log.warn(
+          { config: this.config.file },
+          'ci.yaml is gone; keeping the last good config until it is back',
+        );
+        return;
+      }
+      next = await loadAndRemember(this.config.file, this.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       this.log.error(
@@ -417,19 +529,29 @@ export class Daemon implements DaemonApi {
     const after = new Set(next.branches.map((b) => b.name));
     const old = this.config.branches;
     this.config = next;
+    this.forgetSecrets();
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
     await this.poller.setBranches(next.branches);
-    await this.applyHttp();
-    await this.applyMailCatchers();
-    this.applyJobs();
+    await this.http.apply(next);
+    await this.catchers.apply(next);
+    this.schedule.apply(next.jobs);
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
     for (const b of old) if (removed.includes(b.name)) this.branchLeft(b);
     for (const b of next.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
+  }
+
+  /** Steps and other children must not inherit ci.yaml's secrets from our environment. */
+  private forgetSecrets(): void {
+    if (this.options.env) return;
+    const { names, procError } = forgetEnvironment(this.config.secretNames);
+    if (procError)
+      this.log.warn({ names, error: procError }, 'cannot blank secrets in /proc/self/environ');
+    else if (names.length > 0) this.log.debug({ names }, 'secrets dropped from the environment');
   }
 
   private async configureNotifiers(): Promise<void> {
@@ -439,75 +561,6 @@ export class Daemon implements DaemonApi {
       httpUrl: this.config.http?.publicUrl,
       configDir: this.config.dir,
     });
-  }
-
-  private async applyHttp(): Promise<void> {
-    const http = this.config.http;
-    const key = http ? `${http.host}:${http.port}:${http.token ?? ''}` : '';
-    if (key === this.httpKey) return;
-    if (this.http) {
-      await this.http.close();
-      this.http = null;
-    }
-    this.httpKey = key;
-    if (!http) return;
-    // Loaded only when configured: fastify is the largest part of a resting daemon's memory.
-    const { startHttpServer } = await import('../http/server.js');
-    this.http = await startHttpServer({
-      host: http.host,
-      port: http.port,
-      token: http.token,
-      api: this,
-      metrics: this.metrics,
-      log: this.log,
-      redact: (t: string) => redactor.redact(t),
-    });
-  }
-
-  private async applyMailCatchers(): Promise<void> {
-    const wanted = new Map<string, BranchConfig>();
-    for (const b of this.config.branches)
-      if (b.smtpPort)
-        wanted.set(`${b.name}:${b.smtpPort}:${b.mailout}:${this.config.site.smtpRelay ?? ''}`, b);
-    for (const [key, catcher] of this.catchers) {
-      if (!wanted.has(key)) {
-        await catcher.stop();
-        this.catchers.delete(key);
-      }
-    }
-    for (const [key, b] of wanted) {
-      if (this.catchers.has(key)) continue;
-      const { MailCatcher } = await import('../site/mail-catcher.js');
-      const catcher = new MailCatcher({
-        branch: b.name,
-        port: b.smtpPort!,
-        host: '127.0.0.1',
-        stateDir: this.config.stateDir,
-        keep: 300,
-        relay: b.mailout && this.config.site.smtpRelay ? { url: this.config.site.smtpRelay } : null,
-        log: this.log.child({ branch: b.name }),
-      });
-      catcher.on('caught', () => this.changed({ type: 'mail', branch: b.name }));
-      try {
-        await catcher.start();
-        this.catchers.set(key, catcher);
-      } catch (err) {
-        this.log.error(
-          { branch: b.name, port: b.smtpPort, error: err },
-          'mail catcher could not start',
-        );
-      }
-    }
-  }
-
-  private applyJobs(): void {
-    for (const j of this.jobs) j.stop();
-    this.jobs = this.config.jobs.map(
-      (job) =>
-        new Cron(job.schedule, { timezone: job.timezone, protect: true }, () =>
-          this.runJobNow(job.name),
-        ),
-    );
   }
 
   /** Queue a job for its branches (or one). */
@@ -532,13 +585,14 @@ export class Daemon implements DaemonApi {
     return redactor.redactValue({
       ...statusDocument(this.config, this.store, {
         tracks: this.poller.tracks,
-        lastPoll: this.lastPoll,
+        lastPoll: this.polls.lastPoll,
         queued,
         queue: this.queue
           .waitingItems()
           .map((i) => (i.kind === 'build' ? i.branch : `${i.kind}@${i.branch}`)),
         current: this.current,
         outbox: this.dispatcher.outboxSize(),
+        waiting: this.retries.all(),
         daemon: { running: true, pid: process.pid, startedAt: this.startedAt },
       }),
       configError: this.configRejection,
@@ -563,6 +617,16 @@ export class Daemon implements DaemonApi {
     return existsSync(file) ? file : null;
   }
 
+  runHistory(branch: string): RunHistory {
+    return runHistoryOf(this.config, this.store, branch);
+  }
+
+  jobLogFile(branch: string, job: string, id: number): string | null {
+    if (!this.hasBranch(branch) || !this.config.jobs.some((j) => j.name === job)) return null;
+    const file = this.store.jobLogFile(branch, job, id);
+    return existsSync(file) ? file : null;
+  }
+
   pollNow(branch?: string): Promise<void> {
     return this.poller.pollNow(branch);
   }
@@ -582,41 +646,8 @@ export class Daemon implements DaemonApi {
 
   private changed(event: { type: string; branch?: string }, news = true): void {
     this.events.emit('change', event);
-    this.scheduleRuntimeWrite(news ? RUNTIME_WRITE_SOON_MS : RUNTIME_WRITE_ROUTINE_MS);
-  }
-
-  /** Resolves when nothing is queued or running (tests, `update` through a daemon). */
-  idle(): Promise<void> {
-    return this.queue.idle();
-  }
-
-  /**
-   * runtime.json within `delayMs`. Routine polls only refresh timestamps, so
-   * they wait long enough that an idle daemon does no file work per cycle;
-   * news (queue, builds, a poll error) pulls a pending write forward.
-   */
-  private scheduleRuntimeWrite(delayMs: number): void {
-    if (this.stopping) return;
-    const due = Date.now() + delayMs;
-    if (this.runtimeTimer) {
-      if (this.runtimeDue <= due) return;
-      clearTimeout(this.runtimeTimer);
-    }
-    this.runtimeDue = due;
-    this.runtimeTimer = setTimeout(() => {
-      this.runtimeTimer = null;
-      void writeRuntimeFile(this.config.stateDir, {
-        pid: process.pid,
-        startedAt: this.startedAt,
-        updatedAt: new Date().toISOString(),
-        lastPoll: this.lastPoll,
-        queue: this.queue.waitingItems().map((i) => i.branch),
-        current: this.current,
-        outbox: this.dispatcher.outboxSize(),
-        configError: this.configRejection,
-      }).catch(() => undefined);
-    }, delayMs);
-    this.runtimeTimer.unref?.();
+    if (!this.stopping)
+      this.runtime.schedule(news ? RUNTIME_WRITE_SOON_MS : RUNTIME_WRITE_ROUTINE_MS);
   }
 
   // ------------------------------------------------------------ shutdown
@@ -640,9 +671,11 @@ export class Daemon implements DaemonApi {
     this.log.info({ running: this.queue.runningCount(), graceMs }, 'stopping');
     this.poller.stop();
     this.queue.pause();
-    for (const j of this.jobs) j.stop();
+    this.schedule.stop();
     for (const t of this.quietTimers.values()) clearTimeout(t);
-    if (this.runtimeTimer) clearTimeout(this.runtimeTimer);
+    this.slowWatch.stop();
+    this.retries.stop();
+    this.runtime.stop();
     await this.watcher?.close();
     await this.foreground?.close();
     const idle = this.queue.idle();
@@ -656,14 +689,13 @@ export class Daemon implements DaemonApi {
       await idle;
     }
     await this.poller.idle();
-    await stopQueryServer();
     await Promise.race([
       this.dispatcher.flush(),
       new Promise((r) => setTimeout(r, 2000).unref?.()),
     ]);
     await this.dispatcher.close();
-    await this.http?.close();
-    for (const c of this.catchers.values()) await c.stop();
+    await this.http.close();
+    await this.catchers.stop();
     await this.lock.release();
     this.log.info({}, 'stopped');
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CurrentBuild } from '../status.js';
+import type { CurrentBuild } from '../api.js';
 import type { ConfigRejection } from '../config/last-good.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
@@ -19,6 +19,8 @@ export interface RuntimeFile {
   outbox: number;
   /** A rejected edit of ci.yaml the daemon runs without (it keeps the last good config). */
   configError?: ConfigRejection | null;
+  /** Branches whose build could not start, and why. */
+  waiting?: Record<string, { reason: string; since: string; retryAt: string; attempts: number }>;
 }
 
 export function runtimeFilePath(stateDir: string): string {

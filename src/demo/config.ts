@@ -62,7 +62,7 @@ steps:
     run: sh src/app/build.sh
     timeout: 1m
   - name: restart             # the stand-in for supervisorctl: (re)starts the app server on the branch's port
-                              # (the demo puts the ports of the branches in the environment: DEMO_APP_PORTS)
+                              # (stagepost gives it the branch's port: STAGEPOST_PORT)
     run: node bin/restart.mjs
     timeout: 30s
 
@@ -78,7 +78,7 @@ notify:
     from: "Stagepost demo <stagepost@example.test>"
     to: [ops@example.test]
     committers: true          # also the authors of the commits in the build
-    on: [started, success, failure, fixed, still-failing, job-failure]
+    on: [started, success, failure, fixed, still-failing, job-failure, slow]
   - use: log                  # every event as a line of the daemon's log
 
 # svn knows only user names; these become mail addresses.

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { redactJson, type HttpContext } from './context.js';
+import type { HttpContext } from './context.js';
+import { redactDeep } from '../util/redact.js';
 
 type BranchParams = { Params: { branch: string } };
 
@@ -12,7 +13,7 @@ export function unknownBranch(reply: FastifyReply, branch: string): FastifyReply
 /** JSON routes: status, history, caught mail, the commit hook and forced builds. */
 export function registerBranchRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { api, redact, log } = ctx;
-  const json = <T>(value: T): T => redactJson(value, redact);
+  const json = <T>(value: T): T => redactDeep(value, redact);
 
   app.get('/api/status', async () => json(api.status()));
 
@@ -20,6 +21,13 @@ export function registerBranchRoutes(app: FastifyInstance, ctx: HttpContext): vo
     const { branch } = request.params;
     if (!api.hasBranch(branch)) return unknownBranch(reply, branch);
     return json(api.history(branch));
+  });
+
+  // Builds and, apart, each job's runs, with per-step durations (docs/http.md).
+  app.get<BranchParams>('/api/branches/:branch/history', async (request, reply) => {
+    const { branch } = request.params;
+    if (!api.hasBranch(branch)) return unknownBranch(reply, branch);
+    return json(api.runHistory(branch));
   });
 
   app.get<BranchParams>('/api/branches/:branch/mail', async (request, reply) => {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { redactJson, type HttpContext } from './context.js';
+import type { HttpContext } from './context.js';
+import { redactDeep } from '../util/redact.js';
 
 const HEARTBEAT_MS = 15_000;
 
@@ -29,7 +30,7 @@ export function registerEvents(
 
     const unsubscribe = ctx.api.onChange((event) => {
       res.write(
-        `data: ${JSON.stringify(redactJson({ type: event.type, branch: event.branch }, ctx.redact))}\n\n`,
+        `data: ${JSON.stringify(redactDeep({ type: event.type, branch: event.branch }, ctx.redact))}\n\n`,
       );
     });
     const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);

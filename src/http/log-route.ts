@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { unknownBranch } from './branch-routes.js';
 import type { HttpContext } from './context.js';
 
@@ -7,6 +7,10 @@ import type { HttpContext } from './context.js';
 const MAX_CHUNK = 4 * 1024 * 1024;
 
 type LogRoute = { Params: { branch: string; id: string }; Querystring: { offset?: string } };
+type JobLogRoute = {
+  Params: { branch: string; job: string; id: string };
+  Querystring: { offset?: string };
+};
 
 /**
  * A build's log as text. `?offset=N` returns only the bytes from N on, so the
@@ -14,7 +18,7 @@ type LogRoute = { Params: { branch: string; id: string }; Querystring: { offset?
  * `X-Log-Next-Offset` where the next request should start.
  */
 export function registerLogRoute(app: FastifyInstance, ctx: HttpContext): void {
-  const { api, redact } = ctx;
+  const { api } = ctx;
 
   app.get<LogRoute>('/api/branches/:branch/builds/:id/log', async (request, reply) => {
     const { branch, id: rawId } = request.params;
@@ -26,29 +30,55 @@ export function registerLogRoute(app: FastifyInstance, ctx: HttpContext): void {
       return reply.code(404).send({
         error: `no log for build "${rawId}" of branch "${branch}" (GET /api/branches/${branch}/builds lists the builds)`,
       });
-
-    const offsetText = request.query.offset ?? '0';
-    if (!/^\d+$/.test(offsetText))
-      return reply.code(400).send({
-        error: `offset must be a byte count (a non-negative integer), got "${offsetText}"`,
-      });
-    const { bytes, size } = await readFrom(file, Number(offsetText));
-    const whole = completeUtf8(bytes);
-    return reply
-      .header('Content-Type', 'text/plain; charset=utf-8')
-      .header('X-Content-Type-Options', 'nosniff')
-      .header('Cache-Control', 'no-store')
-      .header('X-Build-Id', String(id))
-      .header('X-Log-Size', String(size))
-      .header('X-Log-Next-Offset', String(Math.min(Number(offsetText), size) + whole.length))
-      .send(redact(whole.toString('utf8')));
+    return sendLog(ctx, reply, file, id!, request.query.offset);
   });
+
+  // Jobs number their runs apart from builds, so their logs have a route of their own.
+  app.get<JobLogRoute>('/api/branches/:branch/jobs/:job/runs/:id/log', async (request, reply) => {
+    const { branch, job, id: rawId } = request.params;
+    if (!api.hasBranch(branch)) return unknownBranch(reply, branch);
+    const runs = api.runHistory(branch).jobs[job] ?? [];
+    const id =
+      rawId === 'last' ? (runs[0]?.id ?? null) : /^\d+$/.test(rawId) ? Number(rawId) : null;
+    const file = id === null ? null : api.jobLogFile(branch, job, id);
+    if (!file)
+      return reply.code(404).send({
+        error: `no log for run "${rawId}" of job "${job}" on branch "${branch}" (GET /api/branches/${branch}/history lists the runs)`,
+      });
+    return sendLog(ctx, reply, file, id!, request.query.offset);
+  });
+}
+
+async function sendLog(
+  { redact }: HttpContext,
+  reply: FastifyReply,
+  file: string,
+  id: number,
+  offset: string | undefined,
+): Promise<FastifyReply> {
+  const offsetText = offset ?? '0';
+  if (!/^\d+$/.test(offsetText))
+    return reply.code(400).send({
+      error: `offset must be a byte count (a non-negative integer), got "${offsetText}"`,
+    });
+  const { bytes, size } = await readFrom(file, Number(offsetText));
+  const whole = completeUtf8(bytes);
+  return reply
+    .header('Content-Type', 'text/plain; charset=utf-8')
+    .header('X-Content-Type-Options', 'nosniff')
+    .header('Cache-Control', 'no-store')
+    .header('X-Build-Id', String(id))
+    .header('X-Log-Size', String(size))
+    .header('X-Log-Next-Offset', String(Math.min(Number(offsetText), size) + whole.length))
+    .send(redact(whole.toString('utf8')));
 }
 
 /** `last`: the running build if any, else the newest finished one. */
 function lastBuildId({ api }: HttpContext, branch: string): number | null {
   const status = api.status().branches.find((b) => b.name === branch);
-  const ids = [status?.current?.id, status?.lastBuild?.id, api.history(branch)[0]?.id].filter(
+  // A running job is not a build: jobs number their runs apart.
+  const running = status?.current?.kind === 'build' ? status.current.id : undefined;
+  const ids = [running, status?.lastBuild?.id, api.history(branch)[0]?.id].filter(
     (n): n is number => typeof n === 'number',
   );
   return ids.length ? Math.max(...ids) : null;

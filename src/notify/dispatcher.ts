@@ -2,16 +2,18 @@ import path from 'node:path';
 import type { NotifierConfig } from '../config/types.js';
 import type { EventName, Notification, Notifier, NotifierContext } from '../plugin-api.js';
 import type { Logger } from '../log.js';
-import { StagepostError } from '../errors.js';
+import { StagepostError, errorMessage } from '../errors.js';
+import { redactDeep } from '../util/redact.js';
 import { Outbox, type OutboxRecord } from './outbox.js';
 import { FailureLog } from './failure-log.js';
 import { instantiateNotifier, notifierHash } from './instantiate.js';
+import { createPluginContext } from '../plugin-loader/context.js';
 
 export interface DispatcherOptions {
   stateDir: string;
   log: Logger;
   /** Applied to every string of a notification before a plugin sees it. */
-  redact(text: string): string;
+  redact: (text: string) => string;
   now?: () => number;
   /** First retry after this long, doubling up to retryMaxMs. */
   retryBaseMs?: number;
@@ -151,9 +153,11 @@ export class NotifyDispatcher {
 
   private context(config: NotifierConfig, extras: NotifierExtras): NotifierContext {
     return {
-      log: this.log.child({ notifier: config.use }),
-      stateDir: path.join(this.options.stateDir, 'plugins'),
-      redact: this.options.redact,
+      ...createPluginContext(
+        this.options.stateDir,
+        this.log.child({ notifier: config.use }),
+        this.options.redact,
+      ),
       ...extras,
     };
   }
@@ -242,7 +246,7 @@ export class NotifyDispatcher {
             file: entry.config.file,
             line: entry.config.line,
             events: picked,
-            error: this.options.redact(messageOf(err)),
+            error: this.options.redact(errorMessage(err)),
           },
           'notifier could not prepare a message',
         );
@@ -267,7 +271,7 @@ export class NotifyDispatcher {
       } catch (err) {
         // Still try to send it; it just will not survive a restart.
         this.log.error(
-          { error: messageOf(err), dir: this.outbox.dir },
+          { error: errorMessage(err), dir: this.outbox.dir },
           'cannot write to the outbox',
         );
       }
@@ -307,7 +311,7 @@ export class NotifyDispatcher {
     try {
       await entry.notifier!.deliver(record.message);
     } catch (err) {
-      await this.failed(record, entry, this.options.redact(messageOf(err)));
+      await this.failed(record, entry, this.options.redact(errorMessage(err)));
       return;
     }
     this.pending.delete(id);
@@ -316,7 +320,7 @@ export class NotifyDispatcher {
       .remove(id)
       .catch((err) =>
         this.log.error(
-          { error: messageOf(err), id },
+          { error: errorMessage(err), id },
           'cannot remove a delivered message from the outbox; it may be sent again after a restart',
         ),
       );
@@ -342,7 +346,7 @@ export class NotifyDispatcher {
     record.nextAttemptAt = new Date(this.now() + delay).toISOString();
     await this.outbox
       .write(record)
-      .catch((err) => this.log.error({ error: messageOf(err) }, 'cannot write to the outbox'));
+      .catch((err) => this.log.error({ error: errorMessage(err) }, 'cannot write to the outbox'));
     this.schedule(record.id, delay);
   }
 
@@ -405,23 +409,10 @@ export class NotifyDispatcher {
     try {
       await entry.notifier?.close?.();
     } catch (err) {
-      this.log.warn({ notifier: entry.config.use, error: messageOf(err) }, 'notifier close failed');
+      this.log.warn(
+        { notifier: entry.config.use, error: errorMessage(err) },
+        'notifier close failed',
+      );
     }
   }
-}
-
-function messageOf(err: unknown): string {
-  const message = (err as { message?: unknown } | null)?.message;
-  return typeof message === 'string' ? message : String(err);
-}
-
-function redactDeep<T>(value: T, redact: (t: string) => string): T {
-  if (typeof value === 'string') return redact(value) as T;
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact)) as T;
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, redactDeep(v, redact)]),
-    ) as T;
-  }
-  return value;
 }

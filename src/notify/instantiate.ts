@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { NotifierConfig } from '../config/types.js';
 import type { Notifier, NotifierContext, NotifierPlugin, PluginContext } from '../plugin-api.js';
-import { loadPlugin } from '../plugins/loader.js';
+import { loadPlugin } from '../plugin-loader/loader.js';
 import { StagepostError } from '../errors.js';
 
 /**

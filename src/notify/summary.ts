@@ -10,6 +10,7 @@ const LABELS: Array<[EventName, string]> = [
   ['started', 'STARTED'],
   ['job-failure', 'JOB FAILED'],
   ['config-error', 'CONFIG ERROR'],
+  ['slow', 'SLOW'],
   ['ref-missing', 'REF MISSING'],
   ['ref-back', 'REF BACK'],
 ];
@@ -29,6 +30,8 @@ export function notificationTitle(n: Notification): string {
   let title: string;
   if (n.type === 'config') {
     title = `CONFIG ERROR ${path.basename(n.file)}`;
+  } else if (n.type === 'slow') {
+    title = `${n.branch} SLOW ${n.job ? `job ${n.job}` : 'build'} #${n.id}`;
   } else if (n.type === 'ref') {
     title = `${n.branch} ${label ?? 'REF'} ${n.sources.join(' ')}`;
   } else if (n.type === 'job') {

@@ -1,4 +1,4 @@
-import type { BranchConfig, SourceConfig } from '../config/types.js';
+import type { SourceConfig } from '../config/types.js';
 import type { SourceSpec } from '../plugin-api.js';
 import { stripUrlPassword } from '../util/redact.js';
 
@@ -12,14 +12,4 @@ export function trackKey(source: Pick<SourceConfig, 'vcs' | 'url' | 'ref'>): str
 
 export function sourceSpec(source: SourceConfig): SourceSpec {
   return { name: source.name, url: source.url, ref: source.ref, options: source.options };
-}
-
-export interface BranchTrack {
-  branch: BranchConfig;
-  source: SourceConfig;
-  key: string;
-}
-
-export function tracksOf(branch: BranchConfig): BranchTrack[] {
-  return branch.sources.map((source) => ({ branch, source, key: trackKey(source) }));
 }

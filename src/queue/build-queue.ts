@@ -1,5 +1,3 @@
-import PQueue from 'p-queue';
-
 /**
  * The bounded, coalescing queue of builds and jobs.
  *  - A branch's build is waiting at most once: later requests join the entry.
@@ -7,7 +5,9 @@ import PQueue from 'p-queue';
  *  - At most `concurrency` items run at once, never two of one branch (a job
  *    of a branch waits for its build and the other way round).
  * What a build builds (the newest revisions) is decided when it starts, so
- * commits that arrive while it waits are included.
+ * commits that arrive while it waits are included. The queue starts items
+ * itself: the bound and the one-per-branch rule are decided together here,
+ * which a generic promise queue cannot do.
  */
 export interface QueueItem {
   branch: string;
@@ -23,19 +23,16 @@ export class BuildQueue {
   private readonly running = new Map<string, QueueItem>();
   /** Branches whose build was requested again while building. */
   private readonly again = new Map<string, boolean>();
-  private readonly pq: PQueue;
   private paused = false;
   private readonly listeners = new Set<() => void>();
 
   constructor(
-    concurrency: number,
+    private concurrency: number,
     private readonly runner: ItemRunner,
-  ) {
-    this.pq = new PQueue({ concurrency });
-  }
+  ) {}
 
   setConcurrency(concurrency: number): void {
-    this.pq.concurrency = concurrency;
+    this.concurrency = concurrency;
     this.pump();
   }
 
@@ -104,7 +101,7 @@ export class BuildQueue {
 
   private pump(): void {
     if (this.paused) return;
-    for (let i = 0; i < this.waiting.length && this.running.size < this.pq.concurrency;) {
+    for (let i = 0; i < this.waiting.length && this.running.size < this.concurrency;) {
       const item = this.waiting[i];
       if (this.running.has(item.branch)) {
         i++;
@@ -112,7 +109,7 @@ export class BuildQueue {
       }
       this.waiting.splice(i, 1);
       this.running.set(item.branch, item);
-      void this.pq.add(async () => {
+      void (async () => {
         try {
           await this.runner(item);
         } finally {
@@ -125,7 +122,7 @@ export class BuildQueue {
           this.changed();
           this.pump();
         }
-      });
+      })();
       this.changed();
     }
   }

@@ -2,12 +2,6 @@ import http from 'node:http';
 import https from 'node:https';
 import type { BranchConfig, Config, HealthSettings } from '../config/types.js';
 
-/**
- * After the steps, every customer URL must answer with an accepted status
- * before the health timeout. An app server takes a while to come up after a
- * restart, so each URL is retried with short pauses; each request is bounded
- * on its own, so one that hangs cannot eat the whole budget.
- */
 export interface HealthOptions {
   urls: string[];
   expect: HealthSettings['expect'];
@@ -49,6 +43,12 @@ export function statusAccepted(status: number, expect: HealthSettings['expect'])
   return expect.some((r) => status >= r.min && status <= r.max);
 }
 
+/**
+ * After the steps, every customer URL must answer with an accepted status
+ * before the health timeout. An app server takes a while to come up after a
+ * restart, so each URL is retried with short pauses; each request is bounded
+ * on its own, so one that hangs cannot eat the whole budget.
+ */
 export async function checkHealth(opts: HealthOptions): Promise<HealthReport> {
   const deadline = Date.now() + opts.timeoutMs;
   const results = await Promise.all(opts.urls.map((url) => checkUrl(url, deadline, opts)));

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StagepostError } from '../errors.js';
-import type { CaughtMailSummary } from '../status.js';
+import type { CaughtMailSummary } from '../api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 /**
@@ -48,6 +48,41 @@ export class MailStore {
   async add(raw: Buffer, meta: StoredMail): Promise<void> {
     await writeFileAtomic(path.join(this.dir, `${meta.id}.eml`), raw);
     await this.update(meta);
+  }
+
+  /** Where a message being received is written, until commit() moves it in place. */
+  incoming(id: string): string {
+    return path.join(this.dir, `${id}.eml.incoming`);
+  }
+
+  /** The received file becomes the message, then its summary is written: never one without the other. */
+  async commit(incoming: string, meta: StoredMail): Promise<void> {
+    await fs.rename(incoming, path.join(this.dir, `${meta.id}.eml`));
+    await this.update(meta);
+  }
+
+  /** Files of messages cut off by a kill while they were arriving. */
+  async removeIncoming(): Promise<void> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const name of names)
+      if (name.endsWith('.eml.incoming')) await fs.rm(path.join(this.dir, name), { force: true });
+  }
+
+  /** The file of a message (ENOTFOUND for an unknown id), for streaming it. */
+  async rawPath(id: string): Promise<string> {
+    if (!ID.test(id)) throw notFound(this.branch, id);
+    const file = path.join(this.dir, `${id}.eml`);
+    try {
+      await fs.access(file);
+    } catch {
+      throw notFound(this.branch, id);
+    }
+    return file;
   }
 
   update(meta: StoredMail): Promise<void> {

@@ -1,9 +1,11 @@
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import type { BuildSummary } from '../status.js';
+import type { z } from 'zod';
+import type { BuildSummary } from '../api.js';
 import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { StagepostError } from '../errors.js';
+import { BranchStateSchema, PollFileSchema } from './schemas.js';
 
 /**
  * What stagepost remembers, in two kinds of files so that the daemon and a
@@ -44,8 +46,16 @@ export interface BranchState {
   built: Record<string, string>;
   /** First line of the commit at each built revision. */
   subjects: Record<string, string>;
+  /** Number of the next build; jobs count their runs apart (`jobs`). */
   nextId: number;
+  /** Builds only, newest first. */
   builds: BuildRecord[];
+  /**
+   * Runs of each job, newest first, with their own numbering and retention, so
+   * a frequent job never pushes the branch's builds out of its history.
+   */
+  jobs: Record<string, JobHistory>;
+  /** The build or job running now (one at a time: they share the branch lock). */
   running: RunningBuild | null;
   /** A forced build was asked for and not yet started (survives restarts). */
   forcePending?: boolean;
@@ -54,6 +64,11 @@ export interface BranchState {
    * once it is in the outbox: a crash in between sends it on the next start.
    */
   pendingNotification?: PendingNotification;
+}
+
+export interface JobHistory {
+  nextId: number;
+  runs: BuildRecord[];
 }
 
 export interface PendingNotification {
@@ -67,7 +82,48 @@ export interface PollFile {
 }
 
 export function emptyBranchState(): BranchState {
-  return { attempted: {}, built: {}, subjects: {}, nextId: 1, builds: [], running: null };
+  return {
+    attempted: {},
+    built: {},
+    subjects: {},
+    nextId: 1,
+    builds: [],
+    jobs: {},
+    running: null,
+  };
+}
+
+/**
+ * State files written before jobs had their own history kept job runs among
+ * the builds (`kind: job:<name>`): they move to their job, keeping their
+ * numbers, so the builds they had pushed out stay the only thing trimmed.
+ */
+function separateJobRuns(state: BranchState): BranchState {
+  if (!state.builds.some((b) => b.kind.startsWith('job:'))) return state;
+  const builds: BuildRecord[] = [];
+  for (const record of state.builds) {
+    if (!record.kind.startsWith('job:')) {
+      builds.push(record);
+      continue;
+    }
+    const history = (state.jobs[record.kind.slice(4)] ??= { nextId: 1, runs: [] });
+    history.runs.push(record);
+    history.nextId = Math.max(history.nextId, record.id + 1);
+  }
+  return { ...state, builds };
+}
+
+/** A state file that did not parse or had the wrong shape, and where it went. */
+export interface StateDamage {
+  file: string;
+  /** `<file>.corrupt-<time>`, where the damaged file now lies. */
+  movedTo: string;
+  problem: string;
+}
+
+export interface StateStoreOptions {
+  /** Told once per damaged file, after it was moved aside. */
+  onDamage?: (damage: StateDamage) => void;
 }
 
 export class StateStore {
@@ -75,7 +131,10 @@ export class StateStore {
   readonly branchesDir: string;
   readonly logsDir: string;
 
-  constructor(readonly stateDir: string) {
+  constructor(
+    readonly stateDir: string,
+    private readonly options: StateStoreOptions = {},
+  ) {
     this.pollFile = path.join(stateDir, 'poll.json');
     this.branchesDir = path.join(stateDir, 'branches');
     this.logsDir = path.join(stateDir, 'logs');
@@ -96,7 +155,10 @@ export class StateStore {
   }
 
   readPoll(): PollFile {
-    return readJson(this.pollFile, { version: 1, tracks: {} });
+    return this.readChecked<PollFile>(this.pollFile, PollFileSchema, () => ({
+      version: 1,
+      tracks: {},
+    }));
   }
 
   async writePoll(data: PollFile): Promise<void> {
@@ -108,7 +170,70 @@ export class StateStore {
   }
 
   readBranch(branch: string): BranchState {
-    return { ...emptyBranchState(), ...readJson(this.branchFile(branch), emptyBranchState()) };
+    return separateJobRuns(
+      this.readChecked<BranchState>(this.branchFile(branch), BranchStateSchema, () => ({
+        ...emptyBranchState(),
+        // Build ids go on after the logs left behind, so no new log appends to an old one.
+        nextId: this.lastLogId(branch) + 1,
+      })),
+    );
+  }
+
+  private lastLogId(branch: string): number {
+    try {
+      return Math.max(
+        0,
+        ...readdirSync(path.join(this.logsDir, branch))
+          .map((n) => /^(\d+)\.log$/.exec(n)?.[1])
+          .filter((n): n is string => !!n)
+          .map(Number),
+      );
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * A missing file is a fresh start. A damaged one (bad JSON, wrong shape) is
+   * moved aside to `<file>.corrupt-<time>` and the fresh start used, so no
+   * input from disk can stop the daemon; one that cannot be read at all
+   * (EMFILE, EACCES) throws ESTATE for the caller to retry.
+   */
+  private readChecked<T>(file: string, schema: z.ZodType, fresh: () => T): T {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fresh();
+      throw new StagepostError(
+        'ESTATE',
+        `cannot read ${file}: ${(err as Error).message} — if it persists, check the file's permissions and the daemon's open-file limit (LimitNOFILE)`,
+        { cause: err },
+      );
+    }
+    let problem: string;
+    try {
+      const parsed = schema.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data as T;
+      problem = parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
+        .join('; ');
+    } catch (err) {
+      problem = `not valid JSON (${(err as Error).message})`;
+    }
+    const movedTo = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      renameSync(file, movedTo);
+    } catch (err) {
+      throw new StagepostError(
+        'ESTATE',
+        `${file} is damaged (${problem}) and cannot be moved aside (${(err as Error).message}) — move it away by hand; that part of the state then starts afresh`,
+        { cause: err },
+      );
+    }
+    this.options.onDamage?.({ file, movedTo, problem });
+    return fresh();
   }
 
   async writeBranch(branch: string, state: BranchState): Promise<void> {
@@ -119,15 +244,22 @@ export class StateStore {
     return path.join(this.logsDir, branch, `${id}.log`);
   }
 
+  /** Job logs live apart from build logs: both are numbered from 1. */
+  jobLogFile(branch: string, job: string, id: number): string {
+    return path.join(this.logsDir, branch, 'jobs', job, `${id}.log`);
+  }
+
   lockFile(branch: string): string {
     return path.join(this.stateDir, 'locks', `${branch}.lock`);
   }
 
-  /** Remove logs of builds no longer in the history. */
-  async pruneLogs(branch: string, keepIds: number[]): Promise<void> {
-    const dir = path.join(this.logsDir, branch);
+  /** Remove logs of builds (or of one job's runs) no longer in the history. */
+  async pruneLogs(branch: string, keepIds: number[], job?: string): Promise<void> {
+    const dir = job
+      ? path.dirname(this.jobLogFile(branch, job, 0))
+      : path.join(this.logsDir, branch);
     const keep = new Set(keepIds.map((id) => `${id}.log`));
-    let names: string[] = [];
+    let names: string[];
     try {
       names = await fs.readdir(dir);
     } catch {
@@ -168,26 +300,4 @@ export class StateStore {
   }
 
   private readonly writes = new Map<string, Promise<void>>();
-}
-
-function readJson<T>(file: string, fallback: T): T {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(fallback);
-    throw new StagepostError('ESTATE', `cannot read ${file}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  try {
-    return JSON.parse(text) as T;
-  } catch (err) {
-    // Atomic writes make this unreachable short of disk corruption or a hand edit.
-    throw new StagepostError(
-      'ESTATE',
-      `${file} is not valid JSON (${(err as Error).message}) — move it aside to start that part of the state afresh`,
-      { cause: err },
-    );
-  }
 }

@@ -1,12 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
-/**
- * Every child process of stagepost goes through here. Each runs in its own
- * process group (detached), so a timeout or an abort ends the whole tree:
- * TERM to the group, then KILL after `killGraceMs`. A failure is data, not an
- * exception: callers read exitCode / signal / timedOut.
- */
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
@@ -57,19 +51,9 @@ function killLater(pgid: number): void {
   killGroup(pgid, 'SIGKILL');
 }
 
-/**
- * TERM to the group, KILL after `graceMs` (the returned timer, unref'd).
- * `leaderOnly`: a child between fork and setsid leads no group yet, so the
- * TERM goes to its pid when the group does not exist (the query server's case).
- */
-export function stopGroup(pgid: number, graceMs: number, leaderOnly = false): NodeJS.Timeout {
-  if (!killGroup(pgid, 'SIGTERM') && leaderOnly) {
-    try {
-      process.kill(pgid, 'SIGTERM');
-    } catch {
-      /* already gone */
-    }
-  }
+/** TERM to the group, KILL after `graceMs` (the returned timer, unref'd). */
+function stopGroup(pgid: number, graceMs: number): NodeJS.Timeout {
+  killGroup(pgid, 'SIGTERM');
   const timer = setTimeout(killLater, graceMs, pgid);
   timer.unref();
   return timer;
@@ -122,6 +106,12 @@ export async function terminateGroup(pgid: number, graceMs = 2000): Promise<void
   killGroup(pgid, 'SIGKILL');
 }
 
+/**
+ * Every child process of stagepost goes through here. Each runs in its own
+ * process group (detached), so a timeout or an abort ends the whole tree:
+ * TERM to the group, then KILL after `killGraceMs`. A failure is data, not an
+ * exception: callers read exitCode / signal / timedOut.
+ */
 export function run(
   file: string,
   args: readonly string[],

@@ -32,15 +32,25 @@ export class Redactor {
 
   /** Deep copy of a JSON-like value with every string redacted. */
   redactValue<T>(value: T): T {
-    if (typeof value === 'string') return this.redact(value) as T;
-    if (Array.isArray(value)) return value.map((v) => this.redactValue(v)) as T;
-    if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = this.redactValue(v);
-      return out as T;
-    }
-    return value;
+    return redactDeep(value, (text) => this.redact(text));
   }
+}
+
+/**
+ * Deep copy of a value as JSON.stringify sees it (toJSON applied, own
+ * enumerable keys), with every string passed through `redact`. Not limited to
+ * plain objects: a value built in another realm (jest's vm contexts) has
+ * another Object.prototype and must be redacted all the same.
+ */
+export function redactDeep<T>(value: T, redact: (text: string) => string): T {
+  if (typeof value === 'string') return redact(value) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') return redactDeep(toJSON.call(value) as T, redact);
+  if (Array.isArray(value)) return value.map((v: unknown) => redactDeep(v, redact)) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v, redact);
+  return out as T;
 }
 
 /** A URL with any password removed, for display and as a key. */

@@ -10,7 +10,7 @@ import { freePort } from '../plugins/vcs-helpers.js';
 import { git, makeGitRemote } from '../helpers/git.js';
 import { DaemonProcess, isBuildFinished, isPolled, runCli } from '../helpers/cli.js';
 import { parseMail, startSmtp, type TestSmtp } from '../notify/helpers.js';
-import type { StatusDocument } from '../../src/status.js';
+import type { StatusDocument } from '../../src/api.js';
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;

@@ -172,6 +172,71 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
     expect(await res.text()).toContain('test_refund');
   });
 
+  test('a duration chart per site and per job: one mark per run, the median, a live mark, the step bar', async () => {
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    fake.writeLog('staging', 10, 'sync: 120000 rows\n', false, 'nightly-sync');
+    await open();
+    const chart = (branch: string, name: string) =>
+      card(branch).locator(`.chart-block[data-chart="${name}"]`);
+    await chart('staging', 'job:nightly-sync').locator('.mark').first().waitFor();
+    // Builds and the job apart, one mark per run, colored by result.
+    expect(await chart('staging', 'build').locator('.mark').count()).toBe(16);
+    expect(await chart('staging', 'build').locator('.mark.failure').count()).toBe(1);
+    expect(await chart('staging', 'job:nightly-sync').locator('.mark').count()).toBe(10);
+    expect(await chart('staging', 'job:nightly-sync').locator('.mark.timeout').count()).toBe(1);
+    expect(await chart('staging', 'build').locator('line.median').count()).toBe(1);
+    expect(await chart('staging', 'build').locator('.median-text').textContent()).toBe(
+      'median 1m 26s',
+    );
+    expect(await chart('staging', 'job:nightly-sync').locator('.median-text').textContent()).toBe(
+      'median 4h 00m',
+    );
+    expect(await chart('branch2', 'build').locator('.mark').count()).toBe(3);
+    expect(await card('branch3').locator('.chart-block').count()).toBe(1);
+
+    // The last build's steps as a stacked bar, widths in proportion.
+    const segments = chart('staging', 'steps').locator('rect.seg');
+    expect(await segments.count()).toBe(4);
+    const widths = await segments.evaluateAll((rects) =>
+      rects.map((r) => Number(r.getAttribute('width'))),
+    );
+    expect(widths[1]).toBeGreaterThan(widths[0] + widths[2] + widths[3]);
+    expect(await chart('staging', 'steps').locator('.steps-legend').textContent()).toContain(
+      'buildout 1m 12s',
+    );
+
+    // Pointing at a run shows it; its mark links to its log.
+    const newest = chart('staging', 'build')
+      .locator('a')
+      .filter({ has: page.locator('.mark') });
+    await newest.last().hover();
+    expect(await chart('staging', 'build').locator('.chart-detail').textContent()).toMatch(
+      /^#57 · success · 1m 26s · app@39a91c7e theme@1842 · started /,
+    );
+    expect(await newest.last().getAttribute('href')).toBe('/api/branches/staging/builds/57/log');
+    const jobMark = chart('staging', 'job:nightly-sync').locator('a').last();
+    const jobLog = await page.request.get(server.url + (await jobMark.getAttribute('href'))!);
+    expect(await jobLog.text()).toBe('sync: 120000 rows\n');
+
+    // The running build's mark grows with its elapsed time.
+    const live = chart('branch1', 'build').locator('rect.live');
+    expect(await chart('branch1', 'build').locator('.mark').count()).toBe(2);
+    const before = Number(await live.getAttribute('height'));
+    await page.waitForFunction(
+      (h) =>
+        Number(
+          document
+            .querySelector('section.card[data-branch="branch1"] rect.live')
+            ?.getAttribute('height'),
+        ) > h,
+      before,
+    );
+    expect(errors).toEqual([]);
+  });
+
   test('fits a phone screen without horizontal scrolling', async () => {
     await page.setViewportSize({ width: 375, height: 812 });
     await open();
@@ -187,8 +252,9 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
   test('screenshot', async () => {
     await open();
     await card('branch1').locator('details.live pre', { hasText: 'Updating instance.' }).waitFor();
+    // docs/dashboard.png shows a real daemon (test/e2e/dashboard-daemon.test.ts); `fake` puts this one there.
     const target =
-      process.env.UPDATE_SCREENSHOT === '1'
+      process.env.UPDATE_SCREENSHOT === 'fake'
         ? path.join(ROOT, 'docs', 'dashboard.png')
         : path.join(tmp.dir, 'dashboard.png');
     await page.screenshot({ path: target });

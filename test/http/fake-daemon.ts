@@ -6,8 +6,9 @@ import type {
   BuildSummary,
   CaughtMailSummary,
   DaemonApi,
+  RunHistory,
   StatusDocument,
-} from '../../src/status.js';
+} from '../../src/api.js';
 
 /**
  * An in-memory stand-in for the daemon, for route and dashboard tests only.
@@ -21,6 +22,8 @@ export class FakeDaemon implements DaemonApi {
     daemon: { running: true, pid: 4242, startedAt: new Date().toISOString() },
   };
   builds = new Map<string, BuildSummary[]>();
+  /** Job runs per branch, by job name. */
+  jobRuns = new Map<string, Record<string, BuildSummary[]>>();
   mail = new Map<string, CaughtMailSummary[]>();
   polls: Array<string | undefined> = [];
   forced: string[] = [];
@@ -45,6 +48,14 @@ export class FakeDaemon implements DaemonApi {
     const known =
       this.history(branch).some((b) => b.id === id) || this.branch(branch).current?.id === id;
     return known ? this.logPath(branch, id) : null;
+  }
+  runHistory(branch: string): RunHistory {
+    return { builds: this.history(branch), jobs: this.jobRuns.get(branch) ?? {} };
+  }
+  jobLogFile(branch: string, job: string, id: number): string | null {
+    if (!this.hasBranch(branch)) return null;
+    const known = (this.jobRuns.get(branch)?.[job] ?? []).some((b) => b.id === id);
+    return known ? this.logPath(branch, id, job) : null;
   }
   async pollNow(branch?: string): Promise<void> {
     this.polls.push(branch);
@@ -72,12 +83,14 @@ export class FakeDaemon implements DaemonApi {
     return b;
   }
 
-  logPath(branch: string, id: number): string {
-    return path.join(this.logDir, branch, `${id}.log`);
+  logPath(branch: string, id: number, job?: string): string {
+    return job
+      ? path.join(this.logDir, branch, 'jobs', job, `${id}.log`)
+      : path.join(this.logDir, branch, `${id}.log`);
   }
-  writeLog(branch: string, id: number, text: string | Buffer, append = false): void {
-    mkdirSync(path.dirname(this.logPath(branch, id)), { recursive: true });
-    (append ? appendFileSync : writeFileSync)(this.logPath(branch, id), text);
+  writeLog(branch: string, id: number, text: string | Buffer, append = false, job?: string): void {
+    mkdirSync(path.dirname(this.logPath(branch, id, job)), { recursive: true });
+    (append ? appendFileSync : writeFileSync)(this.logPath(branch, id, job), text);
   }
 }
 
@@ -289,6 +302,62 @@ export function realisticFake(logDir: string, now = Date.now()): FakeDaemon {
       'Updating instance.',
       '',
     ].join('\n'),
+  );
+  // Durations for the charts: staging's last 16 builds with their steps, and a nightly job.
+  const steps = (buildout: number, result: BuildSummary['result'] = 'success') => [
+    { name: 'checkout', result: 'success' as const, durationMs: 3_100 },
+    { name: 'buildout', result: result ?? 'success', durationMs: buildout },
+    {
+      name: 'restart',
+      result: result === 'success' ? ('success' as const) : ('skipped' as const),
+      durationMs: result === 'success' ? 8_400 : 0,
+    },
+    {
+      name: 'health',
+      result: result === 'success' ? ('success' as const) : ('skipped' as const),
+      durationMs: result === 'success' ? 2_200 : 0,
+    },
+  ];
+  const buildouts = [72, 68, 75, 70, 66, 181, 73, 71, 40, 69, 74, 77, 70, 72, 67, 80];
+  fake.builds.set(
+    'staging',
+    buildouts.map((s, i) => {
+      const result: BuildSummary['result'] = i === 8 ? 'failure' : 'success';
+      const stepList = steps(s * 1000, result);
+      return buildSummary(57 - i, {
+        result,
+        failedStep: result === 'failure' ? 'buildout' : undefined,
+        startedAt: minutesAgo(now, 38 + i * 170),
+        durationMs: stepList.reduce((sum, x) => sum + x.durationMs, 0) + 400,
+        steps: stepList,
+        revisions: { app: sha((57 - i).toString(16).padStart(2, '0') + 'a91c7e'), theme: '1842' },
+      });
+    }),
+  );
+  const syncHours = [3.9, 4.1, 4.0, 14.2, 4.2, 3.8, 4.0, 4.3, 3.9, 4.1];
+  fake.jobRuns.set('staging', {
+    'nightly-sync': syncHours.map((h, i) =>
+      buildSummary(syncHours.length - i, {
+        kind: 'job:nightly-sync',
+        result: h > 10 ? 'timeout' : 'success',
+        startedAt: minutesAgo(now, 600 + i * 1440),
+        durationMs: Math.round(h * 3_600_000),
+        steps: [
+          {
+            name: 'nightly-sync',
+            result: h > 10 ? 'timeout' : 'success',
+            durationMs: Math.round(h * 3_600_000),
+          },
+        ],
+      }),
+    ),
+  });
+  fake.builds.set(
+    'branch1',
+    fake.builds.get('branch1')!.map((b) => ({
+      ...b,
+      steps: steps((b.durationMs ?? 0) - 14_000, b.result),
+    })),
   );
   fake.writeLog(
     'branch2',

@@ -4,6 +4,7 @@ import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { startHttpServer, type HttpServer } from '../../src/http/server.js';
 import { Redactor } from '../../src/util/redact.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 import { FakeDaemon, branchStatus, buildSummary } from './fake-daemon.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -178,7 +179,7 @@ describe('http server', () => {
       answered = true;
       return r;
     });
-    await waitUntil(() => release !== undefined);
+    await until(() => release !== undefined, 'the request to reach the fake daemon');
     expect(answered).toBe(false);
     release();
     expect((await pending).status).toBe(200);
@@ -231,6 +232,31 @@ describe('http server', () => {
       expect(await (await fetch(url('/api/branches/staging/builds/last/log'))).text()).toBe(
         'running\n',
       );
+    });
+
+    test('"last" is the last build while a job runs; a job run has its own log route', async () => {
+      fake.branch('staging').current = {
+        id: 40,
+        kind: 'job:sync',
+        step: 'sync',
+        startedAt: new Date().toISOString(),
+        elapsedMs: 1000,
+      };
+      fake.jobRuns.set('staging', { sync: [buildSummary(39, { kind: 'job:sync' })] });
+      fake.writeLog('staging', 39, 'synced\n', false, 'sync');
+      const last = await fetch(url('/api/branches/staging/builds/last/log'));
+      expect(last.headers.get('x-build-id')).toBe('7');
+      const run = await fetch(url('/api/branches/staging/jobs/sync/runs/last/log'));
+      expect(run.headers.get('x-build-id')).toBe('39');
+      expect(await run.text()).toBe('synced\n');
+      expect((await fetch(url('/api/branches/staging/jobs/sync/runs/7/log'))).status).toBe(404);
+      expect((await fetch(url('/api/branches/staging/jobs/nope/runs/39/log'))).status).toBe(404);
+      const history = (await (await fetch(url('/api/branches/staging/history'))).json()) as {
+        builds: Array<{ id: number }>;
+        jobs: Record<string, Array<{ id: number }>>;
+      };
+      expect(history.builds.map((b) => b.id)).toEqual([7, 6]);
+      expect(history.jobs.sync.map((r) => r.id)).toEqual([39]);
     });
 
     test('?offset returns only what follows, with the size in a header', async () => {
@@ -326,7 +352,7 @@ describe('http server', () => {
     fake.emit({ type: 'build', branch: 'staging' });
     await readUntil('data: {"type":"build","branch":"staging"}\n\n');
     controller.abort();
-    await waitUntil(() => fake.listenerCount() === 0);
+    await until(() => fake.listenerCount() === 0, 'the event stream to unsubscribe');
   });
 
   test('SSE sends heartbeats and close() ends open streams', async () => {
@@ -394,8 +420,4 @@ function parseExposition(text: string): Map<string, number> {
     samples.set(m[1] + (m[2] ?? ''), Number(m[3]));
   }
   return samples;
-}
-
-async function waitUntil(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((r) => setImmediate(r));
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { NotifyDispatcher } from '../../src/notify/dispatcher.js';
 import { memoryLogger } from '../../src/log.js';
 import type { NotifierConfig } from '../../src/config/types.js';
-import type { EventName, NotifierPlugin } from '../../src/plugin-api.js';
+import type { EventName } from '../../src/plugin-api.js';
 import emailPlugin from '../../plugins/email/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildDraft, notifierConfig, parseMail, startSmtp, type TestSmtp } from './helpers.js';
@@ -322,6 +322,39 @@ describe('email notifier against a real SMTP server', () => {
     ]);
   });
 
+  it('an allow-list mails only committers of the listed domains and addresses', async () => {
+    const { d } = await dispatcher([
+      email(['failure'], {
+        committers: { domains: ['example.com'], addresses: ['Ann@Partner.org'] },
+      }),
+      email(['failure'], { to: [], committers: { domains: ['team.example.com'] } }, 20),
+    ]);
+    const commit = (id: string, address: string) => ({
+      source: 'karl',
+      id,
+      author: 'Someone',
+      email: address,
+      subject: `commit ${id}`,
+    });
+    await d.dispatch(
+      buildDraft({
+        commits: [
+          commit('a1', 'karl@example.com'),
+          commit('a2', 'dev@team.example.com'),
+          commit('a3', 'upstream@elsewhere.org'),
+          commit('a4', 'ann@partner.org'),
+          commit('a5', 'mallory@example.com.evil.org'),
+          commit('a6', 'bob@partner.org'),
+        ],
+      }),
+      ['failure'],
+    );
+    expect(smtp.mails.map((m) => m.rcpt)).toEqual([
+      ['ops@example.com', 'karl@example.com', 'dev@team.example.com', 'ann@partner.org'],
+      ['dev@team.example.com'],
+    ]);
+  });
+
   it('bounds very long lines from commits and logs', async () => {
     const { d } = await dispatcher([email(['failure'])]);
     await d.dispatch(
@@ -355,6 +388,28 @@ describe('email option validation', () => {
     expect(
       validate({ transport: 'dir:./mail', from: 'staging@example.com', to: 'ops@example.com' }),
     ).toEqual([]);
+  });
+
+  it('checks a committers allow-list', () => {
+    const base = { transport: 'dir:./mail', from: 'staging@example.com', to: 'ops@example.com' };
+    expect(validate({ ...base, committers: { domains: ['example.com'] } })).toEqual([]);
+    expect(validate({ ...base, to: [], committers: { addresses: ['a@example.com'] } })).toEqual([]);
+    expect(
+      validate({
+        ...base,
+        committers: { domains: ['not a domain'], adresses: [], addresses: 'x' },
+      }),
+    ).toEqual([
+      'committers.adresses: unknown key; give domains and/or addresses',
+      'committers.domains.0: "not a domain" is not a domain like example.com',
+      'committers.addresses: give a list',
+    ]);
+    expect(validate({ ...base, committers: {} })).toEqual([
+      expect.stringMatching(/^committers: an empty allow-list mails no committer/),
+    ]);
+    expect(validate({ ...base, committers: 'yes' })).toEqual([
+      expect.stringMatching(/^committers: give true, false, or an allow-list/),
+    ]);
   });
 
   it('names each problem', () => {

@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { NotifyDispatcher } from '../../src/notify/dispatcher.js';
 import { memoryLogger } from '../../src/log.js';
-import type { NotifierPlugin } from '../../src/plugin-api.js';
 import webhookPlugin from '../../plugins/webhook/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildDraft, notifierConfig } from './helpers.js';

@@ -43,7 +43,7 @@ test('check: 0 for a valid file, 2 with file:line for a broken one, 1 with --rem
   );
   const remote = await runCli(['check', '--remote', '--config', file]);
   expect(remote.code).toBe(1);
-  expect(remote.stderr).toMatch(/branch1: source app: .*no-such-branch/);
+  expect(remote.stderr).toMatch(/branch1: ref missing: source app: .*no-such-branch/);
 
   writeFileSync(
     file,

@@ -17,7 +17,7 @@ import { makeSvnRemote } from '../helpers/svn.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { describeIf, hasTool, processAlive } from '../helpers/tools.js';
 import { buildDraft, notifierConfig, parseMail, startSmtp } from '../notify/helpers.js';
-import type { StatusDocument } from '../../src/status.js';
+import type { StatusDocument } from '../../src/api.js';
 
 let t: ReturnType<typeof tempDir>;
 beforeEach(() => {

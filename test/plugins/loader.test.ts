@@ -1,10 +1,12 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadPlugin } from '../../src/plugins/loader.js';
-import { BUILTIN_PLUGINS, pluginsDir } from '../../src/plugins/registry.js';
+import { loadPlugin } from '../../src/plugin-loader/loader.js';
+import { BUILTIN_PLUGINS } from '../../src/plugin-loader/registry.js';
+import { ROOT } from '../helpers/cli.js';
 import { memoryLogger } from '../../src/log.js';
 import { StagepostError } from '../../src/errors.js';
+import { run } from '../../src/util/exec.js';
 import type { NotifierPlugin } from '../../src/plugin-api.js';
 
 const FIXTURES = path.resolve(
@@ -21,6 +23,8 @@ function context() {
     log: memoryLogger(),
     stateDir: '/tmp/stagepost-loader-state',
     redact: (t: string) => t.replace(/hunter2/g, '[secure]'),
+    run,
+    sshWords: () => ({ base: ['ssh'], sharing: [] }),
   };
 }
 
@@ -35,7 +39,7 @@ async function loadError(use: string): Promise<StagepostError> {
 }
 
 describe('plugin registry', () => {
-  const folders = readdirSync(pluginsDir(), { withFileTypes: true })
+  const folders = readdirSync(path.join(ROOT, 'plugins'), { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name);
 
@@ -52,6 +56,24 @@ describe('plugin registry', () => {
       expect(['vcs', 'notifier']).toContain(plugin.kind);
     },
   );
+
+  it('built-in plugins reach the core only through stagepost/plugin-api, as a third party does', () => {
+    const pluginsDir = path.join(ROOT, 'plugins');
+    const files = readdirSync(pluginsDir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join(pluginsDir, f));
+    expect(files.length).toBeGreaterThan(10);
+    const outside: string[] = [];
+    for (const file of files) {
+      for (const [, spec] of readFileSync(file, 'utf8').matchAll(/from '([^']+)'/g)) {
+        const leaves = spec.startsWith('.')
+          ? !path.resolve(path.dirname(file), spec).startsWith(pluginsDir + path.sep)
+          : spec.startsWith('stagepost') && spec !== 'stagepost/plugin-api';
+        if (leaves) outside.push(`${path.relative(ROOT, file)}: ${spec}`);
+      }
+    }
+    expect(outside).toEqual([]);
+  });
 });
 
 describe('loadPlugin', () => {

@@ -3,11 +3,19 @@ import net from 'node:net';
 import { memoryLogger } from '../../src/log.js';
 import type { PluginContext } from '../../src/plugin-api.js';
 import { Redactor } from '../../src/util/redact.js';
+import { run } from '../../src/util/exec.js';
+import { sharedSshWords } from '../../src/util/ssh.js';
 
 /** Shared by the git and svn plugin tests: a plugin context and a network server. */
 export function pluginContext(stateDir: string): PluginContext {
   const redactor = new Redactor();
-  return { log: memoryLogger(), stateDir, redact: (t) => redactor.redact(t) };
+  return {
+    log: memoryLogger(),
+    stateDir,
+    redact: (t) => redactor.redact(t),
+    run,
+    sshWords: () => sharedSshWords(stateDir),
+  };
 }
 
 export function freePort(): Promise<number> {
@@ -66,14 +74,4 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Wait for a condition with a deadline (for processes the kernel reaps asynchronously). */
-export async function eventually(check: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
 }

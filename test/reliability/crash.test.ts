@@ -20,9 +20,9 @@ import {
   prng,
   readStateFiles,
   sleep,
-  until,
   writeCi,
 } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const SEED = Number(process.env.STAGEPOST_CRASH_SEED ?? 20240611);
 const ITERATIONS = Number(process.env.STAGEPOST_CRASH_ITERATIONS ?? 10);

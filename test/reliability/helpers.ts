@@ -149,16 +149,3 @@ export async function startAuthSmtp(
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
-
-/** Poll a condition until it holds (for things the daemon does not log). */
-export async function until(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}

@@ -14,7 +14,8 @@ import { tempDir } from '../helpers/tmp.js';
 import { git } from '../helpers/git.js';
 import { freePort } from '../plugins/vcs-helpers.js';
 import type { BranchState } from '../../src/state/store.js';
-import { Daemons, prng, readStateFiles, sleep, until, writeCi } from './helpers.js';
+import { Daemons, prng, readStateFiles, sleep, writeCi } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const SOAK = process.env.STAGEPOST_SOAK === '1';
 const COMMIT_SECONDS = SOAK ? Number(process.env.STAGEPOST_SOAK_SECONDS ?? 300) : 12;

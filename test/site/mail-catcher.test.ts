@@ -6,7 +6,8 @@ import path from 'node:path';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { memoryLogger } from '../../src/log.js';
-import { listCaughtMail, MailCatcher, readCaughtMail } from '../../src/site/mail-catcher.js';
+import { MailCatcher } from '../../src/site/mail-catcher.js';
+import { listCaughtMail, readCaughtMail } from '../../src/site/mail-store.js';
 import { tempDir } from '../helpers/tmp.js';
 
 interface Relayed {

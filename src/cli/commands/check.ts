@@ -3,10 +3,9 @@ import { loadNotifierPlugin } from '../../notify/instantiate.js';
 import { VcsRegistry } from '../../vcs.js';
 import { createLogger } from '../../log.js';
 import { StagepostError, errorMessage } from '../../errors.js';
-import { redactor } from '../../util/redact.js';
+import { createPluginContext } from '../../plugin-loader/context.js';
 import { openSession } from '../session.js';
 import { trackKey } from '../../poll/tracks.js';
-import { missingRefError } from '../../poll/missing.js';
 import { say, note } from '../output.js';
 
 /**
@@ -18,11 +17,7 @@ export async function checkCommand(opts: { config?: string; remote?: boolean }):
   const file = resolveConfigPath(opts.config, process.env, process.cwd());
   const config = await loadConfig(file);
   const problems: string[] = [];
-  const ctx = {
-    log: createLogger(),
-    stateDir: config.stateDir,
-    redact: (t: string) => redactor.redact(t),
-  };
+  const ctx = createPluginContext(config.stateDir, createLogger());
   // A notify entry of the top level appears in every branch's list too: check each once.
   const notifiers = new Map(
     [...config.notify, ...config.branches.flatMap((b) => b.notify)].map((n) => [
@@ -57,8 +52,7 @@ export async function checkCommand(opts: { config?: string; remote?: boolean }):
     let failed = false;
     for (const b of config.branches) {
       const error = session.pollErrors.get(b.name);
-      // A missing ref is told per source below.
-      if (error && error !== missingRefError(b, session.poller.tracks)) {
+      if (error) {
         failed = true;
         note(`${b.name}: ${error}`);
         continue;

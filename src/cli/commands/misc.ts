@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument, isMap, isSeq } from 'yaml';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../config/load.js';
 import { openSession } from '../session.js';
-import { runJob } from '../../build/job.js';
+import { runJob } from '../../builds/job.js';
 import { listCaughtMail, readCaughtMail } from '../../site/mail-store.js';
 import { renderProxyConfig } from '../../site/proxy-config.js';
 import { StagepostError, errorMessage } from '../../errors.js';
@@ -10,7 +10,7 @@ import { replaceFileInPlace } from '../../util/replace-file.js';
 import { replaceScalar } from '../../config/edit.js';
 import { sourceSpec } from '../../poll/tracks.js';
 import { formatDuration } from '../../util/duration.js';
-import { printJson, say, table, note } from '../output.js';
+import { printJson, say, table, note, writeOut } from '../output.js';
 
 /** `stagepost job NAME [--branch B]`: run a job now, in the foreground. */
 export async function jobCommand(
@@ -38,10 +38,10 @@ export async function jobCommand(
       const record = await runJob(
         {
           ...session.buildContext({
-            echo: (t) => process.stdout.write(t),
+            echo: (t) => writeOut(t),
             onLockWait: (o) => note(`${b}: waiting for pid ${o.pid} (${o.purpose})…`),
           }),
-          notifyJob: (n) => session.dispatcher?.enqueue(n, ['job-failure'], b),
+          notifyJob: (n, events) => session.dispatcher?.enqueue(n, events, b),
         },
         job,
         branch,
@@ -74,7 +74,7 @@ export async function mailCommand(
     return 0;
   }
   if (id) {
-    process.stdout.write(await readCaughtMail(config.stateDir, branch, id));
+    writeOut(await readCaughtMail(config.stateDir, branch, id));
     return 0;
   }
   const list = await listCaughtMail(config.stateDir, branch);

@@ -1,10 +1,12 @@
 import { Daemon } from '../../daemon/daemon.js';
 import { resolveConfigPath } from '../../config/load.js';
+import { SystemdNotifier } from '../../daemon/sd-notify.js';
 import { createLogger } from '../../log.js';
 
 /** `stagepost run`: the daemon, until SIGTERM/SIGINT (exit 0). SIGHUP reloads ci.yaml. */
 export async function runCommand(opts: { config?: string }): Promise<number> {
   const log = createLogger();
+  const systemd = SystemdNotifier.fromEnv(process.env);
   // Signals are taken before start-up (recovery can take seconds): a stop
   // asked for meanwhile is carried out as soon as the daemon is up.
   let daemon: Daemon | null = null;
@@ -26,6 +28,7 @@ export async function runCommand(opts: { config?: string }): Promise<number> {
       return;
     }
     log.info({ signal }, 'shutting down');
+    void systemd.stopping(log);
     void daemon.stop().then(
       () => resolveExit(0),
       (err) => {
@@ -45,6 +48,9 @@ export async function runCommand(opts: { config?: string }): Promise<number> {
     configFile: resolveConfigPath(opts.config, process.env, process.cwd()),
     log,
   });
+  // Only now, so `systemctl start` waits for a loaded config and a listening
+  // port, and fails when start-up fails (a bad ci.yaml exits 2 before this).
+  await systemd.ready('polling; ci.yaml loaded', log);
   if (stopAsked) {
     signals = 0;
     stop(stopAsked);

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { resolveConfigPath } from '../../config/load.js';
@@ -5,13 +6,14 @@ import { loadForReading, rejectionNote } from '../../config/last-good.js';
 import { StateStore } from '../../state/store.js';
 import { readLock } from '../../state/lock.js';
 import { readRuntimeFile } from '../../daemon/runtime-file.js';
-import { statusDocument } from '../../daemon/status.js';
+import { statusDocument } from '../../daemon/status-document.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
-import type { BranchStatus } from '../../status.js';
-import { note, printJson, say, table } from '../output.js';
+import type { BranchStatus } from '../../api.js';
+import { note, printJson, say, table, writeOut } from '../output.js';
 import { short } from './poll.js';
+import { medianOfRuns } from './history.js';
 
 /** `stagepost status [--json]`: from the state files plus what a running daemon last wrote. */
 export async function statusCommand(opts: { config?: string; json?: boolean }): Promise<number> {
@@ -32,6 +34,7 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       queue: runtime?.queue ?? [],
       current: runtime?.current ?? {},
       outbox: runtime?.outbox ?? 0,
+      waiting: runtime?.waiting,
       daemon: {
         running: !!daemon,
         pid: daemon?.pid ?? null,
@@ -46,19 +49,33 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
     return 0;
   }
   const rows = [
-    ['BRANCH', 'STATE', 'SOURCES', 'LAST BUILD', 'RESULT', 'WHEN', 'DURATION', 'LAST POLL'],
+    [
+      'BRANCH',
+      'STATE',
+      'SOURCES',
+      'LAST BUILD',
+      'RESULT',
+      'WHEN',
+      'DURATION',
+      'MEDIAN',
+      'LAST POLL',
+    ],
   ];
   for (const b of doc.branches) {
+    const typical = medianOfRuns(store.readBranch(b.name).builds);
     rows.push([
       b.name,
       b.current
         ? `building (${b.current.step ?? 'starting'}, ${formatDuration(b.current.elapsedMs)})`
-        : b.state,
+        : b.waiting
+          ? `waiting: ${b.waiting.reason}`
+          : b.state,
       b.sources.map((s) => `${s.name}@${short(s.revision, s.vcs)}`).join(' '),
       b.lastBuild ? `#${b.lastBuild.id}` : '-',
       b.lastBuild?.result ?? '-',
       b.lastBuild ? b.lastBuild.startedAt.replace('T', ' ').slice(0, 19) : '-',
       b.lastBuild?.durationMs != null ? formatDuration(b.lastBuild.durationMs) : '-',
+      typical === null ? '-' : formatDuration(typical),
       lastPollCell(b),
     ]);
   }
@@ -75,11 +92,14 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
   return 0;
 }
 
-/** `stagepost log BRANCH [BUILD]`: a build's log, the last one by default. */
+/**
+ * `stagepost log BRANCH [BUILD]`: a build's log, the last build by default.
+ * With `--job NAME`, BUILD is a run of that job (its own numbering).
+ */
 export async function logCommand(
   branch: string,
   build: string | undefined,
-  opts: { config?: string },
+  opts: { config?: string; job?: string },
 ): Promise<number> {
   const { config, rejected } = await loadForReading(
     resolveConfigPath(opts.config, process.env, process.cwd()),
@@ -88,23 +108,41 @@ export async function logCommand(
   if (rejected) note(rejectionNote(rejected));
   if (!config.branches.some((b) => b.name === branch))
     throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
+  const job = opts.job;
+  if (job !== undefined && !config.jobs.some((j) => j.name === job))
+    throw new StagepostError(
+      'EUSAGE',
+      `job "${job}" is not in ${config.file} — known jobs: ${config.jobs.map((j) => j.name).join(', ') || '(none)'}`,
+    );
   const store = new StateStore(config.stateDir);
   const state = store.readBranch(branch);
+  const kind = job === undefined ? 'build' : `job:${job}`;
+  const runs = job === undefined ? state.builds : (state.jobs[job]?.runs ?? []);
+  const what = job === undefined ? 'build' : `run of job ${job}`;
   let id: number | undefined;
-  if (build === undefined || build === 'last') id = state.running?.id ?? state.builds[0]?.id;
+  if (build === undefined || build === 'last')
+    id = state.running?.kind === kind ? state.running.id : runs[0]?.id;
   else if (/^\d+$/.test(build.replace(/^#/, ''))) id = Number(build.replace(/^#/, ''));
-  else throw new StagepostError('EUSAGE', `BUILD must be a build number like 12, not "${build}"`);
+  else throw new StagepostError('EUSAGE', `BUILD must be a number like 12, not "${build}"`);
   if (id === undefined)
     throw new StagepostError(
       'ENOTFOUND',
-      `${branch} has no builds yet — run \`stagepost update ${branch}\``,
+      job === undefined
+        ? `${branch} has no builds yet — run \`stagepost update ${branch}\``
+        : `job ${job} has not run on ${branch} yet — run \`stagepost job ${job} --branch ${branch}\``,
     );
-  const file = store.logFile(branch, id);
+  const file = job === undefined ? store.logFile(branch, id) : store.jobLogFile(branch, job, id);
   if (!existsSync(file))
     throw new StagepostError(
       build === undefined ? 'ENOTFOUND' : 'EUSAGE',
-      `no log for ${branch} build #${id} (kept builds: ${state.builds.map((b) => b.id).join(', ') || 'none'})`,
+      `no log for ${branch} ${what} #${id} (kept: ${runs.map((b) => b.id).join(', ') || 'none'})`,
     );
+  if (process.stdout.isTTY) {
+    // A log holds whatever the steps printed: escaped for the terminal.
+    for await (const chunk of createReadStream(file, 'utf8'))
+      if (!writeOut(chunk as string)) await once(process.stdout, 'drain');
+    return 0;
+  }
   await new Promise<void>((resolve, reject) =>
     createReadStream(file)
       .on('error', reject)

@@ -1,5 +1,5 @@
 import { openSession } from '../session.js';
-import { runTeardown } from '../../build/teardown.js';
+import { runTeardown } from '../../builds/teardown.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { note, say } from '../output.js';

@@ -2,12 +2,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { BranchConfig } from '../../config/types.js';
 import { openSession, type Session } from '../session.js';
-import { runBuild, type BuildOutcome } from '../../build/builder.js';
+import { runBuild, type BuildOutcome } from '../../builds/builder.js';
 import { readLock } from '../../state/lock.js';
 import type { MailCatcher } from '../../site/mail-catcher.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
-import { note, say, table } from '../output.js';
+import { note, say, table, writeOut } from '../output.js';
 import { selectBranches } from './poll.js';
 
 /**
@@ -135,7 +135,7 @@ export async function buildInForeground(
   const echo = (text: string) => {
     const lines = (pending + text).split('\n');
     pending = lines.pop() ?? '';
-    for (const l of lines) process.stdout.write(`${prefix}${l}\n`);
+    for (const l of lines) writeOut(`${prefix}${l}\n`);
   };
   try {
     const outcome = await runBuild(
@@ -147,7 +147,7 @@ export async function buildInForeground(
       branch,
       { force: opts.force, create: opts.create },
     );
-    if (pending) process.stdout.write(`${prefix}${pending}\n`);
+    if (pending) writeOut(`${prefix}${pending}\n`);
     if (outcome.status === 'up-to-date')
       note(`${branch.name}: up to date (use --force to rebuild)`);
     return outcome;

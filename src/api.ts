@@ -1,0 +1,116 @@
+/**
+ * The shape of `status --json` and `GET /api/status` (SPEC), plus the
+ * interface the HTTP server uses to talk to a running daemon.
+ */
+import type { BuildResult, StepReport } from './plugin-api.js';
+import type { ConfigRejection } from './config/last-good.js';
+
+export type BranchState = 'idle' | 'queued' | 'building' | 'failing';
+
+export interface SourceStatus {
+  name: string;
+  vcs: string;
+  /** Built revision, null before the first successful build. */
+  revision: string | null;
+  /** Newest revision seen on the remote. */
+  remoteRevision: string | null;
+  /** URL with any password masked. */
+  url: string;
+  ref?: string;
+  /** First line of the commit at `revision`, when known. */
+  subject?: string;
+  /** Set when the ref (or svn URL) no longer exists on the remote; the site is kept. */
+  missing?: string;
+}
+
+export interface BuildSummary {
+  id: number;
+  /** `build` or `job:<name>`. */
+  kind: string;
+  result: BuildResult | null;
+  startedAt: string;
+  durationMs: number | null;
+  forced: boolean;
+  failedStep?: string;
+  steps: StepReport[];
+  revisions: Record<string, string>;
+}
+
+/** A branch's history: builds, and each job's runs apart (own numbering). */
+export interface RunHistory {
+  builds: BuildSummary[];
+  jobs: Record<string, BuildSummary[]>;
+}
+
+export interface CurrentBuild {
+  id: number;
+  kind: string;
+  step: string | null;
+  startedAt: string;
+  elapsedMs: number;
+}
+
+export interface BranchStatus {
+  name: string;
+  state: BranchState;
+  sources: SourceStatus[];
+  lastBuild: {
+    id: number;
+    result: BuildResult | null;
+    startedAt: string;
+    durationMs: number | null;
+  } | null;
+  lastPoll: { at: string; error: string | null } | null;
+  current: CurrentBuild | null;
+  customers: Array<{ name: string; url: string | null; mailin: boolean }>;
+  port: number | null;
+  /** The port of the branch's mail catcher; null: it has none (no `smtp_port`). */
+  smtpPort?: number | null;
+  dir: string;
+  /** Set while a build could not start (state_dir full, lock failing) and waits for its next try. */
+  waiting?: { reason: string; since: string; retryAt: string; attempts: number } | null;
+}
+
+export interface StatusDocument {
+  branches: BranchStatus[];
+  /** Branch names (and `job:<name>@branch`) waiting, in order. */
+  queue: string[];
+  outbox: number;
+  daemon: { running: boolean; pid: number | null; startedAt: string | null };
+  /** A rejected edit of ci.yaml: what is shown runs on the last good config. */
+  configError?: ConfigRejection | null;
+}
+
+export interface CaughtMailSummary {
+  id: string;
+  receivedAt: string;
+  from: string;
+  to: string[];
+  subject: string;
+  size: number;
+  relayed: boolean | null;
+}
+
+/** What the HTTP server needs from the daemon. */
+export interface DaemonApi {
+  status(): StatusDocument;
+  /** The two numbers /metrics mirrors, without building the whole status document. */
+  counts(): { queue: number; outbox: number };
+  hasBranch(name: string): boolean;
+  /** Build history of a branch, newest first. */
+  history(branch: string): BuildSummary[];
+  /** Builds and, apart, each job's runs of a branch, newest first (`GET /api/branches/:b/history`). */
+  runHistory(branch: string): RunHistory;
+  /** Absolute path of a build's log file, or null when there is none. */
+  logFile(branch: string, id: number): string | null;
+  /** Absolute path of a job run's log file, or null when there is none. */
+  jobLogFile(branch: string, job: string, id: number): string | null;
+  /** Commit hook: poll now (one branch or all). Resolves when the poll is done. */
+  pollNow(branch?: string): Promise<void>;
+  /** Queue a forced build. */
+  forceBuild(branch: string): void;
+  /** Mail caught for a branch (newest first). */
+  caughtMail(branch: string): Promise<CaughtMailSummary[]>;
+  /** Subscribe to changes (state, build started/finished, step); returns unsubscribe. */
+  onChange(listener: (event: { type: string; branch?: string }) => void): () => void;
+}
