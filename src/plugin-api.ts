@@ -289,9 +289,24 @@ export interface Notifier {
   close?(): Promise<void> | void;
 }
 
+/** One option of a notifier's `notify:` entry, for its docs (docs/config.md). */
+export interface OptionDoc {
+  key: string;
+  type: string;
+  required?: boolean;
+  /** As written in ci.yaml. */
+  default?: string;
+  description: string;
+}
+
 export interface NotifierPlugin {
   kind: 'notifier';
   name: string;
+  /**
+   * Its options, documented. A built-in plugin's validate accepts exactly
+   * these keys, so docs/config.md describes what the loader takes.
+   */
+  options?: readonly OptionDoc[];
   /**
    * Validate the notifier's own options (everything in its `notify:` entry but
    * `use` and `on`). Return problems as `{ path, message }`; the core adds the

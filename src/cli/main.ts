@@ -33,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     update: () => import('./commands/update.js'),
     status: () => import('./commands/status.js'),
     misc: () => import('./commands/misc.js'),
+    teardown: () => import('./commands/teardown.js'),
   };
   const cfg = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() });
   const act =
@@ -145,6 +146,15 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       act(async (b: string, r: string, o: { source?: string }, cmd: Command) =>
         (await commands.misc()).switchCommand(b, r, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('teardown')
+    .argument('<branch>')
+    .description("run a branch's teardown steps now (stop its server, remove its site)")
+    .action(
+      act(async (b: string, _o: object, cmd: Command) =>
+        (await commands.teardown()).teardownCommand(b, cfg(cmd)),
       ),
     );
   program

@@ -81,6 +81,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
       env: resolveStepEnv([raw.env, b.env], ctx.env ?? {}),
       steps: resolveSteps(b.steps ?? raw.steps, branchStepTimeout),
       create: resolveSteps(b.create ?? raw.create, branchStepTimeout),
+      teardown: resolveSteps(b.teardown ?? raw.teardown, branchStepTimeout),
       ...(health ? { health } : {}),
       notify: [
         ...notify,
@@ -117,6 +118,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     logMaxBytes: parseSize(raw.builds?.log_max ?? DEFAULTS.builds.log_max)!,
     steps: resolveSteps(raw.steps, stepTimeoutMs),
     create: resolveSteps(raw.create, stepTimeoutMs),
+    teardown: resolveSteps(raw.teardown, stepTimeoutMs),
     ...(health ? { health } : {}),
     notify,
     authors: raw.authors ?? {},

@@ -350,6 +350,7 @@ export const BranchConfigSchema = z
     ).optional(),
     steps: Steps.describe('Replaces the top-level `steps` for this branch.').optional(),
     create: Steps.describe('Replaces the top-level `create` for this branch.').optional(),
+    teardown: Steps.describe('Replaces the top-level `teardown` for this branch.').optional(),
     health: z
       .union([HealthSettingsSchema, z.literal(false)], {
         error: 'health is a map (url, expect, timeout), or false to check nothing',
@@ -522,6 +523,9 @@ export const ConfigSchema = z
     ).optional(),
     create: Steps.describe(
       'Steps run once when a branch directory is first made, after its sources are checked out.',
+    ).optional(),
+    teardown: Steps.describe(
+      'Steps run in the branch dir when a branch leaves ci.yaml (after its running build), or by `stagepost teardown BRANCH`: stop its app server, remove what it should not leave behind. Without them a removed branch keeps running and its directory stays.',
     ).optional(),
     health: HealthSettingsSchema.describe(
       'After the steps, each customer URL must answer.',

@@ -67,6 +67,8 @@ export interface BranchConfig {
   env?: Record<string, string>;
   steps: StepConfig[];
   create: StepConfig[];
+  /** Run when the branch leaves ci.yaml, or by `stagepost teardown` (absent: none). */
+  teardown?: StepConfig[];
   health?: HealthSettings;
   /** Global notifiers followed by the branch's own. */
   notify: NotifierConfig[];
@@ -125,6 +127,7 @@ export interface Config {
   logMaxBytes: number;
   steps: StepConfig[];
   create: StepConfig[];
+  teardown?: StepConfig[];
   health?: HealthSettings;
   notify: NotifierConfig[];
   authors: Record<string, string>;

@@ -23,6 +23,7 @@ import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
 import { runBuild, targetRevisions, needsBuild } from '../builds/builder.js';
 import type { BuildContext } from '../builds/context.js';
 import { runJob } from '../builds/job.js';
+import { runTeardown } from '../builds/teardown.js';
 import { SlowWatch } from '../builds/slow-watch.js';
 import { jobOfKind } from '../state/history.js';
 import { recoverInterrupted, resendPendingNotifications } from '../builds/recover.js';
@@ -38,6 +39,7 @@ import { JobSchedule } from './job-schedule.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
+import { ForegroundBuilds } from './foreground-builds.js';
 import { RetryBook } from './retry.js';
 import { forgetEnvironment } from '../util/forget-env.js';
 import {
@@ -97,6 +99,9 @@ export class Daemon implements DaemonApi {
   private lastConfigError: string | null = null;
   private configRejection: ConfigRejection | null = null;
   private refs!: RefWatch;
+  private foreground: ForegroundBuilds | null = null;
+  /** Branches removed from ci.yaml whose teardown steps wait in the queue. */
+  private readonly leaving = new Map<string, BranchConfig>();
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
@@ -199,8 +204,11 @@ export class Daemon implements DaemonApi {
     await this.http.apply(this.config);
     await this.catchers.apply(this.config);
     this.schedule.apply(this.config.jobs);
-    if (this.options.watch !== false)
+    if (this.options.watch !== false) {
       this.watcher = new ConfigWatcher(this.config.file, this.log, () => void this.reload());
+      this.foreground = new ForegroundBuilds(this.store, this.log);
+      this.foreground.start();
+    }
     this.log.info(
       {
         config: this.config.file,
@@ -364,6 +372,7 @@ export class Daemon implements DaemonApi {
   }
 
   private async runItem(item: QueueItem): Promise<void> {
+    if (item.kind === 'teardown') return this.runTeardownItem(item.branch);
     const branch = this.branch(item.branch);
     if (!branch || this.abort.signal.aborted) return;
     this.metrics.buildRunning.set({ branch: branch.name }, 1);
@@ -448,6 +457,34 @@ export class Daemon implements DaemonApi {
     return this.config.branches.find((b) => b.name === name);
   }
 
+  /** Queued when a branch left ci.yaml; after its running build (the queue never runs two of a branch). */
+  private async runTeardownItem(name: string): Promise<void> {
+    const branch = this.leaving.get(name);
+    this.leaving.delete(name);
+    // Back in ci.yaml meanwhile: the site stays.
+    if (!branch || this.branch(name) || this.abort.signal.aborted) return;
+    try {
+      await runTeardown(this.buildContext(), branch);
+    } catch (err) {
+      this.log.error({ branch: name, error: err }, 'teardown could not run');
+    } finally {
+      this.changed({ type: 'build', branch: name });
+    }
+  }
+
+  /** A branch left ci.yaml: its teardown steps, or a word on what stays. */
+  private branchLeft(branch: BranchConfig): void {
+    if ((branch.teardown ?? []).length === 0) {
+      this.log.info(
+        { branch: branch.name, dir: branch.dir },
+        'branch removed; no teardown steps, so its directory and any server it started stay',
+      );
+      return;
+    }
+    this.leaving.set(branch.name, branch);
+    this.queue.request({ branch: branch.name, kind: 'teardown', force: false });
+  }
+
   // ------------------------------------------------------------ live config
 
   /** Load ci.yaml again. An invalid edit changes nothing (and is reported once). */
@@ -491,6 +528,7 @@ export class Daemon implements DaemonApi {
     this.configRejection = null;
     const before = new Set(this.config.branches.map((b) => b.name));
     const after = new Set(next.branches.map((b) => b.name));
+    const old = this.config.branches;
     this.config = next;
     this.forgetSecrets();
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
@@ -503,6 +541,7 @@ export class Daemon implements DaemonApi {
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
+    for (const b of old) if (removed.includes(b.name)) this.branchLeft(b);
     for (const b of next.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
   }
@@ -639,6 +678,7 @@ export class Daemon implements DaemonApi {
     this.retries.stop();
     this.runtime.stop();
     await this.watcher?.close();
+    await this.foreground?.close();
     const idle = this.queue.idle();
     const graceOver = await Promise.race([
       idle.then(() => false),
