@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { BranchConfig } from '../config/types.js';
 import type { BuildRecord } from '../state/store.js';
-import type { BuildContext } from './builder.js';
-import { FileLock } from '../state/lock.js';
+import type { BuildContext } from './context.js';
+import { RecordedRun, underBranchLock } from './recorded-run.js';
 import { stepEnvironment } from '../site/urls.js';
-import { LogWriter } from './log-writer.js';
 import { runSteps } from './steps.js';
 
 /**
@@ -20,66 +19,47 @@ export async function runTeardown(
 ): Promise<BuildRecord | null> {
   const steps = branch.teardown ?? [];
   if (steps.length === 0 || !existsSync(branch.dir)) return null;
-  const lock = new FileLock(ctx.store.lockFile(branch.name), `teardown of ${branch.name}`);
-  await lock.acquire({ signal: ctx.signal, onWait: ctx.onLockWait });
-  try {
+  return underBranchLock(ctx, branch.name, `teardown of ${branch.name}`, async () => {
     const state = ctx.store.readBranch(branch.name);
     const id = state.nextId;
-    const kind = 'teardown';
-    const startedAt = new Date();
-    const log = ctx.log.child({ branch: branch.name, build: id });
-    const writer = new LogWriter(ctx.store.logFile(branch.name, id), ctx.echo);
     state.nextId = id + 1;
-    state.running = {
+    const run = await RecordedRun.begin(ctx, branch.name, state, {
       id,
-      kind,
-      startedAt: startedAt.toISOString(),
+      kind: 'teardown',
+      logFile: ctx.store.logFile(branch.name, id),
       forced: false,
       revisions: { ...state.built },
-      pgids: [],
-      pid: process.pid,
-    };
-    await ctx.store.writeBranch(branch.name, state);
+    });
+    const startedAt = run.startedAt.toISOString();
+    const log = ctx.log.child({ branch: branch.name, build: id });
     log.info({}, 'teardown started');
-    writer.line(`stagepost teardown of ${branch.name}#${id} started ${startedAt.toISOString()}`);
+    run.writer.line(`stagepost teardown of ${branch.name}#${id} started ${startedAt}`);
     const previous = Object.fromEntries(
       branch.sources.map((s) => [s.name, state.built[s.name] ?? null]),
     );
-    const writes: Promise<void>[] = [];
     const outcome = await runSteps(steps, {
       cwd: branch.dir,
       env: stepEnvironment(ctx.config, branch, { id, revisions: { ...state.built }, previous }),
-      log: writer,
+      log: run.writer,
       signal: ctx.signal,
-      recordGroup: (pgid) => {
-        state.running?.pgids.push(pgid);
-        const write = ctx.store.writeBranch(branch.name, state);
-        writes.push(write.catch(() => undefined));
-        return write;
-      },
-      onStep: (step) =>
-        ctx.progress?.(branch.name, { id, kind, step, startedAt: startedAt.toISOString() }),
+      recordGroup: run.recordGroup,
+      onStep: run.progress,
     });
-    await writer.close();
-    await Promise.all(writes);
-    ctx.progress?.(branch.name, null);
+    const durationMs = await run.end();
     const record: BuildRecord = {
       id,
-      kind,
+      kind: 'teardown',
       result: outcome.result,
-      startedAt: startedAt.toISOString(),
-      durationMs: Date.now() - startedAt.getTime(),
+      startedAt,
+      durationMs,
       forced: false,
       failedStep: outcome.failedStep,
       steps: outcome.reports,
       revisions: { ...state.built },
     };
     state.builds.unshift(record);
-    state.running = null;
-    await ctx.store.writeBranch(branch.name, state);
-    log.info({ result: record.result, durationMs: record.durationMs }, 'teardown finished');
+    await run.record(undefined, () => undefined);
+    log.info({ result: record.result, durationMs }, 'teardown finished');
     return record;
-  } finally {
-    await lock.release();
-  }
+  });
 }
