@@ -32,7 +32,10 @@ export async function main(argv: string[]): Promise<number> {
     poll: () => import('./commands/poll.js'),
     update: () => import('./commands/update.js'),
     status: () => import('./commands/status.js'),
-    misc: () => import('./commands/misc.js'),
+    job: () => import('./commands/job.js'),
+    mail: () => import('./commands/mail.js'),
+    switch: () => import('./commands/switch.js'),
+    proxyConfig: () => import('./commands/proxy-config.js'),
     teardown: () => import('./commands/teardown.js'),
   };
   const cfg = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() });
@@ -123,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('run a job now')
     .action(
       act(async (n: string, o: { branch?: string }, cmd: Command) =>
-        (await commands.misc()).jobCommand(n, { ...cfg(cmd), ...o }),
+        (await commands.job()).jobCommand(n, { ...cfg(cmd), ...o }),
       ),
     );
   program
@@ -134,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("mail caught by the branch's catcher")
     .action(
       act(async (b: string, id: string | undefined, o: { json?: boolean }, cmd: Command) =>
-        (await commands.misc()).mailCommand(b, id, { ...cfg(cmd), ...o }),
+        (await commands.mail()).mailCommand(b, id, { ...cfg(cmd), ...o }),
       ),
     );
   program
@@ -145,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('point a branch site at another git ref or svn URL')
     .action(
       act(async (b: string, r: string, o: { source?: string }, cmd: Command) =>
-        (await commands.misc()).switchCommand(b, r, { ...cfg(cmd), ...o }),
+        (await commands.switch()).switchCommand(b, r, { ...cfg(cmd), ...o }),
       ),
     );
   program
@@ -164,7 +167,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('print the nginx server block')
     .action(
       act(async (o: { listen?: string; http?: boolean }, cmd: Command) =>
-        (await commands.misc()).proxyConfigCommand({ ...cfg(cmd), ...o }),
+        (await commands.proxyConfig()).proxyConfigCommand({ ...cfg(cmd), ...o }),
       ),
     );
   program
