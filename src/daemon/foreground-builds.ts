@@ -2,6 +2,7 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
+import { jobHistory, jobOfKind } from '../state/history.js';
 
 /**
  * Builds run by the CLI (`update`, `create`, `job`, `teardown`) in another
@@ -11,8 +12,8 @@ import type { StateStore } from '../state/store.js';
  */
 export class ForegroundBuilds {
   private watcher: FSWatcher | null = null;
-  /** Branch → id of the foreground build seen running. */
-  private readonly running = new Map<string, number>();
+  /** Branch → the foreground run seen running (a job's runs are numbered apart). */
+  private readonly running = new Map<string, { id: number; kind: string }>();
 
   constructor(
     private readonly store: StateStore,
@@ -43,20 +44,22 @@ export class ForegroundBuilds {
     }
     const run = state.running;
     const seen = this.running.get(branch);
-    if (run && run.pid !== process.pid && seen !== run.id) {
-      this.running.set(branch, run.id);
+    if (run && run.pid !== process.pid && (seen?.id !== run.id || seen.kind !== run.kind)) {
+      this.running.set(branch, { id: run.id, kind: run.kind });
       this.log.info(
         { branch, build: run.id, kind: run.kind, pid: run.pid, forced: run.forced },
         'foreground build started',
       );
-    } else if (seen !== undefined && run?.id !== seen) {
+    } else if (seen !== undefined && (run?.id !== seen.id || run.kind !== seen.kind)) {
       this.running.delete(branch);
-      const record = state.builds.find((b) => b.id === seen);
+      const job = jobOfKind(seen.kind);
+      const records = job === null ? state.builds : jobHistory(state, job).runs;
+      const record = records.find((b) => b.id === seen.id && b.kind === seen.kind);
       this.log.info(
         {
           branch,
-          build: seen,
-          kind: record?.kind,
+          build: seen.id,
+          kind: seen.kind,
           result: record?.result ?? null,
           failedStep: record?.failedStep,
           durationMs: record?.durationMs,
