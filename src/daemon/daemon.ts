@@ -14,7 +14,7 @@ import type {
 import { createLogger, type Logger } from '../log.js';
 import { loadAndRemember, rejectionOf, type ConfigRejection } from '../config/last-good.js';
 import { StagepostError, errorMessage } from '../errors.js';
-import { StateStore, type StateDamage, type TrackState } from '../state/store.js';
+import { StateStore } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
 import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
@@ -24,8 +24,9 @@ import { runBuild, targetRevisions, needsBuild } from '../builds/builder.js';
 import type { BuildContext } from '../builds/context.js';
 import { runJob } from '../builds/job.js';
 import { runTeardown } from '../builds/teardown.js';
-import { SlowWatch } from '../builds/slow-watch.js';
-import { jobOfKind } from '../state/history.js';
+import type { SlowWatch } from '../builds/slow-watch.js';
+import { StateFaults, readTracksOrNone } from './state-faults.js';
+import { watchSlowRuns } from './slow-runs.js';
 import { recoverInterrupted, resendPendingNotifications } from '../builds/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
@@ -111,8 +112,7 @@ export class Daemon implements DaemonApi {
     this.queue.request({ branch: b, kind: 'build', force: this.retryForced.has(b) }),
   );
   private readonly retryForced = new Set<string>();
-  /** Damaged state files found before the dispatcher could mail about them. */
-  private damageBeforeStart: StateDamage[] | null = [];
+  private readonly faults: StateFaults;
 
   /** ci.yaml's `${VAR}` values: the start-up environment, kept for reloads once forgotten. */
   private readonly env: NodeJS.ProcessEnv;
@@ -122,6 +122,16 @@ export class Daemon implements DaemonApi {
     this.env = options.env ?? { ...process.env };
     this.events.setMaxListeners(0);
     this.http = new HttpHost(this, this.metrics, this.log);
+    this.faults = new StateFaults(
+      this.log,
+      () => this.store.branchesDir,
+      (file, message) =>
+        void this.dispatcher
+          .dispatch({ type: 'config', file, message }, ['config-error'])
+          .catch(() => undefined),
+      // Before the queue exists, start-up considers every branch anyway.
+      (branch) => this.queue && this.considerBuild(branch),
+    );
     this.catchers = new MailCatchers(this.log, (branch) => this.changed({ type: 'mail', branch }));
   }
 
@@ -134,7 +144,7 @@ export class Daemon implements DaemonApi {
   private async init(): Promise<void> {
     this.config = await loadAndRemember(this.options.configFile, this.env);
     this.forgetSecrets();
-    this.store = new StateStore(this.config.stateDir, { onDamage: (d) => this.stateDamaged(d) });
+    this.store = new StateStore(this.config.stateDir, { onDamage: (d) => this.faults.damaged(d) });
     await this.store.init();
     this.lock = new FileLock(
       path.join(this.config.stateDir, 'daemon.lock'),
@@ -161,9 +171,13 @@ export class Daemon implements DaemonApi {
     });
     await this.configureNotifiers();
     await this.dispatcher.start();
-    this.slowWatch = this.createSlowWatch();
-    for (const d of this.damageBeforeStart ?? []) this.mailDamage(d);
-    this.damageBeforeStart = null;
+    this.slowWatch = watchSlowRuns({
+      store: this.store,
+      dispatcher: this.dispatcher,
+      log: this.log,
+      config: () => this.config,
+    });
+    this.faults.started();
     await resendPendingNotifications(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -177,11 +191,11 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
-    this.refs = new RefWatch(this.config.branches, this.readTracks());
+    this.refs = new RefWatch(this.config.branches, readTracksOrNone(this.store, this.log));
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
-      tracks: this.readTracks(),
+      tracks: readTracksOrNone(this.store, this.log),
       persist: (tracks) =>
         void this.store
           .writePoll({ version: 1, tracks })
@@ -223,42 +237,6 @@ export class Daemon implements DaemonApi {
     for (const b of this.config.branches) this.considerBuild(b.name);
   }
 
-  // ------------------------------------------------------------ state faults
-
-  /** poll.json unreadable (not damaged: that is moved aside) costs one round of polls, not the daemon. */
-  private readTracks(): Record<string, TrackState> {
-    try {
-      return this.store.readPoll().tracks;
-    } catch (err) {
-      this.log.error({ error: err }, 'cannot read poll state; polling every remote afresh');
-      return {};
-    }
-  }
-
-  private stateDamaged(d: StateDamage): void {
-    this.log.error(
-      { file: d.file, movedTo: d.movedTo, problem: d.problem },
-      'state file damaged; moved aside and started afresh',
-    );
-    if (this.damageBeforeStart) this.damageBeforeStart.push(d);
-    else this.mailDamage(d);
-    const branch =
-      path.dirname(d.file) === this.store.branchesDir ? path.basename(d.file, '.json') : null;
-    // Its attempted revisions went with the file: build the branch again.
-    if (branch && this.queue) setImmediate(() => this.considerBuild(branch));
-  }
-
-  private mailDamage(d: StateDamage): void {
-    const what =
-      path.dirname(d.file) === this.store.branchesDir
-        ? 'the branch is built again and its history starts afresh'
-        : 'every remote is polled again';
-    const message = `state file ${d.file} was damaged (${d.problem}); it was moved to ${d.movedTo} and ${what}. Nothing to do unless you want to look at the moved file; delete it when done.`;
-    void this.dispatcher
-      .dispatch({ type: 'config', file: d.file, message }, ['config-error'])
-      .catch(() => undefined);
-  }
-
   // ------------------------------------------------------------ building
 
   private buildContext(): BuildContext {
@@ -295,38 +273,6 @@ export class Daemon implements DaemonApi {
     // Runs that got much faster ride along with the branch's next real mail.
     const trends = events.some((e) => e !== 'started') ? this.slowWatch.takeNotes(n.branch) : [];
     return this.dispatcher.enqueue(trends.length ? { ...n, trends } : n, events, n.branch);
-  }
-
-  private createSlowWatch(): SlowWatch {
-    return new SlowWatch({
-      history: (branch, kind) => {
-        const state = this.store.readBranch(branch);
-        const job = jobOfKind(kind);
-        return job ? (state.jobs[job]?.runs ?? []) : state.builds;
-      },
-      send: (n) => {
-        this.log.warn(
-          {
-            branch: n.branch,
-            job: n.job,
-            run: n.id,
-            durationMs: n.durationMs,
-            medianMs: n.medianMs,
-          },
-          'run slower than usual',
-        );
-        void this.dispatcher.enqueue(n, ['slow'], n.branch).catch(() => undefined);
-      },
-      logUrl: (branch, kind, id) => {
-        const base = this.config.http?.publicUrl?.replace(/\/$/, '');
-        if (!base) return undefined;
-        const job = jobOfKind(kind);
-        const b = encodeURIComponent(branch);
-        return job
-          ? `${base}/api/branches/${b}/jobs/${encodeURIComponent(job)}/runs/${id}/log`
-          : `${base}/api/branches/${b}/builds/${id}/log`;
-      },
-    });
   }
 
   /** Queue a branch if one of its sources has a revision it has not attempted. */
