@@ -5,6 +5,7 @@ import { createLogger } from '../src/log.js';
 import { Poller } from '../src/poll/poller.js';
 import { redactor } from '../src/util/redact.js';
 import { run } from '../src/util/exec.js';
+import { sharedSshWords } from '../src/util/ssh.js';
 import { createGitPlugin } from '../plugins/git/index.js';
 import { createSvnPlugin } from '../plugins/svn/index.js';
 
@@ -69,6 +70,7 @@ export async function countingPoller(
     stateDir,
     redact: (t) => redactor.redact(t),
     run,
+    sshWords: () => sharedSshWords(stateDir),
   };
   const onRun = (argv: readonly string[]) => {
     children.push([...argv]);
@@ -78,7 +80,7 @@ export async function countingPoller(
     svn: createSvnPlugin(ctx, { onRun }),
   };
   // Only `get` of the registry is used by the Poller.
-  const vcs = { get: async (name: string) => plugins[name] } as unknown as VcsRegistry;
+  const vcs = { get: (name: string) => Promise.resolve(plugins[name]) } as unknown as VcsRegistry;
   const poller = new Poller({
     vcs,
     log: ctx.log,

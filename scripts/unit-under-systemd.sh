@@ -7,7 +7,8 @@
 # starts with a bad ci.yaml, a missing credential and a missing branch root.
 #
 # Needs root, systemd-nspawn (package systemd-container), git, curl, and a
-# built checkout (npm run build). NODE=/path/to/node (22+) if `node` is older.
+# built checkout (npm run build) whose node_modules is a directory inside it
+# (the container sees the checkout only). NODE=/path/to/node (22+) if `node` is older.
 # Prints the probe's log, then one line per expectation; exit 1 if one fails.
 set -euo pipefail
 
@@ -126,6 +127,7 @@ say "forced build: $(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authoriz
 wait_for '[ -n "$(app)" ] && [ "$(app)" != "$first" ]'
 say "app after forced build: $(app) (before: $first)"
 say "built: $(cat /srv/staging/branch1/built.txt)"
+say "daemon fds after two builds: $(ls "/proc/$main/fd" | wc -l)"
 say "branch dir mode: $(stat -c %A /srv/staging/branch1/built.txt)"
 say "rw-check: $(tr '\n' '|' </srv/staging/branch1/rw-check.txt)"
 say "token in step env: $(grep -c -F -f /etc/stagepost/http_token /srv/staging/branch1/step-env.txt)"

@@ -71,6 +71,8 @@ export interface BranchStatus {
   pattern?: { name: string; ref: string };
   /** `stagepost pin`: never retired or bumped. */
   pinned?: boolean;
+  /** Set while a build could not start (state_dir full, lock failing) and waits for its next try. */
+  waiting?: { reason: string; since: string; retryAt: string; attempts: number } | null;
 }
 
 export interface StatusDocument {

@@ -1,4 +1,5 @@
 import { redactor } from './util/redact.js';
+import { escapeControls } from './util/terminal.js';
 
 /**
  * Structured logs: a fixed message plus metadata (`log.warn({ branch }, 'poll
@@ -41,9 +42,8 @@ export function createLogger(options: LoggerOptions = {}, bound: Meta = {}): Log
       write(JSON.stringify({ time: now().toISOString(), level: lvl, msg, ...fields }));
     } else {
       const time = now().toISOString().slice(11, 19);
-      const where = fields.branch
-        ? `[${fields.branch}${fields.build ? `#${fields.build}` : ''}] `
-        : '';
+      const { branch, build } = fields as { branch?: string | number; build?: string | number };
+      const where = branch ? `[${branch}${build ? `#${build}` : ''}] ` : '';
       const rest = Object.entries(fields)
         .filter(([k]) => k !== 'branch' && k !== 'build')
         .map(
@@ -51,7 +51,12 @@ export function createLogger(options: LoggerOptions = {}, bound: Meta = {}): Log
             `${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`,
         )
         .join(' ');
-      write(`${time} ${lvl.toUpperCase().padEnd(5)} ${where}${msg}${rest ? '  ' + rest : ''}`);
+      // Pretty lines go to a terminal: a remote's error text must not drive it.
+      write(
+        escapeControls(
+          `${time} ${lvl.toUpperCase().padEnd(5)} ${where}${msg}${rest ? '  ' + rest : ''}`,
+        ),
+      );
     }
   };
 
@@ -79,7 +84,7 @@ export function memoryLogger(): Logger & { lines: Array<Record<string, unknown>>
   const logger = createLogger({
     level: 'debug',
     format: 'json',
-    write: (l) => lines.push(JSON.parse(l)),
+    write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
   });
   return Object.assign(logger, { lines });
 }

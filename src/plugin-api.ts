@@ -16,7 +16,6 @@ export { describeFailure } from './util/exec.js';
 export { StagepostError } from './errors.js';
 export { notificationTitle, headlineEvent, oneLine } from './notify/summary.js';
 export { parseDuration, formatDuration } from './util/duration.js';
-export { sharedSshWords } from './util/ssh.js';
 export { unknownOptionProblems, type OptionProblem } from './notify/options.js';
 
 export interface PluginContext {
@@ -30,6 +29,20 @@ export interface PluginContext {
    * process group ended as a whole on timeout or abort, failures as data.
    */
   run: CommandRunner;
+  /**
+   * The ssh command line for the plugin's ssh remotes, as words: `base` is
+   * batch mode (a prompt would hang a poll until its timeout); `sharing` adds
+   * one connection per host shared by every poll and checkout (ControlMaster,
+   * sockets under `stateDir`), and is empty when the folder cannot hold them.
+   * Quote the words as your VCS reads them; leave `sharing` out if you cannot.
+   * Call it only when you use ssh: it makes the socket folder.
+   */
+  sshWords(): SshWords;
+}
+
+export interface SshWords {
+  base: string[];
+  sharing: string[];
 }
 
 export type CommandRunner = (
@@ -86,6 +99,12 @@ export interface CheckoutOptions extends QueryOptions {
   dir: string;
   onOutput?: (chunk: string) => void;
   onSpawn?: (pgid: number) => void;
+  /**
+   * The core ends a checkout that shows no output for this long; a plugin
+   * should make its transfer report progress (git: `--progress`) and may pass
+   * the bound to its transport (git: http.lowSpeedTime).
+   */
+  stallMs?: number;
 }
 
 export interface VcsPlugin {
@@ -296,18 +315,34 @@ export type Notification =
 export interface Notifier {
   /**
    * Turn a notification into a JSON-serializable message, or null for nothing
-   * to send. The core stores it in the outbox before `deliver`, so it must hold
-   * no secrets (take those from options at deliver time).
+   * to send, directly or through a promise. The core stores it in the outbox
+   * before `deliver`, so it must hold no secrets (take those from options at
+   * deliver time).
    */
-  prepare(notification: Notification): Promise<unknown | null> | unknown | null;
+  prepare(notification: Notification): unknown;
   /** Send a prepared message. Throw to have the outbox retry it later. */
   deliver(message: unknown): Promise<void>;
   close?(): Promise<void> | void;
 }
 
+/** One option of a notifier's `notify:` entry, for its docs (docs/config.md). */
+export interface OptionDoc {
+  key: string;
+  type: string;
+  required?: boolean;
+  /** As written in ci.yaml. */
+  default?: string;
+  description: string;
+}
+
 export interface NotifierPlugin {
   kind: 'notifier';
   name: string;
+  /**
+   * Its options, documented. A built-in plugin's validate accepts exactly
+   * these keys, so docs/config.md describes what the loader takes.
+   */
+  options?: readonly OptionDoc[];
   /**
    * Validate the notifier's own options (everything in its `notify:` entry but
    * `use` and `on`). Return problems as `{ path, message }`; the core adds the

@@ -213,7 +213,7 @@ function logSections(logTail: string[], logUrl: string | undefined): Section[] {
 
 function boundedLines(lines: string[], max: number): string[] {
   return lines.slice(-max).map((l) => {
-    // eslint-disable-next-line no-control-regex
+    // eslint-disable-next-line no-control-regex -- a log line in a mail body loses its control characters (a terminal escape would act in a mail reader)
     const clean = l.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '');
     return clean.length > MAX_LOG_LINE ? `${clean.slice(0, MAX_LOG_LINE)}…` : clean;
   });

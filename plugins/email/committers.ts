@@ -1,4 +1,4 @@
-import type { OptionProblem } from '../../src/plugin-api.js';
+import type { OptionProblem } from 'stagepost/plugin-api';
 
 /**
  * Which committers may be mailed: `committers: true` (any author of the

@@ -13,6 +13,7 @@ import { listOption, parseMailbox, recipients, type Mailbox } from './addresses.
 import { committerFilter, committersProblems } from './committers.js';
 import { bodySections, renderHtml, renderText } from './body.js';
 import { createSender, parseTransport, type MailSender, type PreparedMail } from './transport.js';
+import { EMAIL_OPTIONS } from './options.js';
 
 /**
  * The email notifier (nodemailer). One mail per notification to `to` plus,
@@ -21,7 +22,7 @@ import { createSender, parseTransport, type MailSender, type PreparedMail } from
  * `authors_domain`), or with an allow-list (`committers: { domains: [...] }`)
  * only those of them it allows.
  */
-const OPTIONS = ['transport', 'from', 'to', 'committers'];
+const OPTIONS = EMAIL_OPTIONS.map((o) => o.key);
 
 function validate(options: Record<string, unknown>, baseDir = process.cwd()): OptionProblem[] {
   const problems = unknownOptionProblems(options, OPTIONS);
@@ -56,6 +57,7 @@ function validate(options: Record<string, unknown>, baseDir = process.cwd()): Op
 const emailPlugin: NotifierPlugin = {
   kind: 'notifier',
   name: 'email',
+  options: EMAIL_OPTIONS,
   validate: (options) => validate(options),
   create(options, ctx: NotifierContext) {
     const baseDir = ctx.configDir ?? process.cwd();

@@ -80,7 +80,7 @@ interface Prepared {
  * ends the whole process group (git's ssh and remote helpers included).
  */
 export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = {}): VcsPlugin {
-  const { env } = gitEnvironment(ctx.stateDir, { ...process.env, ...options.env });
+  const { env } = gitEnvironment(() => ctx.sshWords(), { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
 
   const git = (gitArgs: string[], o: RunGit): Promise<RunResult> => {
@@ -325,6 +325,11 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
       };
       if (!HEX.test(revision))
         throw new StagepostError('ECHECKOUT', `git: "${revision}" is not a commit id`);
+      // Progress output feeds the core's no-progress watchdog; over http, curl
+      // itself ends a transfer that moves no byte for the same time.
+      const stall = o.stallMs
+        ? ['-c', 'http.lowSpeedLimit=1', '-c', `http.lowSpeedTime=${Math.ceil(o.stallMs / 1000)}`]
+        : [];
       const remote = splitPassword(source.url);
       checkUrl(remote.url, 'ECHECKOUT');
       const badRef = invalidRef(source.ref);
@@ -350,7 +355,15 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         // Fetch the ref into a ref of our own, so its history stays (commitsBetween needs it).
         for (const full of refCandidates(source.ref!)) {
           const r = await git(
-            ['fetch', '--no-tags', '--force', 'origin', `+${full}:refs/stagepost/${full}`],
+            [
+              ...stall,
+              'fetch',
+              '--progress',
+              '--no-tags',
+              '--force',
+              'origin',
+              `+${full}:refs/stagepost/${full}`,
+            ],
             {
               cwd: o.dir,
               remote,
@@ -366,7 +379,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         }
         // The ref may have moved on or been force-pushed since the poll: ask for the commit itself.
         if (!(await hasCommit(o.dir, revision, left()))) {
-          const r = await git(['fetch', '--no-tags', 'origin', revision], {
+          const r = await git([...stall, 'fetch', '--progress', '--no-tags', 'origin', revision], {
             cwd: o.dir,
             remote,
             timeoutMs: left(),

@@ -14,7 +14,7 @@ export function refCandidates(ref: string): string[] {
 export function invalidRef(ref: string | undefined): string | null {
   if (!ref) return 'no ref configured (set `ref:` to a branch, tag or full ref name)';
   if (ref.startsWith('-')) return `ref "${ref}" starts with "-"`;
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- git check-ref-format forbids control characters; the pattern mirrors it
   if (/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\//.test(ref))
     return `"${ref}" is not a valid git ref name`;
   return null;

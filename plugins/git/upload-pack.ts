@@ -37,7 +37,7 @@ export function lsRefsRequest(patterns: readonly string[]): string {
 }
 
 const OID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
-// eslint-disable-next-line no-control-regex
+// eslint-disable-next-line no-control-regex -- git refuses control characters in ref names; finding them is the check
 const CONTROL = /[\x00-\x1f\x7f]/; // never in a ref name; a v0 advertisement has a NUL after its first
 
 /**

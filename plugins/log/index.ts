@@ -7,6 +7,7 @@ import {
   type NotifierPlugin,
   type OptionProblem,
 } from 'stagepost/plugin-api';
+import { LOG_OPTIONS } from './options.js';
 
 /**
  * The log notifier: one line in the daemon's log per notification (journald
@@ -32,8 +33,12 @@ interface LogMessage {
 const logPlugin: NotifierPlugin = {
   kind: 'notifier',
   name: 'log',
+  options: LOG_OPTIONS,
   validate(options) {
-    const problems: OptionProblem[] = unknownOptionProblems(options, ['level']);
+    const problems: OptionProblem[] = unknownOptionProblems(
+      options,
+      LOG_OPTIONS.map((o) => o.key),
+    );
     if (options.level !== undefined && !LEVELS.includes(options.level as Level))
       problems.push({ path: ['level'], message: `level must be one of ${LEVELS.join(', ')}` });
     return problems;
@@ -68,9 +73,10 @@ const logPlugin: NotifierPlugin = {
           Object.assign(meta, { branch: n.branch, pattern: n.pattern, message: n.message });
         return { level, title: notificationTitle(n), meta };
       },
-      async deliver(message) {
+      deliver(message) {
         const m = message as LogMessage;
         ctx.log[m.level]({ ...m.meta, title: m.title }, 'notification');
+        return Promise.resolve();
       },
     };
   },

@@ -2,7 +2,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
   describeFailure,
-  sharedSshWords,
   StagepostError,
   type CheckoutOptions,
   type Commit,
@@ -11,6 +10,7 @@ import {
   type RemoteRevision,
   type RunResult,
   type SourceSpec,
+  type SshWords,
   type VcsPlugin,
 } from 'stagepost/plugin-api';
 import { authArgs, sameUrlKey, splitCredentials, type SvnTarget } from './credentials.js';
@@ -48,14 +48,17 @@ function guessRoot(url: string): string {
  * without forcing LC_CTYPE=C, which would make svn refuse non-ASCII file
  * names; and for svn+ssh:// one shared ssh connection per host, as git has.
  */
-export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function svnEnvironment(
+  sshWords: () => SshWords,
+  base: NodeJS.ProcessEnv,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, LC_MESSAGES: 'C', LANGUAGE: 'C' };
   if (env.LC_ALL) {
     env.LC_CTYPE = env.LC_ALL;
     delete env.LC_ALL;
   }
   // svn's built-in tunnel is `$SVN_SSH ssh -q --`: an SVN_SSH of the operator's wins.
-  if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(stateDir);
+  if (!env.SVN_SSH) env.SVN_SSH = svnTunnel(sshWords());
   return env;
 }
 
@@ -64,8 +67,7 @@ export function svnEnvironment(stateDir: string, base: NodeJS.ProcessEnv): NodeJ
  * (apr_tokenize_to_argv: a word may be wrapped in quotes, backslash escapes),
  * not through a shell; a state dir it could not quote gets no sharing.
  */
-function svnTunnel(stateDir: string): string {
-  const { base, sharing } = sharedSshWords(stateDir);
+function svnTunnel({ base, sharing }: SshWords): string {
   const quoted = sharing.map((w) =>
     /^[\w@%+=:,./-]+$/.test(w) ? w : /['\\]/.test(w) ? null : `'${w}'`,
   );
@@ -86,7 +88,7 @@ interface RunSvn {
  * `--non-interactive`, and its `--xml` output is parsed with fast-xml-parser.
  */
 export function createSvnPlugin(ctx: PluginContext, options: SvnPluginOptions = {}): VcsPlugin {
-  const env = svnEnvironment(ctx.stateDir, { ...process.env, ...options.env });
+  const env = svnEnvironment(() => ctx.sshWords(), { ...process.env, ...options.env });
   const fallbackCommits = options.fallbackCommits ?? 10;
   /** Repository roots learned from `svn info`, by URL (without credentials). */
   const roots = new Map<string, string>();

@@ -33,7 +33,7 @@ export function parseInfo(xml: string): InfoEntry[] {
   return (doc.info?.entry ?? []).map((e) => ({
     url: text(e.url),
     root: text((e.repository as Node | undefined)?.root),
-    lastChanged: String((e.commit as Node | undefined)?.revision ?? ''),
+    lastChanged: text((e.commit as Node | undefined)?.revision),
   }));
 }
 

@@ -9,6 +9,7 @@ import {
   type NotifierPlugin,
   type OptionProblem,
 } from 'stagepost/plugin-api';
+import { WEBHOOK_OPTIONS } from './options.js';
 
 /**
  * The webhook notifier: POSTs the notification as JSON (plus a one-line
@@ -19,7 +20,10 @@ import {
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 function validate(options: Record<string, unknown>): OptionProblem[] {
-  const problems = unknownOptionProblems(options, ['url', 'timeout', 'headers']);
+  const problems = unknownOptionProblems(
+    options,
+    WEBHOOK_OPTIONS.map((o) => o.key),
+  );
   if (typeof options.url !== 'string' || !/^https?:\/\/[^\s]+$/i.test(options.url))
     problems.push({ path: ['url'], message: 'give the http(s) URL to POST to' });
   if (options.timeout !== undefined && parseDuration(options.timeout) === undefined)
@@ -39,6 +43,7 @@ function validate(options: Record<string, unknown>): OptionProblem[] {
 const webhookPlugin: NotifierPlugin = {
   kind: 'notifier',
   name: 'webhook',
+  options: WEBHOOK_OPTIONS,
   validate,
   create(options, ctx: NotifierContext) {
     const problems = validate(options);

@@ -1,10 +1,10 @@
 import type { BranchConfig, JobConfig } from '../config/types.js';
 import type { EventName, JobNotification } from '../plugin-api.js';
 import type { BuildRecord, PendingNotification } from '../state/store.js';
-import { recordWithNotification, type BuildContext } from './builder.js';
-import { FileLock } from '../state/lock.js';
+import type { BuildContext } from './context.js';
+import { RecordedRun, underBranchLock } from './recorded-run.js';
 import { stepEnvironment } from '../site/urls.js';
-import { LogWriter, tailLines } from './log-writer.js';
+import { tailLines } from './log-writer.js';
 import { runSteps } from './steps.js';
 import { addJobRun, jobHistory } from '../state/history.js';
 
@@ -14,40 +14,30 @@ import { addJobRun, jobHistory } from '../state/history.js';
  * is recorded in its job's own history (`kind: job:<name>`, own numbering and
  * retention), apart from the branch's builds.
  */
-export async function runJob(
+export function runJob(
   ctx: BuildContext & {
     notifyJob(n: Omit<JobNotification, 'events'>, events: EventName[]): Promise<void> | void;
   },
   job: JobConfig,
   branch: BranchConfig,
 ): Promise<BuildRecord> {
-  const lock = new FileLock(ctx.store.lockFile(branch.name), `job ${job.name} of ${branch.name}`);
-  await lock.acquire({ signal: ctx.signal, onWait: ctx.onLockWait });
-  try {
+  return underBranchLock(ctx, branch.name, `job ${job.name} of ${branch.name}`, async () => {
     const state = ctx.store.readBranch(branch.name);
     const history = jobHistory(state, job.name);
     const id = history.nextId;
     const kind = `job:${job.name}`;
-    const startedAt = new Date();
-    const log = ctx.log.child({ branch: branch.name, run: id, job: job.name });
-    const logFile = ctx.store.jobLogFile(branch.name, job.name, id);
-    const writer = new LogWriter(logFile, ctx.echo);
     history.nextId = id + 1;
-    state.running = {
+    const run = await RecordedRun.begin(ctx, branch.name, state, {
       id,
       kind,
-      startedAt: startedAt.toISOString(),
+      logFile: ctx.store.jobLogFile(branch.name, job.name, id),
       forced: false,
       revisions: { ...state.built },
-      pgids: [],
-      pid: process.pid,
-    };
-    await ctx.store.writeBranch(branch.name, state);
-    const writes: Promise<void>[] = [];
+    });
+    const startedAt = run.startedAt.toISOString();
+    const log = ctx.log.child({ branch: branch.name, run: id, job: job.name });
     log.info({}, 'job started');
-    writer.line(
-      `stagepost job ${job.name} for ${branch.name}#${id} started ${startedAt.toISOString()}`,
-    );
+    run.writer.line(`stagepost job ${job.name} for ${branch.name}#${id} started ${startedAt}`);
 
     const previous: Record<string, string | null> = {};
     for (const s of branch.sources) previous[s.name] = state.built[s.name] ?? null;
@@ -59,27 +49,18 @@ export async function runJob(
     const outcome = await runSteps([{ name: job.name, run: job.run, timeoutMs: job.timeoutMs }], {
       cwd: branch.dir,
       env: { ...env, STAGEPOST_JOB: job.name },
-      log: writer,
+      log: run.writer,
       signal: ctx.signal,
-      recordGroup: (pgid) => {
-        state.running?.pgids.push(pgid);
-        const write = ctx.store.writeBranch(branch.name, state);
-        writes.push(write.catch(() => undefined));
-        return write;
-      },
-      onStep: (step) =>
-        ctx.progress?.(branch.name, { id, kind, step, startedAt: startedAt.toISOString() }),
+      recordGroup: run.recordGroup,
+      onStep: run.progress,
     });
-    await writer.close();
-    await Promise.all(writes);
-    ctx.progress?.(branch.name, null);
-    const durationMs = Date.now() - startedAt.getTime();
+    const durationMs = await run.end();
 
     const record: BuildRecord = {
       id,
       kind,
       result: outcome.result,
-      startedAt: startedAt.toISOString(),
+      startedAt,
       durationMs,
       forced: false,
       failedStep: outcome.failedStep,
@@ -87,7 +68,6 @@ export async function runJob(
       revisions: { ...state.built },
     };
     const keptIds = addJobRun(state, job.name, record, branch.keep);
-    state.running = null;
     let pending: PendingNotification | undefined;
     const failed = outcome.result === 'failure' || outcome.result === 'timeout';
     if (failed && job.notifyOn.includes('job-failure')) {
@@ -100,21 +80,19 @@ export async function runJob(
           job: job.name,
           branch: branch.name,
           result: outcome.result,
-          startedAt: startedAt.toISOString(),
+          startedAt,
           durationMs,
-          logTail: tailLines(logFile, 100),
+          logTail: tailLines(run.logFile, 100),
           logUrl,
         },
         events: ['job-failure'],
       };
     }
-    await recordWithNotification(ctx.store, branch.name, state, pending, (p) =>
+    await run.record(pending, (p) =>
       ctx.notifyJob(p.notification as Omit<JobNotification, 'events'>, p.events),
     );
     await ctx.store.pruneLogs(branch.name, keptIds, job.name);
     log.info({ result: outcome.result, durationMs }, 'job finished');
     return record;
-  } finally {
-    await lock.release();
-  }
+  });
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { BuildRecord, PendingNotification, StateStore } from '../state/store.js';
+import type { BranchState, BuildRecord, PendingNotification, StateStore } from '../state/store.js';
 import { jobHistory, jobOfKind } from '../state/history.js';
 import { groupAlive, terminateGroup } from '../util/exec.js';
 import { readLock } from '../state/lock.js';
@@ -19,7 +19,9 @@ export async function recoverInterrupted(
 ): Promise<string[]> {
   const recovered: string[] = [];
   for (const branch of branches) {
-    const state = store.readBranch(branch);
+    // One unreadable branch file must not stop the start (and loop under systemd).
+    const state = readOrSkip(store, branch, log);
+    if (!state) continue;
     const running = state.running;
     if (!running) continue;
     if (running.pid !== process.pid && (await readLock(store.lockFile(branch)))) continue;
@@ -44,7 +46,7 @@ export async function recoverInterrupted(
     else state.builds.unshift(record);
     if (running.forced) state.forcePending = true;
     state.running = null;
-    await store.writeBranch(branch, state);
+    if (!(await writeOrLog(store, branch, state, log))) continue;
     await noteCutOff(store, branch, running, ended.length);
     log.warn(
       { branch, build: running.id, endedProcessGroups: ended },
@@ -84,15 +86,40 @@ export async function resendPendingNotifications(
 ): Promise<number> {
   let sent = 0;
   for (const branch of branches) {
-    const state = store.readBranch(branch);
-    if (!state.pendingNotification) continue;
+    const state = readOrSkip(store, branch, log);
+    if (!state?.pendingNotification) continue;
     const owner = await readLock(store.lockFile(branch));
     if (owner && owner.pid !== process.pid) continue;
     await send(state.pendingNotification);
     state.pendingNotification = undefined;
-    await store.writeBranch(branch, state);
+    if (!(await writeOrLog(store, branch, state, log))) continue;
     log.info({ branch }, 'sent the notification of a build recorded just before a crash');
     sent += 1;
   }
   return sent;
+}
+
+function readOrSkip(store: StateStore, branch: string, log: Logger): BranchState | null {
+  try {
+    return store.readBranch(branch);
+  } catch (err) {
+    log.error({ branch, error: err }, 'cannot read branch state; skipped at start');
+    return null;
+  }
+}
+
+/** A full state_dir at start is logged; the branch's next build writes its state again. */
+async function writeOrLog(
+  store: StateStore,
+  branch: string,
+  state: BranchState,
+  log: Logger,
+): Promise<boolean> {
+  try {
+    await store.writeBranch(branch, state);
+    return true;
+  } catch (err) {
+    log.error({ branch, error: err }, 'cannot write branch state at start');
+    return false;
+  }
 }

@@ -70,13 +70,17 @@ export async function runSteps(
   return { result, reports, failedStep };
 }
 
+/** What a step keeps of the daemon's environment (SPEC "Environment of steps and jobs"). */
+const KEPT = /^(PATH|HOME|LANG|LC_[A-Z_]+|TZ)$/;
+
 /**
- * The daemon's environment without its own STAGEPOST_* settings (config path,
- * log format, token): a step sees exactly the STAGEPOST_* values of SPEC.
+ * The allow-listed part of the daemon's environment. Everything else stays
+ * out — the notifiers' passwords, the HTTP token, an operator's database
+ * URL — and what a step needs besides is named in ci.yaml's `env`.
  */
-export function inheritedEnvironment(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env))
-    if (!key.startsWith('STAGEPOST_')) env[key] = value;
+export function inheritedEnvironment(from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+  for (const [key, value] of Object.entries(from))
+    if (KEPT.test(key) && value !== undefined) env[key] = value;
   return env;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { StagepostError, exitCodeFor, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
+import { forTerminal } from './output.js';
 import { endQuietlyWhenStdoutCloses } from './closed-stdout.js';
 
 /**
@@ -31,7 +32,11 @@ export async function main(argv: string[]): Promise<number> {
     poll: () => import('./commands/poll.js'),
     update: () => import('./commands/update.js'),
     status: () => import('./commands/status.js'),
-    misc: () => import('./commands/misc.js'),
+    job: () => import('./commands/job.js'),
+    mail: () => import('./commands/mail.js'),
+    switch: () => import('./commands/switch.js'),
+    proxyConfig: () => import('./commands/proxy-config.js'),
+    teardown: () => import('./commands/teardown.js'),
     sites: () => import('./commands/sites.js'),
   };
   const cfg = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() });
@@ -122,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('run a job now')
     .action(
       act(async (n: string, o: { branch?: string }, cmd: Command) =>
-        (await commands.misc()).jobCommand(n, { ...cfg(cmd), ...o }),
+        (await commands.job()).jobCommand(n, { ...cfg(cmd), ...o }),
       ),
     );
   program
@@ -133,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("mail caught by the branch's catcher")
     .action(
       act(async (b: string, id: string | undefined, o: { json?: boolean }, cmd: Command) =>
-        (await commands.misc()).mailCommand(b, id, { ...cfg(cmd), ...o }),
+        (await commands.mail()).mailCommand(b, id, { ...cfg(cmd), ...o }),
       ),
     );
   program
@@ -144,7 +149,16 @@ export async function main(argv: string[]): Promise<number> {
     .description('point a branch site at another git ref or svn URL')
     .action(
       act(async (b: string, r: string, o: { source?: string }, cmd: Command) =>
-        (await commands.misc()).switchCommand(b, r, { ...cfg(cmd), ...o }),
+        (await commands.switch()).switchCommand(b, r, { ...cfg(cmd), ...o }),
+      ),
+    );
+  program
+    .command('teardown')
+    .argument('<branch>')
+    .description("run a branch's teardown steps now (stop its server, remove its site)")
+    .action(
+      act(async (b: string, _o: object, cmd: Command) =>
+        (await commands.teardown()).teardownCommand(b, cfg(cmd)),
       ),
     );
   program
@@ -154,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('print the nginx server block')
     .action(
       act(async (o: { listen?: string; http?: boolean }, cmd: Command) =>
-        (await commands.misc()).proxyConfigCommand({ ...cfg(cmd), ...o }),
+        (await commands.proxyConfig()).proxyConfigCommand({ ...cfg(cmd), ...o }),
       ),
     );
   for (const [name, pin] of [
@@ -220,7 +234,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const message = redactor.redact(errorMessage(err));
-    process.stderr.write(`stagepost: ${message}\n`);
+    process.stderr.write(forTerminal(`stagepost: ${message}\n`, process.stderr));
     if (process.env.STAGEPOST_DEBUG && err instanceof Error && !(err instanceof StagepostError))
       process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);

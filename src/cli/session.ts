@@ -10,8 +10,9 @@ import { Poller } from '../poll/poller.js';
 import { missingRefError } from '../poll/missing.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { redactor } from '../util/redact.js';
+import { forgetEnvironment } from '../util/forget-env.js';
 import { StagepostError } from '../errors.js';
-import type { BuildContext } from '../builds/builder.js';
+import type { BuildContext } from '../builds/context.js';
 
 /**
  * What a foreground command (`update`, `poll`, `create`, `job`) needs: the
@@ -32,7 +33,7 @@ export interface Session {
 
 export async function openSession(
   configFlag: string | undefined,
-  options: { notify?: boolean; log?: Logger; readOnly?: boolean } = {},
+  options: { notify?: boolean; log?: Logger; readOnly?: boolean; forgetSecrets?: boolean } = {},
 ): Promise<Session> {
   const log = options.log ?? createLogger();
   const file = resolveConfigPath(configFlag, process.env, process.cwd());
@@ -43,6 +44,14 @@ export async function openSession(
         return config;
       })
     : await loadAndRemember(file, process.env);
+  // Steps run by this command are its children: like the daemon, it keeps
+  // ci.yaml's secrets out of the environment they could read through
+  // /proc/$PPID/environ. Only for commands that load ci.yaml no more.
+  if (options.forgetSecrets) {
+    const { names, procError } = forgetEnvironment(config.secretNames);
+    if (procError)
+      log.warn({ names, error: procError }, 'cannot blank secrets in /proc/self/environ');
+  }
   const store = new StateStore(config.stateDir);
   await store.init();
   const vcs = new VcsRegistry(createPluginContext(config.stateDir, log));

@@ -4,7 +4,15 @@
  * uses, so neither can describe a key the loader does not know.
  */
 import { z } from 'zod';
-import { ConfigSchema } from './schema.js';
+import { ConfigSchema, DEFAULTS } from './schema.js';
+import { stepEnvironmentMarkdown } from './docs-steps.js';
+import { EVENT_NAMES, type OptionDoc } from '../plugin-api.js';
+
+/** A notifier and its documented options (the built-in ones: see notifier-docs.ts). */
+export interface NotifierDoc {
+  name: string;
+  options: readonly OptionDoc[];
+}
 
 type JsonSchema = {
   type?: string;
@@ -139,7 +147,7 @@ const REVIEW_SITES_DOC = [
   '',
 ];
 
-export function configMarkdown(): string {
+export function configMarkdown(notifiers: readonly NotifierDoc[] = []): string {
   const schema = configJsonSchema();
   const out: string[] = [
     '# ci.yaml reference',
@@ -197,12 +205,80 @@ export function configMarkdown(): string {
     '- `mailout: true` needs `smtp_port` and `site.smtp_relay`;',
     "- a job's `branches` name existing branches; its `schedule` is a valid cron expression;",
     "- a health `url` with `{port}` needs the branch's `port`;",
+    "- a branch `dir` is not `/`, the directory of ci.yaml or a parent of it, `state_dir` (or inside or above it), nor inside another branch's `dir`;",
+    '- a duration is at most 24d (2147483647 ms, the longest wait Node timers honour), and a timeout or interval is more than 0;',
+    '- a port (also in `http.listen`) is 1 to 65535; a file whose aliases expand too far (a "billion laughs") is refused;',
     '- a pattern (`match:`) names a git source of its own without `ref`, has `{branch}` in `dir`, a port range rather than a port, and no `smtp_port` or `mailin`; `slots`, `idle`, `keep_dir` and port ranges are for patterns only.',
     '',
-    "Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps` and `create` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch's `builds.step_timeout`.",
+    "Per branch, `poll` and `builds` keys override the top-level ones key by key, `steps`, `create` and `teardown` replace them, `health` keys override the top-level `health` (or `health: false` turns it off), and `notify` entries are added to the top-level ones. A step without `timeout` gets its branch's `builds.step_timeout`.",
     '',
     ...REVIEW_SITES_DOC,
+    ...notifierSection(notifiers),
     ...COMMITTERS_DOC,
+    ...GUIDE,
   );
+  out.push(...stepEnvironmentMarkdown());
   return out.join('\n');
 }
+
+const EVENTS: Record<string, string> = {
+  started: 'a build started',
+  success: 'every successful build',
+  failure: 'every failing build (failure or timeout)',
+  fixed: 'a success right after a failing build (sent with `success`)',
+  'still-failing': 'a failing build right after a failing build (sent with `failure`)',
+  'job-failure': 'a job run that failed or timed out',
+  'config-error': 'an edit of ci.yaml was rejected; the daemon keeps the last good config',
+  'ref-missing':
+    "a source's git ref (or svn URL) is gone from its remote: a poll error of its branch until it is back; sent once",
+  'ref-back': 'that ref is on the remote again; sent once',
+};
+
+function notifierSection(notifiers: readonly NotifierDoc[]): string[] {
+  const out = [
+    '## Notifiers',
+    '',
+    "Each `notify` entry names a plugin with `use` (a built-in name, a path, or a package name), the events it sends with `on`, and the plugin's own options beside them. One message per build (or job run) carries every event of it that `on` picks.",
+    '',
+    `Events (default \`on\`: ${DEFAULTS.notifyOn.map((e) => `\`${e}\``).join(', ')}):`,
+    '',
+    '| event | sent when |',
+    '| --- | --- |',
+    ...EVENT_NAMES.map((e) => `| \`${e}\` | ${cell(EVENTS[e] ?? '')} |`),
+    '',
+  ];
+  for (const n of notifiers) {
+    out.push(
+      `### \`use: ${n.name}\``,
+      '',
+      '| option | type | default | description |',
+      '| --- | --- | --- | --- |',
+      ...n.options.map(
+        (o) =>
+          `| \`${o.key}\`${o.required ? ' (required)' : ''} | ${cell(o.type)} | ${o.default ? `\`${cell(o.default)}\`` : ''} | ${cell(o.description)} |`,
+      ),
+      '',
+    );
+  }
+  return out;
+}
+
+/** How the keys play together: what a reader of the tables above still asks. */
+const GUIDE = [
+  '## New branches and `create`',
+  '',
+  'Adding a branch to ci.yaml is enough: the daemon polls it, and its first build makes the directory, checks the sources out, runs the `create` steps, then the `steps`. `stagepost create BRANCH` does the same in the foreground, when no daemon runs or to watch it happen; it refuses a branch whose directory exists (use `stagepost update BRANCH --force` to rebuild one).',
+  '',
+  '## Removing a branch',
+  '',
+  "A branch removed from ci.yaml stops being polled; its running build (if any) finishes. Then its `teardown` steps run in its directory (global `teardown`, or the branch's own), bounded by their timeouts and recorded in the branch's history with a log, like any build: stop its app server there, remove the directory if it should go. **Without `teardown` steps nothing else happens: its app server keeps running and its directory stays.** A branch removed while no daemon ran gets no teardown: run `stagepost teardown BRANCH` before removing it. After a teardown that removed the directory, `stagepost create BRANCH` makes the site again.",
+  '',
+  '## Jobs',
+  '',
+  "A job (`jobs:`) runs its command on a schedule for each of its branches, through the same queue as builds, so it never overlaps a build of the same branch. A job's runs have their own history, numbering and retention, apart from the branch's builds: a job that runs every minute never pushes builds out of `builds.keep`. Its failures go to the notifiers as `job-failure` (`notify_on`). `stagepost job NAME` runs one now.",
+  '',
+  '## Mail-in (`mailin`)',
+  '',
+  "`mailin` lists the customers whose incoming mail this branch processes (a customer's mail-in is handled by one branch only; `check` enforces it). stagepost itself receives no mail for them: it hands the list to the steps as `STAGEPOST_MAILIN` (space separated), so a step can set up the mail-in processing of those customers and leave the others' off. Outgoing mail of a branch is another matter: see `smtp_port` (the mail catcher) and `mailout`.",
+  '',
+];

@@ -14,6 +14,8 @@ export interface Substituted {
   value: unknown;
   /** Every value that came from the environment or a credential, to be masked everywhere. */
   secrets: string[];
+  /** The names of the variables read. */
+  names: string[];
   problems: PathProblem[];
 }
 
@@ -25,34 +27,60 @@ export function isShellCommand(path: ConfigPath): boolean {
   return n === 3 && path[0] === 'jobs';
 }
 
+/**
+ * Offset of the `@` that ends the userinfo of a URL as written (before
+ * substitution, so a value's own `@` or `/` cannot move it); -1 if none.
+ */
+function userinfoEndOf(template: string): number {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(template);
+  if (!scheme) return -1;
+  const rest = template.slice(scheme[0].length);
+  const end = rest.search(/[/?#]/);
+  const at = (end < 0 ? rest : rest.slice(0, end)).lastIndexOf('@');
+  return at < 0 ? -1 : scheme[0].length + at;
+}
+
 export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substituted {
   const secrets = new Set<string>();
+  const names = new Set<string>();
   const problems: Substituted['problems'] = [];
 
   const walk = (v: unknown, path: ConfigPath): unknown => {
     if (typeof v === 'string') {
       if (isShellCommand(path)) return v;
-      return v.replace(REFERENCE, (whole, credential: string | undefined, name: string) => {
-        if (credential !== undefined) {
-          const read = readCredential(credential, env);
-          if ('problem' in read) {
-            problems.push({ path, message: read.problem });
-            return whole;
+      const userinfoEnd = userinfoEndOf(v);
+      return v.replace(
+        REFERENCE,
+        (whole, credential: string | undefined, name: string | undefined, offset: number) => {
+          let found: string;
+          if (credential !== undefined) {
+            const read = readCredential(credential, env);
+            if ('problem' in read) {
+              problems.push({ path, message: read.problem });
+              return whole;
+            }
+            found = read.value;
+          } else {
+            const value = env[name!];
+            if (value === undefined) {
+              problems.push({
+                path,
+                message: `\${${name}} is not set in the environment — set ${name}, or pass the secret as a systemd credential and write \${credential:NAME} (docs/service.md), or write the value here`,
+              });
+              return whole;
+            }
+            names.add(name!);
+            found = value;
           }
-          if (read.value !== '') secrets.add(read.value);
-          return read.value;
-        }
-        const found = env[name];
-        if (found === undefined) {
-          problems.push({
-            path,
-            message: `\${${name}} is not set in the environment — set ${name}, or pass the secret as a systemd credential and write \${credential:NAME} (docs/service.md), or write the value here`,
-          });
-          return whole;
-        }
-        if (found !== '') secrets.add(found);
-        return found;
-      });
+          if (found !== '') secrets.add(found);
+          if (offset > userinfoEnd) return found;
+          // In a URL's user:password@ the value is data: `/`, `@`, `:`, `+`, `=`
+          // would otherwise change where git and svn see the host and path.
+          const encoded = encodeURIComponent(found);
+          if (encoded !== found) secrets.add(encoded);
+          return encoded;
+        },
+      );
     }
     if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
     if (v && typeof v === 'object') {
@@ -63,5 +91,5 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
     return v;
   };
 
-  return { value: walk(value, []), secrets: [...secrets], problems };
+  return { value: walk(value, []), secrets: [...secrets], names: [...names], problems };
 }

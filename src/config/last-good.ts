@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../util/atomic.js';
+import { stripUrlPassword } from '../util/redact.js';
 import { errorMessage } from '../errors.js';
 import { loadConfig, parseConfig } from './load.js';
 import { configProblems } from './problems.js';
@@ -25,7 +26,7 @@ export interface ConfigRejection {
 
 const COPY = 'last-good-ci.yaml';
 
-/** Load ci.yaml; when it is valid, keep a copy of its text (the `${…}` unsubstituted). */
+/** Load ci.yaml; when it is valid, keep a copy of its text (the `${…}` unsubstituted, URL passwords masked). */
 export async function loadAndRemember(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
@@ -34,9 +35,12 @@ export async function loadAndRemember(
   const config = text === null ? await loadConfig(file, env) : parseConfig(text, file, env);
   if (text !== null) {
     const copy = path.join(config.stateDir, COPY);
-    const same = existsSync(copy) && readFileSync(copy, 'utf8') === text;
+    // No state file holds a secret: a password written into a URL is masked
+    // (the read-only commands that use the copy need none).
+    const kept = stripUrlPassword(text);
+    const same = existsSync(copy) && readFileSync(copy, 'utf8') === kept;
     // Only a convenience for the CLI: a full disk must not reject a good config.
-    if (!same) await writeFileAtomic(copy, text, { durable: false }).catch(() => undefined);
+    if (!same) await writeFileAtomic(copy, kept, { durable: false }).catch(() => undefined);
   }
   return config;
 }

@@ -11,10 +11,14 @@ import {
   type Document,
   type LineCounter,
   type Node,
+  type Pair,
+  type YAMLMap,
 } from 'yaml';
 import type { ConfigPath } from './problems.js';
 
 export class LineFinder {
+  private readonly index = new WeakMap<YAMLMap, Map<string, Pair>>();
+
   constructor(
     private readonly doc: Document,
     private readonly counter: LineCounter,
@@ -30,9 +34,7 @@ export class LineFinder {
     let line = this.line(node) ?? 1;
     for (const segment of key === undefined ? path : [...path, key]) {
       if (!isCollection(node)) break;
-      const pair = isMap(node)
-        ? node.items.find((p) => keyText(p.key) === String(segment))
-        : undefined;
+      const pair = isMap(node) ? this.pairOf(node, String(segment)) : undefined;
       if (pair) {
         // The key's line: for a block map that is where the entry starts.
         line = this.line(pair.key as Node) ?? line;
@@ -45,6 +47,24 @@ export class LineFinder {
       line = this.line(node) ?? line;
     }
     return line;
+  }
+
+  /**
+   * The entry of `key` in a map, through an index made once per map: a search
+   * of the items on every lookup made `check` quadratic in the number of
+   * branches (the resolver asks for the line of each one).
+   */
+  private pairOf(map: YAMLMap, key: string): Pair | undefined {
+    let index = this.index.get(map);
+    if (!index) {
+      index = new Map();
+      for (const pair of map.items) {
+        const text = keyText(pair.key);
+        if (text !== undefined && !index.has(text)) index.set(text, pair);
+      }
+      this.index.set(map, index);
+    }
+    return index.get(key);
   }
 
   private line(node: Node | null | undefined): number | undefined {

@@ -5,12 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
-import { StagepostError } from '../errors.js';
+import { StagepostError, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
 import { substituteEnv } from './env.js';
 import { LineFinder } from './lines.js';
+import { duplicateKeys } from './unique-keys.js';
 import {
   configError,
   formatPath,
@@ -84,7 +85,8 @@ export function parseConfig(
   const absolute = path.resolve(file);
   const dir = path.dirname(absolute);
   const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  // uniqueKeys: duplicateKeys() does that check in linear time.
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
     throw configError(
       doc.errors.map((e) => ({
@@ -92,6 +94,17 @@ export function parseConfig(
         line: counter.linePos(e.pos[0]).line,
         path: '',
         message: `not valid YAML: ${e.message.split('\n')[0]} — fix the indentation or quoting here`,
+      })),
+    );
+  }
+  const duplicates = duplicateKeys(doc);
+  if (duplicates.length > 0) {
+    throw configError(
+      duplicates.map((d) => ({
+        file: absolute,
+        line: counter.linePos(d.offset).line,
+        path: '',
+        message: `not valid YAML: Map keys must be unique — ${d.key} is already on line ${counter.linePos(d.firstOffset).line}; remove or rename one`,
       })),
     );
   }
@@ -103,7 +116,7 @@ export function parseConfig(
     message: p.message,
   });
 
-  const data = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  const data = toData(doc, absolute, counter);
   if (!isMapLike(data)) {
     throw configError([
       {
@@ -125,6 +138,7 @@ export function parseConfig(
   problems.push(
     ...checkRules({
       dir,
+      stateDir: typeof value.state_dir === 'string' ? value.state_dir : undefined,
       smtpRelay: part(SiteConfigSchema, value.site)?.smtp_relay,
       health: part(HealthSettingsSchema, value.health),
       branches: validEntries(LenientBranch, value.branches).map(([name, b]) => [
@@ -139,9 +153,41 @@ export function parseConfig(
   // Registered even when the file is rejected: its messages may quote a substituted value.
   for (const secret of substituted.secrets) redactor.add(secret);
   if (problems.length > 0 || !parsed.success) throw configError(problems.map(located));
-  const config = resolveConfig(parsed.data, { file: absolute, dir, lines });
+  const config = resolveConfig(parsed.data, {
+    file: absolute,
+    dir,
+    lines,
+    env,
+    secretNames: substituted.names,
+  });
   // The patterns' sites are branches like any other from here on (status, proxy-config, the daemon).
   return config.patterns.length === 0 ? config : withSites(config, readSites(config.stateDir));
+}
+
+/**
+ * The plain data of the document. An alias that expands into too many nodes
+ * (the "billion laughs") is a config error with the reason, not a crash.
+ */
+function toData(doc: Document, file: string, counter: LineCounter): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  } catch (err) {
+    let offset = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        offset = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    throw configError([
+      {
+        file,
+        line: counter.linePos(offset).line,
+        path: '',
+        message: `not valid YAML: its aliases expand too far (${errorMessage(err)}) — write the values out instead of nesting aliases`,
+      },
+    ]);
+  }
 }
 
 interface Parser<T> {

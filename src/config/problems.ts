@@ -60,13 +60,6 @@ export function configProblems(err: unknown): Problem[] {
   return Array.isArray(problems) ? (problems as Problem[]) : [];
 }
 
-/** For the CLI: one line per problem for config errors, the message otherwise. */
-export function formatConfigError(err: unknown): string {
-  const problems = configProblems(err);
-  if (problems.length > 0) return problems.map(problemLine).join('\n');
-  return err instanceof Error ? err.message : String(err);
-}
-
 // ------------------------------------------------------------ zod issues
 
 /** The schema that validates the value at `at` (through optional, nullable, unions of objects). */

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parseDuration } from '../util/duration.js';
+import { parseSize } from '../util/size.js';
 import {
   DEFAULTS,
   type RawConfig,
@@ -35,6 +36,10 @@ interface Context {
   file: string;
   dir: string;
   lines: LineFinder;
+  /** The environment `env.pass` reads (the loader's). */
+  env?: NodeJS.ProcessEnv;
+  /** Names of the variables `${VAR}` read. */
+  secretNames?: string[];
 }
 
 export function resolveConfig(raw: RawConfig, ctx: Context): Config {
@@ -75,8 +80,10 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
       poll: resolvePoll(b.poll, poll),
       stepTimeoutMs: branchStepTimeout,
       keep: b.builds?.keep ?? keep,
+      env: resolveStepEnv([raw.env, b.env], ctx.env ?? {}),
       steps: resolveSteps(b.steps ?? raw.steps, branchStepTimeout),
       create: resolveSteps(b.create ?? raw.create, branchStepTimeout),
+      teardown: resolveSteps(b.teardown ?? raw.teardown, branchStepTimeout),
       ...(health ? { health } : {}),
       notify: [
         ...notify,
@@ -130,8 +137,12 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     poll,
     concurrency: raw.builds?.concurrency ?? DEFAULTS.builds.concurrency,
     shutdownGraceMs: ms(raw.builds?.shutdown_grace, DEFAULTS.builds.shutdown_grace),
+    checkoutTimeoutMs: ms(raw.builds?.checkout_timeout, DEFAULTS.builds.checkout_timeout),
+    checkoutStallMs: ms(raw.builds?.checkout_stall, DEFAULTS.builds.checkout_stall),
+    logMaxBytes: parseSize(raw.builds?.log_max ?? DEFAULTS.builds.log_max)!,
     steps: resolveSteps(raw.steps, stepTimeoutMs),
     create: resolveSteps(raw.create, stepTimeoutMs),
+    teardown: resolveSteps(raw.teardown, stepTimeoutMs),
     ...(health ? { health } : {}),
     notify,
     authors: raw.authors ?? {},
@@ -141,7 +152,24 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     branches,
     patterns,
     jobs,
+    secretNames: ctx.secretNames ?? [],
   };
+}
+
+/** `env.pass` looked up now (a reload looks again), then `env.set`; the branch's after the top level's. */
+function resolveStepEnv(
+  layers: Array<RawConfig['env']>,
+  from: NodeJS.ProcessEnv,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const layer of layers) {
+    for (const name of layer?.pass ?? []) {
+      const value = from[name];
+      if (value !== undefined) env[name] = value;
+    }
+    Object.assign(env, layer?.set ?? {});
+  }
+  return env;
 }
 
 function resolvePoll(raw: RawConfig['poll'], base: PollSettings | undefined): PollSettings {
@@ -247,5 +275,7 @@ function resolveHttp(raw: NonNullable<RawConfig['http']>): HttpConfig {
     port,
     ...(raw.token ? { token: raw.token } : {}),
     publicUrl: (raw.public_url ?? `http://${hostInUrl}:${port}`).replace(/\/+$/, ''),
+    publicLogs: raw.public_logs ?? true,
+    publicUrlSet: raw.public_url !== undefined,
   };
 }

@@ -18,6 +18,8 @@ export type RuleBranch = Omit<RawBranch, 'sources'> & { sources: Array<RawSource
 export interface RuleInput {
   /** Directory of ci.yaml. */
   dir: string;
+  /** state_dir as written (default `.stagepost`), relative to `dir`. */
+  stateDir?: string;
   smtpRelay?: string;
   health?: RawHealth;
   /** Branches that passed the schema, with `undefined` for each source that did not. */
@@ -79,6 +81,7 @@ export function checkRules(input: RuleInput): PathProblem[] {
     }
 
     checkSources(name, b.sources, at, b.match?.source);
+    checkDirPlace(name, dir, input, at);
 
     const customers = b.customers ?? [];
     customers.forEach((c, i) => {
@@ -132,10 +135,13 @@ export function checkRules(input: RuleInput): PathProblem[] {
       );
   }
 
+  checkNestedDirs(dirs, at);
+
+  const branchNames = new Set(input.branchNames);
   for (const [name, job] of input.jobs) {
     if (job.branches === 'all') continue;
     job.branches.forEach((b, i) => {
-      if (!input.branchNames.includes(b))
+      if (!branchNames.has(b))
         problems.push({
           path: ['jobs', name, 'branches', i],
           message: `job ${name} names branch ${b}, which is not in branches: — known: ${input.branchNames.join(', ') || '(none)'}`,
@@ -189,6 +195,50 @@ function checkPattern(name: string, b: RuleBranch, at: At): void {
       [name, 'dir'],
       `the sites of pattern ${name} would share the directory ${b.dir} — put {branch} in it, like /srv/staging/review/{branch}`,
     );
+}
+
+/**
+ * A branch dir is made, checked out into and cleaned by its builds: it must
+ * not hold ci.yaml or the state of stagepost (`.`, `/`, state_dir or a parent
+ * of them), nor be state_dir's inside.
+ */
+function checkDirPlace(name: string, dir: string, input: RuleInput, at: At): void {
+  const stateDir = path.resolve(input.dir, input.stateDir ?? '.stagepost');
+  const within = (inner: string, outer: string) =>
+    inner === outer || inner.startsWith(outer.endsWith(path.sep) ? outer : outer + path.sep);
+  const place =
+    dir === path.parse(dir).root
+      ? 'the root directory'
+      : within(input.dir, dir)
+        ? `the directory of ci.yaml${dir === input.dir ? '' : ' or a parent of it'}`
+        : within(stateDir, dir) || within(dir, stateDir)
+          ? `state_dir (${stateDir}) or a place inside or above it`
+          : null;
+  if (place)
+    at(
+      [name, 'dir'],
+      `dir ${dir} of branch ${name} is ${place}: its checkouts and steps would write over stagepost's own files — give the branch a directory of its own, like ./sites/${name}`,
+    );
+}
+
+/**
+ * A branch dir inside another branch's dir (or its checkouts) would be
+ * overwritten or cleaned by that branch's builds. Each dir's parents are
+ * looked up in the map of dirs: linear in the number of branches.
+ */
+function checkNestedDirs(dirs: Map<string, string>, at: At): void {
+  for (const [dir, name] of dirs) {
+    for (let below = dir, up = path.dirname(dir); up !== below; below = up, up = path.dirname(up)) {
+      const outer = dirs.get(up);
+      if (outer) {
+        at(
+          [name, 'dir'],
+          `dir ${dir} of branch ${name} is inside the dir of branch ${outer} (${up}), whose checkouts and steps would reach into it — put the two side by side`,
+        );
+        break;
+      }
+    }
+  }
 }
 
 function checkSources(

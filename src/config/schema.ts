@@ -10,18 +10,29 @@
 import { z } from 'zod';
 import { Cron } from 'croner';
 import { EVENT_NAMES, type EventName } from '../plugin-api.js';
+import { SIZE_PATTERN, parseSize } from '../util/size.js';
+import { parseDuration } from '../util/duration.js';
 
 /** Every default of ci.yaml, in the written form: resolve.ts applies them, the docs show them. */
 export const DEFAULTS = {
   stateDir: '.stagepost',
   poll: { interval: '60s', timeout: '30s', quiet: '0s' },
-  builds: { concurrency: 1, step_timeout: '1h', keep: 50, shutdown_grace: '30s' },
+  builds: {
+    concurrency: 1,
+    step_timeout: '1h',
+    keep: 50,
+    shutdown_grace: '30s',
+    checkout_timeout: '5m',
+    checkout_stall: '60s',
+    log_max: '20MB',
+  },
   health: { expect: '200-399', timeout: '60s' },
   notifyOn: [
     'failure',
     'fixed',
     'ref-missing',
     'ref-back',
+    'slow',
     'retired',
     'retire-held',
   ] as EventName[],
@@ -57,6 +68,19 @@ export const Duration = z.union(
   },
 );
 
+const notSize = 'not a size: write e.g. 20MB, 512KB, 1GB or a number of bytes (at least 64KB)';
+/** A size in bytes or with a unit; below 64KB a log would hold little but the cut. */
+export const Size = z.union(
+  [
+    z.number().int({ error: notSize }).min(65536, { error: notSize }),
+    z
+      .string()
+      .regex(SIZE_PATTERN, { error: notSize })
+      .refine((v) => (parseSize(v) ?? 0) >= 65536, { error: notSize }),
+  ],
+  { error: notSize },
+);
+
 /** A whole number of something, at least 1. */
 const count = (what: string) =>
   z
@@ -64,8 +88,32 @@ const count = (what: string) =>
     .int({ error: `${what} is a whole number, 1 or more` })
     .min(1, { error: `${what} is a whole number, 1 or more` });
 
-const duration = (description: string, dflt?: string) =>
-  (dflt === undefined ? Duration : Duration.meta({ default: dflt }))
+/**
+ * setTimeout's limit (about 24.8 days): Node fires a longer wait after 1 ms,
+ * so `30d` would poll in a tight loop and `timeout: 25d` would time out at once.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/**
+ * A duration Node's timers can honour. `positive`: 0 is refused too, where it
+ * would switch a timeout off or make an interval spin.
+ */
+const honourable = (positive: boolean) =>
+  Duration.superRefine((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) return;
+    const range = `the allowed range is ${positive ? '1ms' : '0'} to 24d (${MAX_DURATION_MS} ms, the longest wait Node's timers honour)`;
+    if (ms > MAX_DURATION_MS)
+      ctx.addIssue({ code: 'custom', message: `${String(value)} is too long: ${range}` });
+    else if (positive && ms < 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: `${String(value)} would switch this off: ${range}`,
+      });
+  });
+
+const duration = (description: string, dflt?: string, positive = true) =>
+  (dflt === undefined ? honourable(positive) : honourable(positive).meta({ default: dflt }))
     .describe(description)
     .optional();
 
@@ -109,7 +157,11 @@ export const PollSettingsSchema = z
       'A remote query longer than this is killed and counts as an error.',
       DEFAULTS.poll.timeout,
     ),
-    quiet: duration('Build only once the revision has stood still this long.', DEFAULTS.poll.quiet),
+    quiet: duration(
+      'Build only once the revision has stood still this long.',
+      DEFAULTS.poll.quiet,
+      false,
+    ),
   })
   .strict();
 
@@ -117,7 +169,9 @@ export const BranchBuildSettingsSchema = z
   .object({
     step_timeout: duration('Timeout of steps without their own.', DEFAULTS.builds.step_timeout),
     keep: count('keep')
-      .describe('Builds (and their logs) of history kept per branch.')
+      .describe(
+        "Builds (and their logs) of history kept per branch; each job keeps as many runs of its own, apart. The branch's last build and last successful build are always kept.",
+      )
       .meta({ default: DEFAULTS.builds.keep })
       .optional(),
   })
@@ -131,7 +185,21 @@ export const BuildSettingsSchema = BranchBuildSettingsSchema.extend({
   shutdown_grace: duration(
     'On SIGTERM, running builds may finish for this long before they are killed (and redone after the restart).',
     DEFAULTS.builds.shutdown_grace,
+    false,
   ),
+  checkout_timeout: duration(
+    'A checkout (fetch and switch of all sources of a build) taking longer is ended and the build fails, so a hung remote frees its build slot.',
+    DEFAULTS.builds.checkout_timeout,
+  ),
+  checkout_stall: duration(
+    'A checkout whose transfer shows no progress for this long is ended (git over http: lowSpeedTime; others: no output).',
+    DEFAULTS.builds.checkout_stall,
+  ),
+  log_max: Size.describe(
+    'A build log longer than this is cut: its start and its end are kept, with a line where it was cut.',
+  )
+    .meta({ default: DEFAULTS.builds.log_max, examples: ['20MB', '512KB'] })
+    .optional(),
 }).strict();
 
 const Status = z.union([
@@ -252,6 +320,33 @@ export const MatchSchema = z
   })
   .strict();
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envNameError =
+  'an environment variable name is letters, digits and "_", not starting with a digit, and not STAGEPOST_* (those are set by stagepost)';
+const EnvName = z
+  .string({ error: envNameError })
+  .regex(ENV_NAME, { error: envNameError })
+  .refine((n) => !n.startsWith('STAGEPOST_'), { error: envNameError });
+
+export const StepEnvSchema = z
+  .object({
+    pass: z
+      .array(EnvName)
+      .describe(
+        "Variables of the daemon's environment that steps and jobs get too (when set). Nothing else of it reaches them but PATH, HOME, LANG, LC_*, TZ.",
+      )
+      .meta({ examples: [['PIP_INDEX_URL', 'http_proxy']] })
+      .optional(),
+    set: z
+      .record(EnvName, z.string({ error: 'env.set values are strings — quote numbers' }))
+      .describe(
+        'Variables set for steps and jobs. `${NAME}` is substituted at load time like anywhere else, so a secret a step needs is named here on purpose.',
+      )
+      .meta({ examples: [{ DJANGO_SETTINGS_MODULE: 'karl.staging' }] })
+      .optional(),
+  })
+  .strict();
+
 export const BranchConfigSchema = z
   .object({
     dir: z
@@ -298,8 +393,12 @@ export const BranchConfigSchema = z
     builds: BranchBuildSettingsSchema.describe(
       'Overrides of the top-level `builds` (step_timeout, keep).',
     ).optional(),
+    env: StepEnvSchema.describe(
+      "Added to the top-level `env` for this branch's steps and jobs (`pass` joins, `set` overrides).",
+    ).optional(),
     steps: Steps.describe('Replaces the top-level `steps` for this branch.').optional(),
     create: Steps.describe('Replaces the top-level `create` for this branch.').optional(),
+    teardown: Steps.describe('Replaces the top-level `teardown` for this branch.').optional(),
     health: z
       .union([HealthSettingsSchema, z.literal(false)], {
         error: 'health is a map (url, expect, timeout), or false to check nothing',
@@ -401,9 +500,20 @@ export const JobConfigSchema = z
 export const HttpConfigSchema = z
   .object({
     listen: z
-      .union([Port, z.string().regex(/^(\d+|(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d+)$/)], {
-        error: 'listen is PORT (on 127.0.0.1) or ADDR:PORT',
-      })
+      .union(
+        [
+          Port,
+          z
+            .string()
+            .regex(/^(\d+|(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d+)$/)
+            .refine((v) => Port.safeParse(Number(/(\d+)$/.exec(v)?.[1])).success, {
+              error: `listen is PORT or ADDR:PORT, and ${portError}`,
+            }),
+        ],
+        {
+          error: 'listen is PORT (on 127.0.0.1) or ADDR:PORT',
+        },
+      )
       .describe('`PORT` alone means 127.0.0.1:PORT; or `ADDR:PORT`.')
       .meta({ default: DEFAULTS.httpListen })
       .optional(),
@@ -415,10 +525,19 @@ export const HttpConfigSchema = z
       )
       .meta({ examples: ['${STAGEPOST_TOKEN}'] })
       .optional(),
+    public_logs: z
+      .boolean()
+      .describe(
+        'Build logs are readable without the token, like the dashboard. false: `GET …/builds/N/log` needs `Authorization: Bearer <token>` too (the dashboard then shows no logs: a browser sends no token).',
+      )
+      .meta({ default: true })
+      .optional(),
     public_url: z
       .string()
       .url({ error: 'public_url is a URL like https://ci.example.com' })
-      .describe('Base URL of links in mail. Default: `http://<listen address>`.')
+      .describe(
+        'Base URL of links in mail. Default: `http://<listen address>`. Its host is also accepted in the `Host` header of requests (a proxy in front), besides the listen address, `localhost` and IP addresses: any other name is refused with 421 (DNS rebinding).',
+      )
       .meta({ examples: ['https://ci.example.com'] })
       .optional(),
   })
@@ -473,11 +592,17 @@ export const ConfigSchema = z
     site: SiteConfigSchema.describe('The public side of the staging server.').optional(),
     poll: PollSettingsSchema.describe('Polling of the remotes.').optional(),
     builds: BuildSettingsSchema.describe('The build queue.').optional(),
+    env: StepEnvSchema.describe(
+      "The environment of steps and jobs beyond PATH, HOME, LANG, LC_*, TZ and the STAGEPOST_* variables: the daemon's own environment (its secrets) does not reach them.",
+    ).optional(),
     steps: Steps.describe(
       'Default steps of every branch, run in order by `sh -c` in the branch dir.',
     ).optional(),
     create: Steps.describe(
       'Steps run once when a branch directory is first made, after its sources are checked out.',
+    ).optional(),
+    teardown: Steps.describe(
+      'Steps run in the branch dir when a branch leaves ci.yaml (after its running build), or by `stagepost teardown BRANCH`: stop its app server, remove what it should not leave behind. Without them a removed branch keeps running and its directory stays.',
     ).optional(),
     health: HealthSettingsSchema.describe(
       'After the steps, each customer URL must answer.',

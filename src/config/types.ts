@@ -67,8 +67,12 @@ export interface BranchConfig {
   poll: PollSettings;
   stepTimeoutMs: number;
   keep: number;
+  /** What steps and jobs get beyond PATH, HOME, LANG, LC_*, TZ and STAGEPOST_* (ci.yaml `env`). */
+  env?: Record<string, string>;
   steps: StepConfig[];
   create: StepConfig[];
+  /** Run when the branch leaves ci.yaml, or by `stagepost teardown` (absent: none). */
+  teardown?: StepConfig[];
   health?: HealthSettings;
   /** Global notifiers followed by the branch's own. */
   notify: NotifierConfig[];
@@ -112,6 +116,10 @@ export interface HttpConfig {
   token?: string;
   /** Public base URL for links in mail; default http://host:port. */
   publicUrl: string;
+  /** Build logs readable without the token (default true). */
+  publicLogs: boolean;
+  /** Whether public_url was written (its host is then an accepted Host header). */
+  publicUrlSet: boolean;
 }
 
 export interface SiteConfig {
@@ -134,8 +142,15 @@ export interface Config {
   concurrency: number;
   /** builds.shutdown_grace: how long running builds may finish on SIGTERM. */
   shutdownGraceMs: number;
+  /** builds.checkout_timeout: a checkout longer than this is ended. */
+  checkoutTimeoutMs: number;
+  /** builds.checkout_stall: a checkout without progress for this long is ended. */
+  checkoutStallMs: number;
+  /** builds.log_max in bytes: a longer build log is cut, its head and tail kept. */
+  logMaxBytes: number;
   steps: StepConfig[];
   create: StepConfig[];
+  teardown?: StepConfig[];
   health?: HealthSettings;
   notify: NotifierConfig[];
   authors: Record<string, string>;
@@ -147,4 +162,6 @@ export interface Config {
   branches: BranchConfig[];
   patterns: PatternConfig[];
   jobs: JobConfig[];
+  /** Names of the environment variables `${VAR}` read: the daemon drops them from its environment. */
+  secretNames: string[];
 }

@@ -18,7 +18,7 @@ export class ConfigWatcher {
       clearTimeout(this.timer);
       this.timer = setTimeout(onEdit, 150);
     };
-    this.watcher.on('add', settle).on('change', settle);
+    this.watcher.on('add', settle).on('change', settle).on('unlink', settle);
     this.watcher.on('error', (err) => log.warn({ error: err }, 'cannot watch ci.yaml'));
   }
 

@@ -20,10 +20,13 @@ import { VcsRegistry } from '../vcs.js';
 import { Poller } from '../poll/poller.js';
 import { trackKey } from '../poll/tracks.js';
 import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
-import { runBuild, targetRevisions, needsBuild, type BuildContext } from '../builds/builder.js';
+import { runBuild, targetRevisions, needsBuild } from '../builds/builder.js';
+import type { BuildContext } from '../builds/context.js';
 import { runJob } from '../builds/job.js';
-import { SlowWatch } from '../builds/slow-watch.js';
-import { jobOfKind } from '../state/history.js';
+import { runTeardown } from '../builds/teardown.js';
+import type { SlowWatch } from '../builds/slow-watch.js';
+import { StateFaults, readTracksOrNone } from './state-faults.js';
+import { watchSlowRuns } from './slow-runs.js';
 import { recoverInterrupted, resendPendingNotifications } from '../builds/recover.js';
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
@@ -41,6 +44,9 @@ import { SiteKeeper } from './site-keeper.js';
 import { retireSite } from './retire-site.js';
 import { runSitesHook } from './sites-hook.js';
 import type { RetireReason, Retirement } from '../patterns/keeper.js';
+import { ForegroundBuilds } from './foreground-builds.js';
+import { RetryBook } from './retry.js';
+import { forgetEnvironment } from '../util/forget-env.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -88,6 +94,7 @@ export class Daemon implements DaemonApi {
       current: this.current,
       outbox: this.dispatcher.outboxSize(),
       configError: this.configRejection,
+      waiting: this.retries.all(),
     }),
   );
   private readonly abort = new AbortController();
@@ -100,15 +107,38 @@ export class Daemon implements DaemonApi {
   private sites!: SiteKeeper;
   /** Sites retired from the config whose end waits in the queue. */
   private readonly retiring = new Map<string, { site: BranchConfig; reason: RetireReason }>();
+  private foreground: ForegroundBuilds | null = null;
+  /** Branches removed from ci.yaml whose teardown steps wait in the queue. */
+  private readonly leaving = new Map<string, BranchConfig>();
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
   private stopping: Promise<void> | null = null;
+  /** Builds that could not start, tried again with backoff (issue 16, point 3). */
+  private readonly retries = new RetryBook((b) =>
+    this.queue.request({ branch: b, kind: 'build', force: this.retryForced.has(b) }),
+  );
+  private readonly retryForced = new Set<string>();
+  private readonly faults: StateFaults;
+
+  /** ci.yaml's `${VAR}` values: the start-up environment, kept for reloads once forgotten. */
+  private readonly env: NodeJS.ProcessEnv;
 
   private constructor(private readonly options: DaemonOptions) {
     this.log = options.log ?? createLogger();
+    this.env = options.env ?? { ...process.env };
     this.events.setMaxListeners(0);
     this.http = new HttpHost(this, this.metrics, this.log);
+    this.faults = new StateFaults(
+      this.log,
+      () => this.store.branchesDir,
+      (file, message) =>
+        void this.dispatcher
+          .dispatch({ type: 'config', file, message }, ['config-error'])
+          .catch(() => undefined),
+      // Before the queue exists, start-up considers every branch anyway.
+      (branch) => this.queue && this.considerBuild(branch),
+    );
     this.catchers = new MailCatchers(this.log, (branch) => this.changed({ type: 'mail', branch }));
   }
 
@@ -119,8 +149,9 @@ export class Daemon implements DaemonApi {
   }
 
   private async init(): Promise<void> {
-    this.config = await loadAndRemember(this.options.configFile, this.options.env);
-    this.store = new StateStore(this.config.stateDir);
+    this.config = await loadAndRemember(this.options.configFile, this.env);
+    this.forgetSecrets();
+    this.store = new StateStore(this.config.stateDir, { onDamage: (d) => this.faults.damaged(d) });
     await this.store.init();
     this.lock = new FileLock(
       path.join(this.config.stateDir, 'daemon.lock'),
@@ -147,7 +178,13 @@ export class Daemon implements DaemonApi {
     });
     await this.configureNotifiers();
     await this.dispatcher.start();
-    this.slowWatch = this.createSlowWatch();
+    this.slowWatch = watchSlowRuns({
+      store: this.store,
+      dispatcher: this.dispatcher,
+      log: this.log,
+      config: () => this.config,
+    });
+    this.faults.started();
     await resendPendingNotifications(
       this.store,
       this.config.branches.map((b) => b.name),
@@ -161,7 +198,7 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
-    this.refs = new RefWatch(this.config.branches, this.store.readPoll().tracks);
+    this.refs = new RefWatch(this.config.branches, readTracksOrNone(this.store, this.log));
     this.sites = new SiteKeeper({
       log: this.log,
       config: () => this.config,
@@ -174,7 +211,7 @@ export class Daemon implements DaemonApi {
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
-      tracks: this.store.readPoll().tracks,
+      tracks: readTracksOrNone(this.store, this.log),
       persist: (tracks) =>
         void this.store
           .writePoll({ version: 1, tracks })
@@ -200,8 +237,11 @@ export class Daemon implements DaemonApi {
     await this.http.apply(this.config);
     await this.catchers.apply(this.config);
     this.schedule.apply(this.config.jobs);
-    if (this.options.watch !== false)
+    if (this.options.watch !== false) {
       this.watcher = new ConfigWatcher(this.config.file, this.log, () => void this.reload());
+      this.foreground = new ForegroundBuilds(this.store, this.log);
+      this.foreground.start();
+    }
     this.log.info(
       {
         config: this.config.file,
@@ -228,7 +268,9 @@ export class Daemon implements DaemonApi {
       notify: (n, events) => this.notify(n, events),
       signal: this.abort.signal,
       progress: (branch, info) => {
-        if (info && this.current[branch]?.id !== info.id) this.slowWatch.started(branch, info);
+        const was = this.current[branch];
+        if (info && (was?.id !== info.id || was.kind !== info.kind))
+          this.slowWatch.started(branch, info);
         if (info) this.current[branch] = { ...info, elapsedMs: 0 };
         else delete this.current[branch];
         this.changed({ type: 'progress', branch });
@@ -252,43 +294,19 @@ export class Daemon implements DaemonApi {
     return this.dispatcher.enqueue(trends.length ? { ...n, trends } : n, events, n.branch);
   }
 
-  private createSlowWatch(): SlowWatch {
-    return new SlowWatch({
-      history: (branch, kind) => {
-        const state = this.store.readBranch(branch);
-        const job = jobOfKind(kind);
-        return job ? (state.jobs[job]?.runs ?? []) : state.builds;
-      },
-      send: (n) => {
-        this.log.warn(
-          {
-            branch: n.branch,
-            job: n.job,
-            run: n.id,
-            durationMs: n.durationMs,
-            medianMs: n.medianMs,
-          },
-          'run slower than usual',
-        );
-        void this.dispatcher.enqueue(n, ['slow'], n.branch).catch(() => undefined);
-      },
-      logUrl: (branch, kind, id) => {
-        const base = this.config.http?.publicUrl?.replace(/\/$/, '');
-        if (!base) return undefined;
-        const job = jobOfKind(kind);
-        const b = encodeURIComponent(branch);
-        return job
-          ? `${base}/api/branches/${b}/jobs/${encodeURIComponent(job)}/runs/${id}/log`
-          : `${base}/api/branches/${b}/builds/${id}/log`;
-      },
-    });
-  }
-
   /** Queue a branch if one of its sources has a revision it has not attempted. */
   considerBuild(name: string): void {
     const branch = this.branch(name);
     if (!branch || this.stopping) return;
-    const state = this.store.readBranch(name);
+    let state;
+    try {
+      state = this.store.readBranch(name);
+    } catch (err) {
+      const delay = this.retries.failed(name, errorMessage(err));
+      this.log.error({ branch: name, error: err, retryInMs: delay }, 'cannot read branch state');
+      this.changed({ type: 'build', branch: name });
+      return;
+    }
     if (state.forcePending) {
       this.queue.request({ branch: name, kind: 'build', force: true });
       return;
@@ -320,12 +338,27 @@ export class Daemon implements DaemonApi {
 
   private async runItem(item: QueueItem): Promise<void> {
     if (item.kind === 'retire') return this.runRetireItem(item.branch);
+    if (item.kind === 'teardown') return this.runTeardownItem(item.branch);
     const branch = this.branch(item.branch);
     if (!branch || this.abort.signal.aborted) return;
     this.metrics.buildRunning.set({ branch: branch.name }, 1);
     try {
       if (item.kind === 'build') {
-        const outcome = await runBuild(this.buildContext(), branch, { force: item.force });
+        let outcome;
+        try {
+          outcome = await runBuild(this.buildContext(), branch, { force: item.force });
+        } catch (err) {
+          if (this.abort.signal.aborted) throw err;
+          if (item.force) this.retryForced.add(branch.name);
+          const delay = this.retries.failed(branch.name, errorMessage(err));
+          this.log.error(
+            { branch: branch.name, error: err, retryInMs: delay },
+            'build could not start; trying again',
+          );
+          return;
+        }
+        this.retries.started(branch.name);
+        this.retryForced.delete(branch.name);
         if (outcome.status === 'built') {
           this.metrics.buildsTotal.inc({
             branch: branch.name,
@@ -444,6 +477,34 @@ export class Daemon implements DaemonApi {
     return this.config.branches.find((b) => b.name === name);
   }
 
+  /** Queued when a branch left ci.yaml; after its running build (the queue never runs two of a branch). */
+  private async runTeardownItem(name: string): Promise<void> {
+    const branch = this.leaving.get(name);
+    this.leaving.delete(name);
+    // Back in ci.yaml meanwhile: the site stays.
+    if (!branch || this.branch(name) || this.abort.signal.aborted) return;
+    try {
+      await runTeardown(this.buildContext(), branch);
+    } catch (err) {
+      this.log.error({ branch: name, error: err }, 'teardown could not run');
+    } finally {
+      this.changed({ type: 'build', branch: name });
+    }
+  }
+
+  /** A branch left ci.yaml: its teardown steps, or a word on what stays. */
+  private branchLeft(branch: BranchConfig): void {
+    if ((branch.teardown ?? []).length === 0) {
+      this.log.info(
+        { branch: branch.name, dir: branch.dir },
+        'branch removed; no teardown steps, so its directory and any server it started stay',
+      );
+      return;
+    }
+    this.leaving.set(branch.name, branch);
+    this.queue.request({ branch: branch.name, kind: 'teardown', force: false });
+  }
+
   // ------------------------------------------------------------ live config
 
   /** Load ci.yaml again. An invalid edit changes nothing (and is reported once). */
@@ -456,8 +517,15 @@ export class Daemon implements DaemonApi {
     if (this.stopping) return;
     let next: Config;
     try {
-      if (!existsSync(this.config.file)) return;
-      next = await loadAndRemember(this.config.file, this.options.env);
+      if (!existsSync(this.config.file)) {
+        // An editor's rename-save passes through here too: the next event reloads.
+        this.log.warn(
+          { config: this.config.file },
+          'ci.yaml is gone; keeping the last good config until it is back',
+        );
+        return;
+      }
+      next = await loadAndRemember(this.config.file, this.env);
     } catch (err) {
       const message = redactor.redact(errorMessage(err));
       this.log.error(
@@ -480,7 +548,9 @@ export class Daemon implements DaemonApi {
     this.configRejection = null;
     const before = new Set(this.config.branches.map((b) => b.name));
     const after = new Set(next.branches.map((b) => b.name));
+    const old = this.config.branches;
     this.config = next;
+    this.forgetSecrets();
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
@@ -491,8 +561,18 @@ export class Daemon implements DaemonApi {
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
+    for (const b of old) if (removed.includes(b.name)) this.branchLeft(b);
     for (const b of next.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
+  }
+
+  /** Steps and other children must not inherit ci.yaml's secrets from our environment. */
+  private forgetSecrets(): void {
+    if (this.options.env) return;
+    const { names, procError } = forgetEnvironment(this.config.secretNames);
+    if (procError)
+      this.log.warn({ names, error: procError }, 'cannot blank secrets in /proc/self/environ');
+    else if (names.length > 0) this.log.debug({ names }, 'secrets dropped from the environment');
   }
 
   private async configureNotifiers(): Promise<void> {
@@ -533,6 +613,7 @@ export class Daemon implements DaemonApi {
           .map((i) => (i.kind === 'build' ? i.branch : `${i.kind}@${i.branch}`)),
         current: this.current,
         outbox: this.dispatcher.outboxSize(),
+        waiting: this.retries.all(),
         daemon: { running: true, pid: process.pid, startedAt: this.startedAt },
       }),
       configError: this.configRejection,
@@ -614,8 +695,10 @@ export class Daemon implements DaemonApi {
     this.schedule.stop();
     for (const t of this.quietTimers.values()) clearTimeout(t);
     this.slowWatch.stop();
+    this.retries.stop();
     this.runtime.stop();
     await this.watcher?.close();
+    await this.foreground?.close();
     const idle = this.queue.idle();
     const graceOver = await Promise.race([
       idle.then(() => false),

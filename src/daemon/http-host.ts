@@ -24,7 +24,11 @@ export class HttpHost {
 
   async apply(config: Config): Promise<void> {
     const http = config.http;
-    const key = http ? `${http.host}:${http.port}:${http.token ?? ''}` : '';
+    // Host names the listener answers besides its own address (DNS rebinding).
+    const publicHosts = http?.publicUrlSet ? [new URL(http.publicUrl).hostname] : [];
+    const key = http
+      ? `${http.host}:${http.port}:${http.token ?? ''}:${http.publicLogs}:${publicHosts.join()}`
+      : '';
     if (key === this.key) return;
     await this.close();
     this.key = key;
@@ -35,6 +39,8 @@ export class HttpHost {
       host: http.host,
       port: http.port,
       token: http.token,
+      publicLogs: http.publicLogs,
+      publicHosts,
       api: this.api,
       metrics: this.metrics,
       log: this.log,

@@ -19,6 +19,8 @@ export interface RuntimeFile {
   outbox: number;
   /** A rejected edit of ci.yaml the daemon runs without (it keeps the last good config). */
   configError?: ConfigRejection | null;
+  /** Branches whose build could not start, and why. */
+  waiting?: Record<string, { reason: string; since: string; retryAt: string; attempts: number }>;
 }
 
 export function runtimeFilePath(stateDir: string): string {

@@ -6,7 +6,12 @@ import type {
   RunHistory,
   StatusDocument,
 } from '../api.js';
-import type { BranchState, StateStore, TrackState } from '../state/store.js';
+import {
+  emptyBranchState,
+  type BranchState,
+  type StateStore,
+  type TrackState,
+} from '../state/store.js';
 import { customerUrl } from '../site/urls.js';
 import { stripUrlPassword } from '../util/redact.js';
 import { trackKey } from '../poll/tracks.js';
@@ -25,6 +30,8 @@ export interface LiveInfo {
   current: Record<string, CurrentBuild>;
   outbox: number;
   daemon: StatusDocument['daemon'];
+  /** Branches whose build could not start, and why (see RetryBook). */
+  waiting?: Record<string, NonNullable<BranchStatus['waiting']>>;
 }
 
 export function branchStatus(
@@ -36,7 +43,13 @@ export function branchStatus(
 ): BranchStatus | null {
   const branch = config.branches.find((b) => b.name === name);
   if (!branch) return null;
-  const st = state ?? store.readBranch(name);
+  let st: BranchState;
+  try {
+    st = state ?? store.readBranch(name);
+  } catch {
+    // Unreadable for now (EMFILE): the daemon retries and says why in `waiting`.
+    st = emptyBranchState();
+  }
   const last = st.builds.find((b) => b.kind === 'build') ?? null;
   const current = live.current[name] ?? null;
   const failing = last?.result === 'failure' || last?.result === 'timeout';
@@ -74,6 +87,7 @@ export function branchStatus(
     ...(branch.pattern ? { pattern: branch.pattern } : {}),
     smtpPort: branch.smtpPort ?? null,
     dir: branch.dir,
+    waiting: live.waiting?.[name] ?? null,
   };
 }
 

@@ -62,7 +62,7 @@ steps:
     run: sh src/app/build.sh
     timeout: 1m
   - name: restart             # the stand-in for supervisorctl: (re)starts the app server on the branch's port
-                              # (the demo puts the ports of the branches in the environment: DEMO_APP_PORTS)
+                              # (stagepost gives it the branch's port: STAGEPOST_PORT)
     run: node bin/restart.mjs
     timeout: 30s
 

@@ -33,3 +33,16 @@ export function requireToken(token: string | undefined) {
     }
   };
 }
+
+/** `http.public_logs: false`: build logs need the token like a POST does. */
+export function requireTokenForLogs(token: string | undefined) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return;
+    if (!/^\/api\/branches\/[^/]+\/builds\/[^/]+\/log(\?|$)/.test(request.url)) return;
+    if (token && tokenMatches(token, request.headers.authorization)) return;
+    await reply.code(401).header('WWW-Authenticate', 'Bearer').send({
+      error:
+        'build logs are not public here (http.public_logs: false): send "Authorization: Bearer <http.token>"',
+    });
+  };
+}

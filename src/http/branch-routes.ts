@@ -15,7 +15,7 @@ export function registerBranchRoutes(app: FastifyInstance, ctx: HttpContext): vo
   const { api, redact, log } = ctx;
   const json = <T>(value: T): T => redactDeep(value, redact);
 
-  app.get('/api/status', async () => json(api.status()));
+  app.get('/api/status', () => json(api.status()));
 
   app.get<BranchParams>('/api/branches/:branch/builds', async (request, reply) => {
     const { branch } = request.params;

@@ -13,7 +13,7 @@ export interface DispatcherOptions {
   stateDir: string;
   log: Logger;
   /** Applied to every string of a notification before a plugin sees it. */
-  redact(text: string): string;
+  redact: (text: string) => string;
   now?: () => number;
   /** First retry after this long, doubling up to retryMaxMs. */
   retryBaseMs?: number;

@@ -51,7 +51,7 @@ export function notificationTitle(n: Notification): string {
 
 /** Text from a commit or a log made safe for one line: no control characters, bounded. */
 export function oneLine(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- a subject line is flattened: control characters are what it removes
   const flat = text.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }

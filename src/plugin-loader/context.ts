@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { PluginContext } from '../plugin-api.js';
 import { run } from '../util/exec.js';
 import { redactor } from '../util/redact.js';
+import { sharedSshWords } from '../util/ssh.js';
 
 /**
  * The one place a plugin context is made, so the daemon, the foreground
@@ -14,5 +15,6 @@ export function createPluginContext(
   log: Logger,
   redact: (text: string) => string = (t) => redactor.redact(t),
 ): PluginContext {
-  return { log, stateDir: path.join(stateDir, 'plugins'), redact, run };
+  const dir = path.join(stateDir, 'plugins');
+  return { log, stateDir: dir, redact, run, sshWords: () => sharedSshWords(dir) };
 }

@@ -199,7 +199,7 @@ export class Poller {
 
   /** Wait for polls in flight (for a clean shutdown). */
   async idle(): Promise<void> {
-    await Promise.all([...this.groups.values()].map((g) => g.inFlight));
+    await Promise.all([...this.groups.values()].flatMap((g) => (g.inFlight ? [g.inFlight] : [])));
   }
 
   groupCount(): number {

@@ -1,4 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { AddressInfo } from 'node:net';
 import nodemailer from 'nodemailer';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
@@ -19,9 +23,16 @@ export interface MailCatcherOptions {
   /** First retry delay of a failed relay; doubles up to `maxRetryMs`. */
   retryMs?: number;
   maxRetryMs?: number;
-  /** Largest message accepted. */
+  /** Largest message accepted (advertised as SMTP SIZE; larger ones get 552). */
   maxBytes?: number;
+  /** Clients connected at once; more are turned away with 421. */
+  maxClients?: number;
 }
+
+const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
+const DEFAULT_MAX_CLIENTS = 20;
+/** The subject is read from the first bytes of a message, not the whole of it. */
+const HEAD_BYTES = 64 * 1024;
 
 const RELAY_TIMEOUTS = {
   connectionTimeout: 15_000,
@@ -67,6 +78,7 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
 
   async start(): Promise<void> {
     this.stopped = false;
+    await this.store.removeIncoming();
     const server = new SMTPServer({
       banner: `stagepost mail catcher of branch ${this.opts.branch}: nothing leaves${this.opts.relay ? ' except through the relay' : ''}`,
       disabledCommands: ['STARTTLS'],
@@ -74,10 +86,11 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
       authOptional: true,
       allowInsecureAuth: true,
       onAuth: (_auth, _session, callback) => callback(null, { user: 'any' }),
-      size: this.opts.maxBytes ?? 50 * 1024 * 1024,
+      size: this.opts.maxBytes ?? DEFAULT_MAX_BYTES,
+      maxClients: this.opts.maxClients ?? DEFAULT_MAX_CLIENTS,
       closeTimeout: 1000,
       logger: false,
-      onData: (stream, session, callback) => this.receive(stream, session, callback),
+      onData: (stream, session, callback) => void this.receive(stream, session, callback),
     });
     server.on('error', (err) =>
       this.opts.log.warn({ error: err }, 'mail catcher connection error'),
@@ -131,63 +144,99 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
     return next;
   }
 
-  private receive(
+  /**
+   * A message goes straight to a file as it arrives: a flood of large mails
+   * costs disk (bounded by SIZE and maxClients), not memory. Only its first
+   * bytes are kept, for the subject.
+   */
+  private async receive(
     stream: SMTPServerDataStream,
     session: SMTPServerSession,
     callback: (err?: Error | null) => void,
-  ): void {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => {
-      if (stream.sizeExceeded) {
-        callback(
-          Object.assign(new Error('message too large for the mail catcher'), { responseCode: 552 }),
-        );
-        return;
-      }
-      const raw = Buffer.concat(chunks);
-      const envelope = {
-        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-        to: session.envelope.rcptTo.map((r) => r.address),
-      };
-      const meta: StoredMail = {
-        id: newMailId(),
-        receivedAt: new Date().toISOString(),
-        from: envelope.from,
-        to: envelope.to,
-        subject: headerValue(raw, 'subject'),
-        size: raw.length,
-        relayed: this.opts.relay ? false : null,
-        envelope,
-      };
-      this.serial(async () => {
-        await this.store.add(raw, meta);
-        if (this.opts.relay) {
-          const pending = await this.store.readPending();
-          pending.push({ id: meta.id, attempts: 0, nextAttemptAt: meta.receivedAt });
-          await this.store.writePending(pending);
+  ): Promise<void> {
+    const id = newMailId();
+    const incoming = this.store.incoming(id);
+    const max = this.opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let size = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        size += chunk.length;
+        if (headBytes < HEAD_BYTES) {
+          head.push(chunk);
+          headBytes += chunk.length;
         }
-        await this.pruneOld();
-      }).then(
-        () => {
-          callback(null);
-          this.opts.log.info(
-            { id: meta.id, from: meta.from, to: meta.to, subject: meta.subject, size: meta.size },
-            'mail caught',
-          );
-          this.emit('caught', meta);
-          if (this.opts.relay) this.schedule(0);
-        },
-        (err: unknown) => {
-          this.opts.log.error({ error: err }, 'mail catcher could not store a message');
-          callback(
-            Object.assign(new Error('mail catcher could not store the message'), {
-              responseCode: 451,
-            }),
-          );
-        },
-      );
+        // Past the limit the rest is read (SMTP needs it drained) but not written.
+        done(null, size > max ? undefined : chunk);
+      },
     });
+    try {
+      await mkdir(this.store.dir, { recursive: true });
+      await pipeline(stream, count, createWriteStream(incoming, { mode: 0o600, flush: true }));
+    } catch (err) {
+      await rm(incoming, { force: true });
+      stream.resume();
+      this.opts.log.error({ error: err }, 'mail catcher could not store a message');
+      callback(
+        Object.assign(new Error('mail catcher could not store the message'), {
+          responseCode: 451,
+        }),
+      );
+      return;
+    }
+    if (stream.sizeExceeded || size > max) {
+      await rm(incoming, { force: true });
+      this.opts.log.warn({ size, maxBytes: max }, 'mail catcher refused a message over its size');
+      callback(
+        Object.assign(new Error(`message too large for the mail catcher (over ${max} bytes)`), {
+          responseCode: 552,
+        }),
+      );
+      return;
+    }
+    const envelope = {
+      from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      to: session.envelope.rcptTo.map((r) => r.address),
+    };
+    const meta: StoredMail = {
+      id,
+      receivedAt: new Date().toISOString(),
+      from: envelope.from,
+      to: envelope.to,
+      subject: headerValue(Buffer.concat(head).subarray(0, HEAD_BYTES), 'subject'),
+      size,
+      relayed: this.opts.relay ? false : null,
+      envelope,
+    };
+    this.serial(async () => {
+      await this.store.commit(incoming, meta);
+      if (this.opts.relay) {
+        const pending = await this.store.readPending();
+        pending.push({ id: meta.id, attempts: 0, nextAttemptAt: meta.receivedAt });
+        await this.store.writePending(pending);
+      }
+      await this.pruneOld();
+    }).then(
+      () => {
+        callback(null);
+        this.opts.log.info(
+          { id: meta.id, from: meta.from, to: meta.to, subject: meta.subject, size: meta.size },
+          'mail caught',
+        );
+        this.emit('caught', meta);
+        if (this.opts.relay) this.schedule(0);
+      },
+      async (err: unknown) => {
+        await rm(incoming, { force: true });
+        this.opts.log.error({ error: err }, 'mail catcher could not store a message');
+        callback(
+          Object.assign(new Error('mail catcher could not store the message'), {
+            responseCode: 451,
+          }),
+        );
+      },
+    );
   }
 
   private async pruneOld(): Promise<void> {
@@ -249,7 +298,7 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
       let failure: string | null = null;
       if (meta) {
         try {
-          await this.send(relay.url, meta, await this.store.raw(entry.id));
+          await this.send(relay.url, meta, await this.store.rawPath(entry.id));
         } catch (err) {
           failure = errorMessage(err);
         }
@@ -289,13 +338,14 @@ export class MailCatcher extends EventEmitter<MailCatcherEvents> {
     }
   }
 
-  private async send(url: string, meta: StoredMail, raw: Buffer): Promise<void> {
+  /** The message is streamed from its file: a relay does not hold it in memory either. */
+  private async send(url: string, meta: StoredMail, file: string): Promise<void> {
     const transport = nodemailer.createTransport({ url, ...RELAY_TIMEOUTS } as Parameters<
       typeof nodemailer.createTransport
     >[0]);
     this.transport = transport;
     try {
-      await transport.sendMail({ envelope: meta.envelope, raw });
+      await transport.sendMail({ envelope: meta.envelope, raw: { path: file } });
     } finally {
       this.transport = null;
       transport.close();

@@ -50,6 +50,41 @@ export class MailStore {
     await this.update(meta);
   }
 
+  /** Where a message being received is written, until commit() moves it in place. */
+  incoming(id: string): string {
+    return path.join(this.dir, `${id}.eml.incoming`);
+  }
+
+  /** The received file becomes the message, then its summary is written: never one without the other. */
+  async commit(incoming: string, meta: StoredMail): Promise<void> {
+    await fs.rename(incoming, path.join(this.dir, `${meta.id}.eml`));
+    await this.update(meta);
+  }
+
+  /** Files of messages cut off by a kill while they were arriving. */
+  async removeIncoming(): Promise<void> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const name of names)
+      if (name.endsWith('.eml.incoming')) await fs.rm(path.join(this.dir, name), { force: true });
+  }
+
+  /** The file of a message (ENOTFOUND for an unknown id), for streaming it. */
+  async rawPath(id: string): Promise<string> {
+    if (!ID.test(id)) throw notFound(this.branch, id);
+    const file = path.join(this.dir, `${id}.eml`);
+    try {
+      await fs.access(file);
+    } catch {
+      throw notFound(this.branch, id);
+    }
+    return file;
+  }
+
   update(meta: StoredMail): Promise<void> {
     return writeFileAtomic(path.join(this.dir, `${meta.id}.json`), JSON.stringify(meta) + '\n');
   }
@@ -132,7 +167,7 @@ export async function listCaughtMail(
   for (const id of (await store.ids()).reverse()) {
     const meta = await store.read(id);
     if (!meta) continue; // pruned between readdir and read
-    const { envelope: _envelope, ...summary } = meta;
+    const { envelope, ...summary } = meta;
     out.push(summary);
   }
   return out;

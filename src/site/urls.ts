@@ -31,6 +31,7 @@ export function stepEnvironment(
     .map((c) => customerUrl(config, branch, c))
     .filter((u): u is string => u !== null);
   const env: Record<string, string> = {
+    ...branch.env,
     STAGEPOST_BRANCH: branch.name,
     STAGEPOST_BUILD: String(build.id),
     STAGEPOST_DIR: branch.dir,
@@ -38,6 +39,7 @@ export function stepEnvironment(
     STAGEPOST_MAILIN: branch.mailin.join(' '),
     STAGEPOST_URLS: urls.join(' '),
     STAGEPOST_SMTP: branch.smtpPort ? `127.0.0.1:${branch.smtpPort}` : '',
+    STAGEPOST_PORT: branch.port === undefined ? '' : String(branch.port),
   };
   for (const source of branch.sources) {
     const suffix = envSuffix(source.name);

@@ -1,6 +1,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { StagepostError } from '../errors.js';
+import { LockInfoSchema } from './schemas.js';
 
 /**
  * A lock file holding the owner's pid and purpose. A lock whose owner is dead
@@ -37,8 +38,9 @@ function zombie(pid: number): boolean {
 
 export async function readLock(file: string): Promise<LockInfo | null> {
   try {
-    const info = JSON.parse(await fs.readFile(file, 'utf8')) as LockInfo;
-    return typeof info.pid === 'number' && alive(info.pid) ? info : null;
+    // Garbage or a wrong shape is a lock nobody can own: stale, so taken over.
+    const parsed = LockInfoSchema.safeParse(JSON.parse(await fs.readFile(file, 'utf8')));
+    return parsed.success && alive(parsed.data.pid) ? parsed.data : null;
   } catch {
     return null;
   }
@@ -53,7 +55,15 @@ export class FileLock {
 
   /** Take the lock, or return who holds it. */
   async tryAcquire(): Promise<LockInfo | null> {
-    await fs.mkdir(path.dirname(this.file), { recursive: true });
+    try {
+      await fs.mkdir(path.dirname(this.file), { recursive: true });
+    } catch (err) {
+      throw new StagepostError(
+        'ESTATE',
+        `cannot create the lock directory ${path.dirname(this.file)}: ${(err as Error).message} — check that state_dir is writable`,
+        { cause: err },
+      );
+    }
     const mine: LockInfo = {
       pid: process.pid,
       purpose: this.purpose,
@@ -64,9 +74,13 @@ export class FileLock {
         const handle = await fs.open(this.file, 'wx', 0o600);
         try {
           await handle.writeFile(JSON.stringify(mine));
-        } finally {
-          await handle.close();
+        } catch (err) {
+          // ENOSPC after the create: an empty lock file must not be left behind.
+          await handle.close().catch(() => undefined);
+          await fs.rm(this.file, { force: true });
+          throw err;
         }
+        await handle.close();
         this.held = true;
         return null;
       } catch (err) {

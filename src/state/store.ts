@@ -1,9 +1,11 @@
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import type { z } from 'zod';
 import type { BuildSummary } from '../api.js';
 import type { BuildNotification, EventName, JobNotification } from '../plugin-api.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { StagepostError } from '../errors.js';
+import { BranchStateSchema, PollFileSchema } from './schemas.js';
 
 /**
  * What stagepost remembers, in two kinds of files so that the daemon and a
@@ -113,12 +115,28 @@ function separateJobRuns(state: BranchState): BranchState {
   return { ...state, builds };
 }
 
+/** A state file that did not parse or had the wrong shape, and where it went. */
+export interface StateDamage {
+  file: string;
+  /** `<file>.corrupt-<time>`, where the damaged file now lies. */
+  movedTo: string;
+  problem: string;
+}
+
+export interface StateStoreOptions {
+  /** Told once per damaged file, after it was moved aside. */
+  onDamage?: (damage: StateDamage) => void;
+}
+
 export class StateStore {
   readonly pollFile: string;
   readonly branchesDir: string;
   readonly logsDir: string;
 
-  constructor(readonly stateDir: string) {
+  constructor(
+    readonly stateDir: string,
+    private readonly options: StateStoreOptions = {},
+  ) {
     this.pollFile = path.join(stateDir, 'poll.json');
     this.branchesDir = path.join(stateDir, 'branches');
     this.logsDir = path.join(stateDir, 'logs');
@@ -139,7 +157,10 @@ export class StateStore {
   }
 
   readPoll(): PollFile {
-    return readJson(this.pollFile, { version: 1, tracks: {} });
+    return this.readChecked<PollFile>(this.pollFile, PollFileSchema, () => ({
+      version: 1,
+      tracks: {},
+    }));
   }
 
   async writePoll(data: PollFile): Promise<void> {
@@ -151,10 +172,70 @@ export class StateStore {
   }
 
   readBranch(branch: string): BranchState {
-    return separateJobRuns({
-      ...emptyBranchState(),
-      ...readJson(this.branchFile(branch), emptyBranchState()),
-    });
+    return separateJobRuns(
+      this.readChecked<BranchState>(this.branchFile(branch), BranchStateSchema, () => ({
+        ...emptyBranchState(),
+        // Build ids go on after the logs left behind, so no new log appends to an old one.
+        nextId: this.lastLogId(branch) + 1,
+      })),
+    );
+  }
+
+  private lastLogId(branch: string): number {
+    try {
+      return Math.max(
+        0,
+        ...readdirSync(path.join(this.logsDir, branch))
+          .map((n) => /^(\d+)\.log$/.exec(n)?.[1])
+          .filter((n): n is string => !!n)
+          .map(Number),
+      );
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * A missing file is a fresh start. A damaged one (bad JSON, wrong shape) is
+   * moved aside to `<file>.corrupt-<time>` and the fresh start used, so no
+   * input from disk can stop the daemon; one that cannot be read at all
+   * (EMFILE, EACCES) throws ESTATE for the caller to retry.
+   */
+  private readChecked<T>(file: string, schema: z.ZodType, fresh: () => T): T {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fresh();
+      throw new StagepostError(
+        'ESTATE',
+        `cannot read ${file}: ${(err as Error).message} — if it persists, check the file's permissions and the daemon's open-file limit (LimitNOFILE)`,
+        { cause: err },
+      );
+    }
+    let problem: string;
+    try {
+      const parsed = schema.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data as T;
+      problem = parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
+        .join('; ');
+    } catch (err) {
+      problem = `not valid JSON (${(err as Error).message})`;
+    }
+    const movedTo = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      renameSync(file, movedTo);
+    } catch (err) {
+      throw new StagepostError(
+        'ESTATE',
+        `${file} is damaged (${problem}) and cannot be moved aside (${(err as Error).message}) — move it away by hand; that part of the state then starts afresh`,
+        { cause: err },
+      );
+    }
+    this.options.onDamage?.({ file, movedTo, problem });
+    return fresh();
   }
 
   async writeBranch(branch: string, state: BranchState): Promise<void> {
@@ -180,7 +261,7 @@ export class StateStore {
       ? path.dirname(this.jobLogFile(branch, job, 0))
       : path.join(this.logsDir, branch);
     const keep = new Set(keepIds.map((id) => `${id}.log`));
-    let names: string[] = [];
+    let names: string[];
     try {
       names = await fs.readdir(dir);
     } catch {
@@ -221,26 +302,4 @@ export class StateStore {
   }
 
   private readonly writes = new Map<string, Promise<void>>();
-}
-
-function readJson<T>(file: string, fallback: T): T {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(fallback);
-    throw new StagepostError('ESTATE', `cannot read ${file}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  try {
-    return JSON.parse(text) as T;
-  } catch (err) {
-    // Atomic writes make this unreachable short of disk corruption or a hand edit.
-    throw new StagepostError(
-      'ESTATE',
-      `${file} is not valid JSON (${(err as Error).message}) — move it aside to start that part of the state afresh`,
-      { cause: err },
-    );
-  }
 }

@@ -19,9 +19,13 @@ export async function writeFileAtomic(
   try {
     await handle.writeFile(data);
     if (durable) await handle.sync();
-  } finally {
-    await handle.close();
+  } catch (err) {
+    // A full disk (ENOSPC, EFBIG) must not leave a 0-byte temp file behind.
+    await handle.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
+  await handle.close();
   try {
     await fs.rename(tmp, file);
   } catch (err) {

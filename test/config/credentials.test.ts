@@ -39,9 +39,10 @@ test('the value of $CREDENTIALS_DIRECTORY/NAME is used, without its trailing new
     RELAY_PASSWORD: 'relay-pw-777',
   });
   expect(c.http!.token).toBe('cred-token-5551');
-  // One pass: a `${…}` inside a credential's value stays as it is.
+  // One pass: a `${…}` inside a credential's value stays as it is; in a URL's
+  // user:password@ it is percent-encoded like any substituted value.
   expect(c.notify[0].options.transport).toBe(
-    'smtps://staging:p@ss/w:rd+${RELAY_PASSWORD}@mail.example.com:465',
+    `smtps://staging:${encodeURIComponent('p@ss/w:rd+${RELAY_PASSWORD}')}@mail.example.com:465`,
   );
   for (const secret of ['cred-token-5551', 'p@ss/w:rd+${RELAY_PASSWORD}', 'relay-pw-777'])
     expect(redactor.redact(`x ${secret} y`)).toBe('x [secure] y');

@@ -6,7 +6,6 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../src/config/load.js';
-import { formatConfigError } from '../../src/config/problems.js';
 import { StagepostError } from '../../src/errors.js';
 import { redactor } from '../../src/util/redact.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -124,7 +123,7 @@ jobs:
     timeoutMs: 5000,
   });
   expect(custom.notify.map((n) => [n.use, n.on])).toEqual([
-    ['log', ['failure', 'fixed', 'ref-missing', 'ref-back', 'retired', 'retire-held']],
+    ['log', ['failure', 'fixed', 'ref-missing', 'ref-back', 'slow', 'retired', 'retire-held']],
     ['webhook', ['success']],
   ]);
   expect(custom.notify[1].options).toEqual({ url: 'https://hooks.example.com/x' });
@@ -191,12 +190,16 @@ test('http.listen: PORT alone is loopback; ADDR:PORT; public_url defaults to htt
     host: '127.0.0.1',
     port: 8750,
     publicUrl: 'http://127.0.0.1:8750',
+    publicLogs: true,
+    publicUrlSet: false,
   });
   expect(http('{ listen: "8751" }')).toMatchObject({ host: '127.0.0.1', port: 8751 });
   expect(http('{ listen: "0.0.0.0:80", public_url: "https://ci.example.com/" }')).toEqual({
     host: '0.0.0.0',
     port: 80,
     publicUrl: 'https://ci.example.com',
+    publicLogs: true,
+    publicUrlSet: true,
   });
   expect(http('{ listen: "[::1]:8750" }')).toMatchObject({
     host: '::1',
@@ -274,7 +277,7 @@ test('a missing file is ECONFIGMISSING naming the path and --config', async () =
     );
     const bad = await loadConfig(file, {}).catch((e: unknown) => e);
     expect((bad as StagepostError).code).toBe('ECONFIG');
-    expect(formatConfigError(bad)).toMatch(
+    expect((bad as StagepostError).message).toMatch(
       /:3: branches\.a\.sources\[0\]\.ref: git sources need a ref/,
     );
   } finally {
@@ -305,7 +308,7 @@ test('the top-level ci.yaml and config/minimal.yaml load', async () => {
   expect(c.http!.token).toBe('token-of-test');
   expect(redactor.redact('password-of-test token-of-test')).toBe('[secure] [secure]');
   const err = await loadConfig(path.join(ROOT, 'ci.yaml'), {}).catch((e: unknown) => e);
-  expect(formatConfigError(err)).toMatch(
+  expect((err as StagepostError).message).toMatch(
     /\$\{SMTP_PASSWORD\} is not set[^]*\$\{STAGEPOST_TOKEN\} is not set/,
   );
 

@@ -101,7 +101,8 @@ test('four commits during a build give exactly one more build, of the last', asy
       'b1',
       remote.url,
       'main',
-      `    steps:
+      `    env: { pass: [GATE] }
+    steps:
       - name: wait
         run: 'while [ ! -f "$GATE" ]; do sleep 0.05; done; echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
 `,

@@ -39,6 +39,7 @@ describeIf(hasTool('chromium'))('dashboard with the real daemon', () => {
 state_dir: ./state
 poll: { interval: 200ms }
 http: { listen: ${port} }
+env: { pass: [GATE] }
 steps:
   - { name: compile, run: 'while [ ! -f "$GATE" ] && [ "$STAGEPOST_BUILD" -gt 1 ]; do sleep 0.05; done' }
 branches:
@@ -105,6 +106,7 @@ describeIf(hasTool('chromium'))('duration charts with the real daemon', () => {
 state_dir: ./state
 poll: { interval: 200ms }
 http: { listen: ${port} }
+env: { pass: [GATE] }
 steps:
   - { name: buildout, run: 'sleep 0.$(( (STAGEPOST_BUILD * 7) % 6 + 3 ))' }
   - { name: test, run: 'sleep 0.1; test "$STAGEPOST_BUILD" != 4' }

@@ -223,7 +223,7 @@ test('the half-at-once guard holds, tells, and proceeds on retire --confirm; ret
   const file = startWith(
     remote.url,
     httpPort,
-    '    customers: [osf]\n',
+    '    customers: [osf]\n    teardown: [{ name: bye, run: "echo {branch} >> ../../teardown.log" }]\n',
     `site: { base_url: "https://review.example.test" }
 notify:
   - use: email
@@ -262,6 +262,12 @@ notify:
   await daemon!.waitFor(isRetired('feature-a'), { what: 'feature-a retired' });
   await daemon!.waitFor(isRetired('feature-b'), { what: 'feature-b retired' });
   expect(existsSync(dirA)).toBe(false);
+  // The teardown steps ran in the site's directory before it was removed.
+  expect(readFileSync(path.join(t.dir, 'teardown.log'), 'utf8').split('\n').sort()).toEqual([
+    '',
+    'feature-a',
+    'feature-b',
+  ]);
   expect((await status(httpPort)).branches.map((b) => b.name).sort()).toEqual([
     'feature-c',
     'staging',

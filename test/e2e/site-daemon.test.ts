@@ -68,6 +68,7 @@ branches:
     STAGEPOST_REV_OSF_KARL_X: rev,
     STAGEPOST_PREV_REV_OSF_KARL_X: '',
     STAGEPOST_SMTP: `127.0.0.1:${smtpPort}`,
+    STAGEPOST_PORT: '6544',
   });
 });
 
@@ -137,6 +138,7 @@ await nodemailer.createTransport({ host, port: Number(port), secure: false, igno
       `version: 1
 state_dir: ./state
 site: { smtp_relay: "smtp://127.0.0.1:${smtp.port}" }
+env: { pass: [SEND_MAIL] }
 steps: [{ name: mail, run: 'node "$SEND_MAIL"' }]
 branches:
   branch1:

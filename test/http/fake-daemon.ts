@@ -57,14 +57,15 @@ export class FakeDaemon implements DaemonApi {
     const known = (this.jobRuns.get(branch)?.[job] ?? []).some((b) => b.id === id);
     return known ? this.logPath(branch, id, job) : null;
   }
-  async pollNow(branch?: string): Promise<void> {
+  pollNow(branch?: string): Promise<void> {
     this.polls.push(branch);
+    return Promise.resolve();
   }
   forceBuild(branch: string): void {
     this.forced.push(branch);
   }
-  async caughtMail(branch: string): Promise<CaughtMailSummary[]> {
-    return this.mail.get(branch) ?? [];
+  caughtMail(branch: string): Promise<CaughtMailSummary[]> {
+    return Promise.resolve(this.mail.get(branch) ?? []);
   }
   onChange(listener: (event: { type: string; branch?: string }) => void): () => void {
     this.events.on('change', listener);

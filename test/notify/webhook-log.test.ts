@@ -137,7 +137,7 @@ describe('webhook and log notifiers', () => {
   });
 
   it('validates its options', () => {
-    const validate = webhookPlugin.validate!;
+    const validate = (options: Record<string, unknown>) => webhookPlugin.validate!(options);
     expect(validate({ url: 'https://chat.example.com/hook', timeout: '5s' })).toEqual([]);
     expect(
       validate({ url: 'ftp://x', timeout: 'soon', header: {} }).map((p) => p.path.join('.')),

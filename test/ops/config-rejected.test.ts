@@ -3,7 +3,7 @@
  * read-only commands (`status`, `log`, `poll`) go on with the last good
  * config, saying so. Real git, the real daemon and CLI.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, gitBranchYaml } from '../helpers/git.js';
@@ -21,6 +21,26 @@ afterEach(async () => {
   daemon = null;
   t.cleanup();
 });
+
+/** Resolves once the daemon's runtime.json carries a config rejection. */
+function runtimeHasConfigError(stateDir: string): Promise<void> {
+  const has = () => {
+    try {
+      const runtime = JSON.parse(readFileSync(path.join(stateDir, 'runtime.json'), 'utf8')) as {
+        configError?: unknown;
+      };
+      return !!runtime.configError;
+    } catch {
+      return false;
+    }
+  };
+  return new Promise((resolve) => {
+    const watcher = watch(stateDir, () => {
+      if (has()) resolve(watcher.close());
+    });
+    if (has()) resolve(watcher.close());
+  });
+}
 
 function config(url: string, port: number, extra = ''): string {
   return `version: 1
@@ -52,12 +72,9 @@ test('a rejected edit shows in the API and status; status, log and poll keep wor
   expect(Date.parse(api.configError!.since)).toBeGreaterThan(0);
   expect(api.branches.map((b) => b.name)).toEqual(['staging']);
 
-  // The runtime file is written within half a second of news.
-  let status = await runCli(['status', '--json', '--config', file]);
-  for (let i = 0; i < 20 && !(JSON.parse(status.stdout) as StatusDocument).configError; i++) {
-    await new Promise((r) => setTimeout(r, 250));
-    status = await runCli(['status', '--json', '--config', file]);
-  }
+  // The daemon tells the CLI through its runtime file, written soon after news.
+  await runtimeHasConfigError(path.join(t.dir, 'state'));
+  const status = await runCli(['status', '--json', '--config', file]);
   expect(status.code).toBe(0);
   const doc = JSON.parse(status.stdout) as StatusDocument;
   expect(doc.configError).toEqual(api.configError);

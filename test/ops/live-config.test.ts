@@ -136,7 +136,8 @@ test('a 6-field schedule runs a job for its branches, never overlapping a build 
         run: 'echo "build-start $STAGEPOST_BUILD" >> "$EVENTS"; sleep 1.2; echo "build-end $STAGEPOST_BUILD" >> "$EVENTS"'
 `,
     ) + branchYaml('other', remote, 'main'),
-    `jobs:
+    `env: { pass: [EVENTS] }
+jobs:
   sync:
     schedule: "* * * * * *"
     branches: [staging]

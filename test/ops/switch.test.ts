@@ -12,10 +12,14 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { watch } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { runCli } from '../helpers/cli.js';
+import { makeSvnRemote } from '../helpers/svn.js';
+import { describeIf, hasTool } from '../helpers/tools.js';
 import { replaceScalar } from '../../src/config/edit.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -134,4 +138,62 @@ test('switch keeps the symlink, mode and owner of ci.yaml and leaves no temp fil
   expect(st.mode & 0o7777).toBe(0o640);
   if (asRoot) expect([st.uid, st.gid]).toEqual([4321, 4322]);
   expect(readdirSync(path.join(t.dir, 'etc'))).toEqual(['ci.yaml']);
+});
+
+describeIf(hasTool('svn') && hasTool('svnadmin'))('svn sources', () => {
+  test('switch to another svn URL changes that url line alone', async () => {
+    const svn = makeSvnRemote(t.dir);
+    svn.commit('trunk');
+    svn.copy('trunk', 'branches/b1');
+    const file = path.join(t.dir, 'ci.yaml');
+    const before = `version: 1
+state_dir: ./state
+steps: [{ name: noop, run: "true" }]   # keep me here
+branches:
+  staging:
+    dir: ./sites/staging
+    sources:
+      - name: karl
+        vcs: svn
+        url: ${svn.url}/trunk    # trunk for now
+        path: src/karl
+`;
+    writeFileSync(file, before);
+    const r = await runCli(['switch', 'staging', `${svn.url}/branches/b1`, '--config', file]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(changedLines(before, readFileSync(file, 'utf8'))).toEqual([
+      [
+        `        url: ${svn.url}/trunk    # trunk for now`,
+        `        url: ${svn.url}/branches/b1    # trunk for now`,
+      ],
+    ]);
+  });
+});
+
+test('a switch killed while it writes leaves no temp file and the old ci.yaml', async () => {
+  const file = path.join(t.dir, 'ci.yaml');
+  writeFileSync(file, 'version: 1\n');
+  const module = path.join(import.meta.dirname, '../../src/util/replace-file.ts');
+  // A large write keeps the temp file open long enough to be caught at it.
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `const { replaceFileInPlace } = await import(${JSON.stringify(module)}); await replaceFileInPlace(${JSON.stringify(file)}, 'x'.repeat(400e6));`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_c, sig) => r(sig)));
+  await new Promise<void>((resolve) => {
+    const watcher = watch(t.dir, (_e, name) => {
+      if (name?.startsWith('.ci.yaml.stagepost-')) resolve(watcher.close());
+    });
+  });
+  child.kill('SIGTERM');
+  expect(await exited).toBe('SIGTERM');
+  expect(readdirSync(t.dir).filter((f) => f.includes('stagepost-'))).toEqual([]);
+  expect(readFileSync(file, 'utf8')).toBe('version: 1\n');
 });

@@ -13,9 +13,12 @@ import { NotifySocket } from '../helpers/notify-socket.js';
 import { tempDir } from '../helpers/tmp.js';
 import { describeIf, hasTool } from '../helpers/tools.js';
 import { freePort } from '../plugins/vcs-helpers.js';
+import { SMTPServer } from 'smtp-server';
 
 const TOKEN = 'cred-http-token-7e1f';
 const REPO_SECRET = 'cred-repo-secret-93ab';
+// URL-special characters on purpose: the value is data, not part of the URL.
+const SMTP_PASSWORD = 'cred-smtp/pass@word:41c2+=';
 
 let t: ReturnType<typeof tempDir>;
 let daemon: DaemonProcess | null = null;
@@ -129,5 +132,73 @@ ${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('broken', `file:/
   for (const text of [environ, stepEnv]) {
     expect(text).not.toContain(TOKEN);
     expect(text).not.toContain(REPO_SECRET);
+  }
+});
+
+test('${credential:NAME} as the SMTP password: a real SMTP server that checks it takes the failure mail', async () => {
+  const creds = path.join(t.dir, 'credentials');
+  mkdirSync(creds, { mode: 0o700 });
+  writeFileSync(path.join(creds, 'smtp_password'), `${SMTP_PASSWORD}\n`, { mode: 0o400 });
+  const logins: Array<{ user: string; ok: boolean }> = [];
+  const mails: string[] = [];
+  let received: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => (received = resolve));
+  const server = new SMTPServer({
+    authOptional: false,
+    allowInsecureAuth: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onAuth(auth, _session, callback) {
+      const ok = auth.username === 'staging' && auth.password === SMTP_PASSWORD;
+      logins.push({ user: auth.username ?? '', ok });
+      callback(ok ? null : new Error('wrong password'), ok ? { user: auth.username } : undefined);
+    },
+    onData(stream, _session, callback) {
+      let raw = '';
+      stream.on('data', (c: Buffer) => (raw += c.toString()));
+      stream.on('end', () => {
+        mails.push(raw);
+        callback();
+        received();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.server.address();
+  const smtpPort = typeof address === 'object' && address ? address.port : 0;
+  try {
+    const remote = makeGitRemote(t.dir);
+    remote.commit('main');
+    const file = path.join(t.dir, 'ci.yaml');
+    writeFileSync(
+      file,
+      `version: 1
+state_dir: ./state
+poll: { interval: 1h, timeout: 5s }
+steps: [{ name: compile, run: 'exit 1' }]
+notify:
+  - use: email
+    transport: "smtp://staging:\${credential:smtp_password}@127.0.0.1:${smtpPort}"
+    from: "Staging <staging@example.test>"
+    to: [ops@example.test]
+    on: [failure]
+branches:
+${gitBranchYaml('staging', remote.url, 'main')}`,
+    );
+    daemon = new DaemonProcess(file, { CREDENTIALS_DIRECTORY: creds });
+    await Promise.race([
+      arrived,
+      daemon.exited.then((code) => {
+        throw new Error(`daemon exited (${code}) before the mail came\n${daemon?.stderr}`);
+      }),
+    ]);
+    expect(logins).toEqual([{ user: 'staging', ok: true }]);
+    expect(mails[0]).toMatch(/^Subject: .*staging/m);
+    expect(mails[0]).not.toContain(SMTP_PASSWORD);
+    expect(daemon.stderr).not.toContain(SMTP_PASSWORD);
+  } finally {
+    // The daemon first: the server's close waits for its clients to leave.
+    await daemon?.kill9();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });

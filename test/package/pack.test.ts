@@ -25,6 +25,7 @@ export default function thirdParty(ctx) {
   writeFileSync(process.env.PLUGIN_SEEN, JSON.stringify({
     stateDir: ctx.stateDir,
     run: typeof ctx.run,
+    sshBase: ctx.sshWords().base,
     events: EVENT_NAMES,
     oneLine: oneLine('a\\nb'),
   }));
@@ -136,6 +137,7 @@ describe('the npm package', () => {
     expect(JSON.parse(readFileSync(seen, 'utf8'))).toEqual({
       stateDir: path.join(stateDir, 'plugins'),
       run: 'function',
+      sshBase: ['ssh', '-o', 'BatchMode=yes'],
       events: expect.arrayContaining(['failure', 'job-failure']) as unknown,
       oneLine: 'a b',
     });

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'no
 import path from 'node:path';
 import { createGitPlugin } from '../../plugins/git/index.js';
 import { gitEnvironment } from '../../plugins/git/env.js';
+import { sharedSshWords } from '../../src/util/ssh.js';
 import gitPlugin from '../../plugins/git/index.js';
 import { StagepostError, type VcsPlugin } from '../../src/plugin-api.js';
 import { git, isGitQuery, makeGitRemote, type GitRemote } from '../helpers/git.js';
@@ -351,7 +352,7 @@ test('works against a git daemon over the network', async () => {
 
 test("ssh polls share one connection per host; an operator's GIT_SSH_COMMAND wins", () => {
   const state = path.join(tmp.dir, 'st ate');
-  const { env, sharedSsh } = gitEnvironment(state, { PATH: '/bin' });
+  const { env, sharedSsh } = gitEnvironment(() => sharedSshWords(state), { PATH: '/bin' });
   expect(sharedSsh).toBe(true);
   expect(env.GIT_TERMINAL_PROMPT).toBe('0');
   expect(env.GIT_SSH_COMMAND).toBe(
@@ -359,9 +360,8 @@ test("ssh polls share one connection per host; an operator's GIT_SSH_COMMAND win
   );
   expect(statSync(path.join(state, 'ssh')).mode & 0o777).toBe(0o700);
   // A socket path too long for a unix socket: batch mode without sharing.
-  const long = gitEnvironment(path.join(tmp.dir, 'x'.repeat(90)), {});
+  const long = gitEnvironment(() => sharedSshWords(path.join(tmp.dir, 'x'.repeat(90))), {});
   expect([long.sharedSsh, long.env.GIT_SSH_COMMAND]).toEqual([false, 'ssh -o BatchMode=yes']);
-  expect(gitEnvironment(state, { GIT_SSH_COMMAND: 'my-ssh -i key' }).env.GIT_SSH_COMMAND).toBe(
-    'my-ssh -i key',
-  );
+  const own = gitEnvironment(() => sharedSshWords(state), { GIT_SSH_COMMAND: 'my-ssh -i key' });
+  expect(own.env.GIT_SSH_COMMAND).toBe('my-ssh -i key');
 });

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPlugin } from '../../src/plugin-loader/loader.js';
@@ -24,6 +24,7 @@ function context() {
     stateDir: '/tmp/stagepost-loader-state',
     redact: (t: string) => t.replace(/hunter2/g, '[secure]'),
     run,
+    sshWords: () => ({ base: ['ssh'], sharing: [] }),
   };
 }
 
@@ -55,6 +56,24 @@ describe('plugin registry', () => {
       expect(['vcs', 'notifier']).toContain(plugin.kind);
     },
   );
+
+  it('built-in plugins reach the core only through stagepost/plugin-api, as a third party does', () => {
+    const pluginsDir = path.join(ROOT, 'plugins');
+    const files = readdirSync(pluginsDir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join(pluginsDir, f));
+    expect(files.length).toBeGreaterThan(10);
+    const outside: string[] = [];
+    for (const file of files) {
+      for (const [, spec] of readFileSync(file, 'utf8').matchAll(/from '([^']+)'/g)) {
+        const leaves = spec.startsWith('.')
+          ? !path.resolve(path.dirname(file), spec).startsWith(pluginsDir + path.sep)
+          : spec.startsWith('stagepost') && spec !== 'stagepost/plugin-api';
+        if (leaves) outside.push(`${path.relative(ROOT, file)}: ${spec}`);
+      }
+    }
+    expect(outside).toEqual([]);
+  });
 });
 
 describe('loadPlugin', () => {

@@ -4,11 +4,18 @@ import { memoryLogger } from '../../src/log.js';
 import type { PluginContext } from '../../src/plugin-api.js';
 import { Redactor } from '../../src/util/redact.js';
 import { run } from '../../src/util/exec.js';
+import { sharedSshWords } from '../../src/util/ssh.js';
 
 /** Shared by the git and svn plugin tests: a plugin context and a network server. */
 export function pluginContext(stateDir: string): PluginContext {
   const redactor = new Redactor();
-  return { log: memoryLogger(), stateDir, redact: (t) => redactor.redact(t), run };
+  return {
+    log: memoryLogger(),
+    stateDir,
+    redact: (t) => redactor.redact(t),
+    run,
+    sshWords: () => sharedSshWords(stateDir),
+  };
 }
 
 export function freePort(): Promise<number> {

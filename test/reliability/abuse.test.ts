@@ -211,7 +211,7 @@ ${gitBranchYaml('gitb', `http://deploy:${secrets.git}@127.0.0.1:${gitHttp.port}/
       expect(
         d.events
           .filter(isBuildFinished())
-          .map((e) => `${e.branch} ${e.result}`)
+          .map((e) => `${String(e.branch)} ${String(e.result)}`)
           .sort(),
       ).toEqual(['gitb success', 'svnb failure']);
 

@@ -160,11 +160,10 @@ ${BRANCHES.map((b) => gitBranchYaml(b, remote.url, b)).join('')}`,
   }
   // No mail for a success that was never recorded either.
   const recorded = new Set(
-    BRANCHES.flatMap((b) =>
-      state()
-        [`branches/${b}.json`].builds.filter((r) => r.result === 'success')
-        .map((r) => `${b}#${r.id}`),
-    ),
+    BRANCHES.flatMap((b) => {
+      const branchState = state()[`branches/${b}.json`];
+      return branchState.builds.filter((r) => r.result === 'success').map((r) => `${b}#${r.id}`);
+    }),
   );
   expect([...mailsByBuild.keys()].filter((k) => !recorded.has(k))).toEqual([]);
 

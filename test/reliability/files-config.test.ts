@@ -70,10 +70,12 @@ test('a build log directory that cannot be written stops that build (logged, sta
   const other = remote.commit('other');
   await d.waitFor(isBuildFinished('b2'), { count: 2, what: 'the other branch builds' });
   expect(lines(path.join(t.dir, 'sites/b2/builds.txt'))[1]).toBe(`2 ${other}`);
-  // Not recorded as a build (there is no log to record it in): an error naming the path.
-  const [refused] = await d.waitFor((e) => e.msg === 'build could not run' && e.branch === 'b1', {
-    what: 'the b1 build refused',
-  });
+  // Not recorded as a build (there is no log to record it in): an error naming
+  // the path, and tried again with backoff (issue 16, point 3).
+  const [refused] = await d.waitFor(
+    (e) => e.msg === 'build could not start; trying again' && e.branch === 'b1',
+    { what: 'the b1 build refused' },
+  );
   expect(JSON.stringify(refused.error)).toContain('state/logs/b1');
   await morePolls(d, 3);
   expect(d.child.exitCode).toBeNull();

@@ -83,7 +83,12 @@ export function readStateFiles(stateDir: string): Record<string, unknown> {
     try {
       out[path.relative(stateDir, f)] = JSON.parse(text);
     } catch (err) {
-      throw new Error(`${f} does not parse (${statSync(f).size} bytes): ${(err as Error).message}`);
+      throw new Error(
+        `${f} does not parse (${statSync(f).size} bytes): ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
   return out;

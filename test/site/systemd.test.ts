@@ -61,22 +61,25 @@ describe('config/stagepost.service', () => {
     expect(r.status).toBe(0);
     expect(Number(r.stdout)).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(Number(young([]).stdout)).toBeGreaterThan(4 * 1024 * 1024);
-    // --no-opt: a function V8 is told to optimize stays unoptimized (bit 16: TurboFan code).
-    const turbofanned = (args: string[]) =>
-      Number(
-        spawnSync(
-          process.execPath,
-          [
-            '--allow-natives-syntax',
-            ...args,
-            '-p',
-            'function f(x) { return x + 1 } %PrepareFunctionForOptimization(f); f(1); %OptimizeFunctionOnNextCall(f); f(2); %GetOptimizationStatus(f) & 16',
-          ],
-          { encoding: 'utf8' },
-        ).stdout,
-      );
-    expect(turbofanned(flags)).toBe(0);
-    expect(turbofanned([])).toBe(16);
+    // --no-opt: a function V8 is told to optimize stays as a function it never
+    // was told to (the status bits move between V8 versions; their equality does not).
+    const statuses = (args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          '--allow-natives-syntax',
+          ...args,
+          '-p',
+          'function f(x) { return x + 1 } function g(x) { return x + 2 } %PrepareFunctionForOptimization(f); f(1); %OptimizeFunctionOnNextCall(f); f(2); g(1); g(2); [%GetOptimizationStatus(f), %GetOptimizationStatus(g)].join(" ")',
+        ],
+        { encoding: 'utf8' },
+      )
+        .stdout.trim()
+        .split(' ');
+    const [optimizedFlagged, plainFlagged] = statuses(flags);
+    expect(optimizedFlagged).toBe(plainFlagged);
+    const [optimized, plain] = statuses([]);
+    expect(optimized).not.toBe(plain);
   });
 
   it('lets running builds finish on stop: SIGTERM to the daemon first, a stop timeout beyond the shutdown grace', () => {

@@ -40,6 +40,7 @@ describe('stepEnvironment', () => {
       STAGEPOST_REV_OSF_KARL_V2: 'abc123',
       STAGEPOST_PREV_REV_OSF_KARL_V2: '',
       STAGEPOST_SMTP: '127.0.0.1:2526',
+      STAGEPOST_PORT: '6544',
     });
   });
 

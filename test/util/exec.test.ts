@@ -34,9 +34,9 @@ test('a rejected beforeStart ends the group before the command runs', async () =
   let pgid = -1;
   const result = await run('sh', ['-c', 'touch "$0"', marker], {
     timeoutMs: 10_000,
-    beforeStart: async (p) => {
+    beforeStart: (p) => {
       pgid = p;
-      throw new Error('disk full');
+      return Promise.reject(new Error('disk full'));
     },
   });
   expect(result.exitCode).not.toBe(0);

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { resolveConfigPath } from '../../config/load.js';
@@ -10,7 +11,7 @@ import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
 import type { BranchStatus } from '../../api.js';
-import { note, printJson, say, table } from '../output.js';
+import { note, printJson, say, table, writeOut } from '../output.js';
 import { short } from './poll.js';
 import { medianOfRuns } from './history.js';
 
@@ -33,6 +34,7 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       queue: runtime?.queue ?? [],
       current: runtime?.current ?? {},
       outbox: runtime?.outbox ?? 0,
+      waiting: runtime?.waiting,
       daemon: {
         running: !!daemon,
         pid: daemon?.pid ?? null,
@@ -65,7 +67,9 @@ export async function statusCommand(opts: { config?: string; json?: boolean }): 
       b.name,
       b.current
         ? `building (${b.current.step ?? 'starting'}, ${formatDuration(b.current.elapsedMs)})`
-        : b.state,
+        : b.waiting
+          ? `waiting: ${b.waiting.reason}`
+          : b.state,
       b.sources.map((s) => `${s.name}@${short(s.revision, s.vcs)}`).join(' '),
       b.lastBuild ? `#${b.lastBuild.id}` : '-',
       b.lastBuild?.result ?? '-',
@@ -139,6 +143,12 @@ export async function logCommand(
       build === undefined ? 'ENOTFOUND' : 'EUSAGE',
       `no log for ${branch} ${what} #${id} (kept: ${runs.map((b) => b.id).join(', ') || 'none'})`,
     );
+  if (process.stdout.isTTY) {
+    // A log holds whatever the steps printed: escaped for the terminal.
+    for await (const chunk of createReadStream(file, 'utf8'))
+      if (!writeOut(chunk as string)) await once(process.stdout, 'drain');
+    return 0;
+  }
   await new Promise<void>((resolve, reject) =>
     createReadStream(file)
       .on('error', reject)

@@ -7,7 +7,7 @@ import { readLock } from '../../state/lock.js';
 import type { MailCatcher } from '../../site/mail-catcher.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
-import { note, say, table } from '../output.js';
+import { note, say, table, writeOut } from '../output.js';
 import { selectBranches } from './poll.js';
 
 /**
@@ -21,7 +21,7 @@ export async function updateCommand(
 ): Promise<number> {
   if (names.length === 0 && !opts.all)
     throw new StagepostError('EUSAGE', 'name the branches to update, or use --all');
-  const session = await openSession(opts.config, { notify: true });
+  const session = await openSession(opts.config, { notify: true, forgetSecrets: true });
   try {
     const branches = opts.all ? session.config.branches : selectBranches(session, names);
     note(`polling ${branches.length} branch(es)…`);
@@ -73,7 +73,7 @@ export async function updateCommand(
 
 /** `stagepost create BRANCH`: make a branch directory that does not exist yet, then its first build. */
 export async function createCommand(name: string, opts: { config?: string }): Promise<number> {
-  const session = await openSession(opts.config, { notify: true });
+  const session = await openSession(opts.config, { notify: true, forgetSecrets: true });
   try {
     const branch = session.branch(name);
     if (existsSync(branch.dir))
@@ -135,7 +135,7 @@ export async function buildInForeground(
   const echo = (text: string) => {
     const lines = (pending + text).split('\n');
     pending = lines.pop() ?? '';
-    for (const l of lines) process.stdout.write(`${prefix}${l}\n`);
+    for (const l of lines) writeOut(`${prefix}${l}\n`);
   };
   try {
     const outcome = await runBuild(
@@ -147,7 +147,7 @@ export async function buildInForeground(
       branch,
       { force: opts.force, create: opts.create },
     );
-    if (pending) process.stdout.write(`${prefix}${pending}\n`);
+    if (pending) writeOut(`${prefix}${pending}\n`);
     if (outcome.status === 'up-to-date')
       note(`${branch.name}: up to date (use --force to rebuild)`);
     return outcome;

@@ -2,104 +2,11 @@ import { readFileSync } from 'node:fs';
 import { parseDocument, isMap, isSeq } from 'yaml';
 import { loadConfig, parseConfig, resolveConfigPath } from '../../config/load.js';
 import { openSession } from '../session.js';
-import { runJob } from '../../builds/job.js';
-import { listCaughtMail, readCaughtMail } from '../../site/mail-store.js';
-import { renderProxyConfig } from '../../site/proxy-config.js';
 import { StagepostError, errorMessage } from '../../errors.js';
 import { replaceFileInPlace } from '../../util/replace-file.js';
 import { replaceScalar } from '../../config/edit.js';
 import { sourceSpec } from '../../poll/tracks.js';
-import { formatDuration } from '../../util/duration.js';
-import { printJson, say, table, note } from '../output.js';
-
-/** `stagepost job NAME [--branch B]`: run a job now, in the foreground. */
-export async function jobCommand(
-  name: string,
-  opts: { config?: string; branch?: string },
-): Promise<number> {
-  const session = await openSession(opts.config, { notify: true });
-  try {
-    const job = session.config.jobs.find((j) => j.name === name);
-    if (!job)
-      throw new StagepostError(
-        'EUSAGE',
-        `job "${name}" is not in ${session.config.file} — jobs: ${session.config.jobs.map((j) => j.name).join(', ') || '(none)'}`,
-      );
-    const branches = opts.branch ? [opts.branch] : job.branches;
-    if (opts.branch && !job.branches.includes(opts.branch))
-      throw new StagepostError(
-        'EUSAGE',
-        `job ${name} does not run for branch ${opts.branch} (it runs for: ${job.branches.join(', ')})`,
-      );
-    let failed = false;
-    const rows = [['BRANCH', 'RESULT', 'DURATION']];
-    for (const b of branches) {
-      const branch = session.branch(b);
-      const record = await runJob(
-        {
-          ...session.buildContext({
-            echo: (t) => process.stdout.write(t),
-            onLockWait: (o) => note(`${b}: waiting for pid ${o.pid} (${o.purpose})…`),
-          }),
-          notifyJob: (n, events) => session.dispatcher?.enqueue(n, events, b),
-        },
-        job,
-        branch,
-      );
-      if (record.result !== 'success') failed = true;
-      rows.push([b, record.result ?? '-', formatDuration(record.durationMs ?? 0)]);
-    }
-    say(table(rows).trimEnd());
-    return failed ? 1 : 0;
-  } finally {
-    await session.close();
-  }
-}
-
-/** `stagepost mail BRANCH [ID] [--json]`: what the branch's mail catcher caught. */
-export async function mailCommand(
-  branch: string,
-  id: string | undefined,
-  opts: { config?: string; json?: boolean },
-): Promise<number> {
-  const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
-  const found = config.branches.find((b) => b.name === branch);
-  if (!found) throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
-  if (!found.smtpPort && !id) {
-    if (opts.json) printJson({ branch, catcher: false, mail: [] });
-    else
-      say(
-        `${branch} has no mail catcher, so no mail is caught: give it "smtp_port: 2526" in ${config.file} to catch what its app sends`,
-      );
-    return 0;
-  }
-  if (id) {
-    process.stdout.write(await readCaughtMail(config.stateDir, branch, id));
-    return 0;
-  }
-  const list = await listCaughtMail(config.stateDir, branch);
-  if (opts.json) {
-    printJson({ branch, mail: list });
-    return 0;
-  }
-  if (list.length === 0) {
-    say(`${branch}: no mail caught`);
-    return 0;
-  }
-  say(
-    table([
-      ['ID', 'RECEIVED', 'FROM', 'TO', 'SUBJECT'],
-      ...list.map((m) => [
-        m.id,
-        m.receivedAt.replace('T', ' ').slice(0, 19),
-        m.from,
-        m.to.join(', '),
-        m.subject,
-      ]),
-    ]).trimEnd(),
-  );
-  return 0;
-}
+import { say, note } from '../output.js';
 
 /**
  * `stagepost switch BRANCH REF [--source NAME]`: point a source at another git
@@ -187,15 +94,4 @@ export async function switchCommand(
   } finally {
     await session.close();
   }
-}
-
-/** `stagepost proxy-config [--listen ADDR:PORT] [--http]`: the nginx server block. */
-export async function proxyConfigCommand(opts: {
-  config?: string;
-  listen?: string;
-  http?: boolean;
-}): Promise<number> {
-  const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
-  process.stdout.write(renderProxyConfig(config, { listen: opts.listen, http: opts.http }));
-  return 0;
 }
