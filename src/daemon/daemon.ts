@@ -495,6 +495,8 @@ export class Daemon implements DaemonApi {
   /** A branch left ci.yaml: its teardown steps, or a word on what stays. */
   private branchLeft(branch: BranchConfig): void {
     if ((branch.teardown ?? []).length === 0) {
+      // A pattern's retired site: its directory goes in the retire item, logged there.
+      if (branch.pattern) return;
       this.log.info(
         { branch: branch.name, dir: branch.dir },
         'branch removed; no teardown steps, so its directory and any server it started stay',
