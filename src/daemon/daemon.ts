@@ -218,15 +218,20 @@ export class Daemon implements DaemonApi {
           .catch((err) => this.log.error({ error: err }, 'cannot save poll state')),
       events: {
         changed: (branches) => {
+          // A ref can only go or come back in an answer that changed something.
+          for (const b of branches) this.refAnswered(b);
           for (const b of branches) this.considerBuild(b);
         },
         polled: (branches, error, durationMs, vcs) => {
-          // Only a poll that turns out differently from the last one is news for `stagepost status`.
+          // Only a poll that turns out differently from the last one is news for
+          // `stagepost status`. A branch whose ref is gone keeps that error while
+          // its remote answers; looking it up costs one Map.get on an answer.
           // A pattern's discovery entry is no branch: no lastPoll, no metrics label of its own.
           const real = this.sites.branchesOnly(branches);
-          const news = this.polls.polled(real, error, durationMs, vcs, (b, at) =>
-            this.refAnswered(b, at),
-          );
+          const news = this.polls.polled(real, error, durationMs, vcs, (b, at) => {
+            const missing = this.refs.errorOf(b);
+            return missing === null ? null : { at, error: missing };
+          });
           this.log.debug({ branches, vcs, durationMs, error }, 'polled');
           this.sites.polled(branches, error);
           this.changed({ type: 'poll' }, news);
@@ -396,15 +401,15 @@ export class Daemon implements DaemonApi {
   }
 
   /** A missing ref is a poll error of its branch, told to the notifiers once. */
-  private refAnswered(name: string, at: string): { at: string; error: string } | null {
-    // Every branch of every answer passes here: no search through the branch list.
+  private refAnswered(name: string): void {
+    // Every branch of every changed answer passes here: no search through the branch list.
     if (this.branchIndex?.config !== this.config)
       this.branchIndex = {
         config: this.config,
         map: new Map(this.config.branches.map((b) => [b.name, b])),
       };
     const branch = this.branchIndex.map.get(name);
-    if (!branch) return null;
+    if (!branch) return;
     const seen = this.refs.answered(branch, this.poller.tracks);
     // A pattern's site whose branch is gone is retired in its own time, and mailed then.
     if (seen.event && !branch.pattern) {
@@ -416,8 +421,10 @@ export class Daemon implements DaemonApi {
           name,
         )
         .catch(() => undefined);
+      // The answer was recorded before its tracks were looked at: correct it.
+      this.polls.setError(name, seen.error);
+      this.changed({ type: 'poll', branch: name });
     }
-    return seen.error === null ? null : { at, error: seen.error };
   }
 
   /** A pattern's site whose branch is gone: it has left the config already. */

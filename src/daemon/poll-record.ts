@@ -38,4 +38,10 @@ export class PollRecord {
     this.metrics.countPolls(branches, error !== null);
     return news;
   }
+
+  /** A branch's own error found after its answer was recorded (its ref went or came back). */
+  setError(branch: string, error: string | null): void {
+    const last = this.lastPoll[branch];
+    if (last && last.error !== error) this.lastPoll[branch] = { at: last.at, error };
+  }
 }

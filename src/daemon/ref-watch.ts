@@ -17,6 +17,11 @@ export class RefWatch {
     }
   }
 
+  /** The poll error of a branch whose remote answers but lacks its ref; null otherwise. */
+  errorOf(branch: string): string | null {
+    return this.missing.get(branch) ?? null;
+  }
+
   /** The remote of `branch` answered: its poll error, and the event this is news for. */
   answered(
     branch: BranchConfig,
