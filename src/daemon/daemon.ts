@@ -23,7 +23,6 @@ import { BuildQueue, type QueueItem } from '../queue/build-queue.js';
 import { runBuild, targetRevisions, needsBuild } from '../builds/builder.js';
 import type { BuildContext } from '../builds/context.js';
 import { runJob } from '../builds/job.js';
-import { runTeardown } from '../builds/teardown.js';
 import type { SlowWatch } from '../builds/slow-watch.js';
 import { StateFaults, readTracksOrNone } from './state-faults.js';
 import { watchSlowRuns } from './slow-runs.js';
@@ -41,9 +40,8 @@ import { ConfigWatcher } from './config-watcher.js';
 import { PollRecord } from './poll-record.js';
 import { RefWatch } from './ref-watch.js';
 import { SiteKeeper } from './site-keeper.js';
-import { retireSite } from './retire-site.js';
+import { LeavingSites } from './leaving-sites.js';
 import { runSitesHook } from './sites-hook.js';
-import type { RetireReason, Retirement } from '../patterns/keeper.js';
 import { ForegroundBuilds } from './foreground-builds.js';
 import { RetryBook } from './retry.js';
 import { forgetEnvironment } from '../util/forget-env.js';
@@ -105,11 +103,8 @@ export class Daemon implements DaemonApi {
   private configRejection: ConfigRejection | null = null;
   private refs!: RefWatch;
   private sites!: SiteKeeper;
-  /** Sites retired from the config whose end waits in the queue. */
-  private readonly retiring = new Map<string, { site: BranchConfig; reason: RetireReason }>();
   private foreground: ForegroundBuilds | null = null;
-  /** Branches removed from ci.yaml whose teardown steps wait in the queue. */
-  private readonly leaving = new Map<string, BranchConfig>();
+  private readonly leavingSites: LeavingSites;
   private branchIndex: { config: Config; map: Map<string, BranchConfig> } | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private startedAt = new Date().toISOString();
@@ -129,6 +124,18 @@ export class Daemon implements DaemonApi {
     this.env = options.env ?? { ...process.env };
     this.events.setMaxListeners(0);
     this.http = new HttpHost(this, this.metrics, this.log);
+    this.leavingSites = new LeavingSites({
+      queue: () => this.queue,
+      dispatcher: () => this.dispatcher,
+      log: this.log,
+      config: () => this.config,
+      vcs: () => this.vcs,
+      tracks: () => this.poller.tracks,
+      buildContext: () => this.buildContext(),
+      present: (name) => !!this.branch(name),
+      aborted: () => this.abort.signal.aborted,
+      changed: (branch) => this.changed({ type: 'build', branch }),
+    });
     this.faults = new StateFaults(
       this.log,
       () => this.store.branchesDir,
@@ -204,8 +211,8 @@ export class Daemon implements DaemonApi {
       config: () => this.config,
       tracks: () => this.poller.tracks,
       reload: () => this.reload(),
-      retire: (site, reason) => this.retireSite(site, reason),
-      held: (pattern, sites) => this.retireHeld(pattern.name, sites),
+      retire: (site, reason) => this.leavingSites.retire(site, reason),
+      held: (pattern, sites) => this.leavingSites.held(pattern.name, sites),
       sitesChanged: (change) => runSitesHook(this.config, this.log, change),
     });
     this.poller = new Poller({
@@ -342,8 +349,8 @@ export class Daemon implements DaemonApi {
   }
 
   private async runItem(item: QueueItem): Promise<void> {
-    if (item.kind === 'retire') return this.runRetireItem(item.branch);
-    if (item.kind === 'teardown') return this.runTeardownItem(item.branch);
+    if (item.kind === 'retire' || item.kind === 'teardown')
+      return this.leavingSites.run(item.kind, item.branch);
     const branch = this.branch(item.branch);
     if (!branch || this.abort.signal.aborted) return;
     this.metrics.buildRunning.set({ branch: branch.name }, 1);
@@ -427,91 +434,8 @@ export class Daemon implements DaemonApi {
     }
   }
 
-  /** A pattern's site whose branch is gone: it has left the config already. */
-  /** Through the queue: after a build of the site that still runs, and after its teardown. */
-  private retireSite(site: BranchConfig, reason: RetireReason): Promise<void> {
-    this.retiring.set(site.name, { site, reason });
-    this.queue.request({ branch: site.name, kind: 'retire', force: false });
-    return Promise.resolve();
-  }
-
-  private async runRetireItem(name: string): Promise<void> {
-    const retiring = this.retiring.get(name);
-    this.retiring.delete(name);
-    // Back meanwhile (the branch was pushed again): the site stays.
-    if (!retiring || this.branch(name)) return;
-    try {
-      await retireSite(
-        {
-          config: this.config,
-          vcs: this.vcs,
-          log: this.log,
-          tracks: this.poller.tracks,
-          notify: (n) => this.dispatcher.dispatch(n, ['retired'], name),
-        },
-        retiring.site,
-        retiring.reason,
-      );
-    } catch (err) {
-      this.log.error({ branch: name, error: err }, 'site could not be retired');
-    } finally {
-      this.changed({ type: 'build', branch: name });
-    }
-  }
-
-  private retireHeld(pattern: string, sites: Retirement[]): void {
-    const names = sites.map((r) => r.name);
-    this.log.warn(
-      { pattern, sites: names, reasons: sites.map((r) => r.reason) },
-      'retiring held: one answer would retire more than half of the sites',
-    );
-    void this.dispatcher
-      .dispatch(
-        {
-          type: 'site',
-          branch: pattern,
-          pattern,
-          message: `One answer of the remote would retire ${names.length} of the sites of pattern ${pattern} at once (${names.join(', ')}); none was retired. If their branches are really gone, run \`stagepost retire --confirm\`; if the remote is broken, fix it and nothing happens.`,
-          urls: [],
-          commits: [],
-        },
-        ['retire-held'],
-      )
-      .catch(() => undefined);
-  }
-
   private branch(name: string): BranchConfig | undefined {
     return this.config.branches.find((b) => b.name === name);
-  }
-
-  /** Queued when a branch left ci.yaml; after its running build (the queue never runs two of a branch). */
-  private async runTeardownItem(name: string): Promise<void> {
-    const branch = this.leaving.get(name);
-    this.leaving.delete(name);
-    // Back in ci.yaml meanwhile: the site stays.
-    if (!branch || this.branch(name) || this.abort.signal.aborted) return;
-    try {
-      await runTeardown(this.buildContext(), branch);
-    } catch (err) {
-      this.log.error({ branch: name, error: err }, 'teardown could not run');
-    } finally {
-      this.changed({ type: 'build', branch: name });
-    }
-  }
-
-  /** A branch left ci.yaml: its teardown steps, or a word on what stays. */
-  private branchLeft(branch: BranchConfig): void {
-    if ((branch.teardown ?? []).length === 0) {
-      // A pattern's retired site: its directory goes in the retire item, logged there.
-      if (branch.pattern) return;
-      this.log.info(
-        { branch: branch.name, dir: branch.dir },
-        'branch removed; no teardown steps, so its directory and any server it started stay',
-      );
-      return;
-    }
-    this.leaving.set(branch.name, branch);
-    this.queue.request({ branch: branch.name, kind: 'teardown', force: false });
   }
 
   // ------------------------------------------------------------ live config
@@ -570,7 +494,7 @@ export class Daemon implements DaemonApi {
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
-    for (const b of old) if (removed.includes(b.name)) this.branchLeft(b);
+    for (const b of old) if (removed.includes(b.name)) this.leavingSites.branchLeft(b);
     for (const b of next.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
   }
