@@ -2,10 +2,8 @@ import type { BranchConfig, JobConfig } from '../config/types.js';
 import type { EventName, JobNotification } from '../plugin-api.js';
 import type { BuildRecord, PendingNotification } from '../state/store.js';
 import type { BuildContext } from './context.js';
-import { RecordedRun, underBranchLock } from './recorded-run.js';
-import { stepEnvironment } from '../site/urls.js';
+import { RecordedRun, builtEnvironment, underBranchLock } from './recorded-run.js';
 import { tailLines } from './log-writer.js';
-import { runSteps } from './steps.js';
 import { addJobRun, jobHistory } from '../state/history.js';
 
 /**
@@ -39,21 +37,11 @@ export function runJob(
     log.info({}, 'job started');
     run.writer.line(`stagepost job ${job.name} for ${branch.name}#${id} started ${startedAt}`);
 
-    const previous: Record<string, string | null> = {};
-    for (const s of branch.sources) previous[s.name] = state.built[s.name] ?? null;
-    const env = stepEnvironment(ctx.config, branch, {
-      id,
-      revisions: { ...state.built },
-      previous,
-    });
-    const outcome = await runSteps([{ name: job.name, run: job.run, timeoutMs: job.timeoutMs }], {
-      cwd: branch.dir,
-      env: { ...env, STAGEPOST_JOB: job.name },
-      log: run.writer,
-      signal: ctx.signal,
-      recordGroup: run.recordGroup,
-      onStep: run.progress,
-    });
+    const outcome = await run.steps(
+      [{ name: job.name, run: job.run, timeoutMs: job.timeoutMs }],
+      branch.dir,
+      { ...builtEnvironment(ctx, branch, state, id), STAGEPOST_JOB: job.name },
+    );
     const durationMs = await run.end();
 
     const record: BuildRecord = {

@@ -7,7 +7,6 @@ import { checkHealth, healthUrls } from '../site/health.js';
 import type { BuildContext } from './context.js';
 import type { RecordedRun } from './recorded-run.js';
 import { guardCheckout } from './checkout-guard.js';
-import { runSteps } from './steps.js';
 import { commitEmail } from './authors.js';
 
 const COMMIT_LIMIT = 50;
@@ -143,14 +142,7 @@ async function checkout(b: BuildInProgress): Promise<void> {
 
 async function steps(b: BuildInProgress, list: StepConfig[]): Promise<void> {
   if (list.length === 0) return;
-  const outcome = await runSteps(list, {
-    cwd: b.branch.dir,
-    env: b.env,
-    log: b.run.writer,
-    signal: b.ctx.signal,
-    recordGroup: b.run.recordGroup,
-    onStep: (name) => b.run.progress(name),
-  });
+  const outcome = await b.run.steps(list, b.branch.dir, b.env);
   b.reports.push(...outcome.reports);
   if (outcome.result !== 'success') {
     b.result = outcome.result;

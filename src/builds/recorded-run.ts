@@ -1,7 +1,10 @@
+import type { BranchConfig, StepConfig } from '../config/types.js';
 import type { BranchState, PendingNotification, StateStore } from '../state/store.js';
 import { FileLock } from '../state/lock.js';
+import { stepEnvironment } from '../site/urls.js';
 import type { BuildContext } from './context.js';
 import { LogWriter } from './log-writer.js';
+import { runSteps, type StepsOutcome } from './steps.js';
 
 /**
  * What a build and a job share: the branch lock, a numbered run marked
@@ -76,6 +79,18 @@ export class RecordedRun {
       startedAt: this.startedAt.toISOString(),
     });
 
+  /** Steps of this run: logged to its log, their process groups recorded, progress shown. */
+  steps(list: StepConfig[], cwd: string, env: Record<string, string>): Promise<StepsOutcome> {
+    return runSteps(list, {
+      cwd,
+      env,
+      log: this.writer,
+      signal: this.ctx.signal,
+      recordGroup: this.recordGroup,
+      onStep: this.progress,
+    });
+  }
+
   /** Log closed, every process-group write settled, progress cleared; the run's duration. */
   async end(): Promise<number> {
     await this.writer.close();
@@ -130,4 +145,20 @@ export async function recordWithNotification(
   await send(pending);
   state.pendingNotification = undefined;
   await store.writeBranch(branch, state);
+}
+
+/**
+ * The steps' environment of a run on what the branch has built (a job, a
+ * teardown): its built revisions are both the current and the previous ones.
+ */
+export function builtEnvironment(
+  ctx: BuildContext,
+  branch: BranchConfig,
+  state: BranchState,
+  id: number,
+): Record<string, string> {
+  const previous = Object.fromEntries(
+    branch.sources.map((s) => [s.name, state.built[s.name] ?? null]),
+  );
+  return stepEnvironment(ctx.config, branch, { id, revisions: { ...state.built }, previous });
 }

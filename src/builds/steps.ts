@@ -15,6 +15,12 @@ export interface StepRunOptions {
   killGraceMs?: number;
 }
 
+export interface StepsOutcome {
+  result: BuildResult;
+  reports: StepReport[];
+  failedStep?: string;
+}
+
 /**
  * Runs steps in order with `sh -c` in the branch dir. Values reach a step only
  * through its environment, never through the command text. The first failing
@@ -23,7 +29,7 @@ export interface StepRunOptions {
 export async function runSteps(
   steps: StepConfig[],
   options: StepRunOptions,
-): Promise<{ result: BuildResult; reports: StepReport[]; failedStep?: string }> {
+): Promise<StepsOutcome> {
   const reports: StepReport[] = [];
   let result: BuildResult = 'success';
   let failedStep: string | undefined;

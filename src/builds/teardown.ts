@@ -2,9 +2,7 @@ import { existsSync } from 'node:fs';
 import type { BranchConfig } from '../config/types.js';
 import type { BuildRecord } from '../state/store.js';
 import type { BuildContext } from './context.js';
-import { RecordedRun, underBranchLock } from './recorded-run.js';
-import { stepEnvironment } from '../site/urls.js';
-import { runSteps } from './steps.js';
+import { RecordedRun, builtEnvironment, underBranchLock } from './recorded-run.js';
 
 /**
  * A branch site that leaves: its `teardown` steps (stop the app server,
@@ -34,17 +32,7 @@ export async function runTeardown(
     const log = ctx.log.child({ branch: branch.name, build: id });
     log.info({}, 'teardown started');
     run.writer.line(`stagepost teardown of ${branch.name}#${id} started ${startedAt}`);
-    const previous = Object.fromEntries(
-      branch.sources.map((s) => [s.name, state.built[s.name] ?? null]),
-    );
-    const outcome = await runSteps(steps, {
-      cwd: branch.dir,
-      env: stepEnvironment(ctx.config, branch, { id, revisions: { ...state.built }, previous }),
-      log: run.writer,
-      signal: ctx.signal,
-      recordGroup: run.recordGroup,
-      onStep: run.progress,
-    });
+    const outcome = await run.steps(steps, branch.dir, builtEnvironment(ctx, branch, state, id));
     const durationMs = await run.end();
     const record: BuildRecord = {
       id,
