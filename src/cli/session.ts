@@ -35,7 +35,13 @@ export async function openSession(
   const log = options.log ?? createLogger();
   const file = resolveConfigPath(configFlag, process.env, process.cwd());
   const config = await loadConfig(file, process.env);
-  const store = new StateStore(config.stateDir);
+  const store = new StateStore(config.stateDir, {
+    onDamage: (d) =>
+      log.error(
+        { file: d.file, movedTo: d.movedTo, problem: d.problem },
+        'state file damaged; moved aside and started afresh',
+      ),
+  });
   await store.init();
   const vcs = new VcsRegistry({
     log,

@@ -227,7 +227,7 @@ export class Daemon implements DaemonApi {
       path.dirname(d.file) === this.store.branchesDir
         ? 'the branch is built again and its history starts afresh'
         : 'every remote is polled again';
-    const message = `state file ${d.file} was damaged (${d.problem}); it was moved to ${d.movedTo} and ${what}. Nothing to do unless you want to look at the moved file; delete it when done.`;
+    const message = `state file ${d.file} was damaged (${d.problem}); it was moved to ${d.movedTo ?? '(not moved)'} and ${what}. Nothing to do unless you want to look at the moved file; delete it when done.`;
     void this.dispatcher
       .dispatch({ type: 'config', file: d.file, message }, ['config-error'])
       .catch(() => undefined);
@@ -413,6 +413,7 @@ export class Daemon implements DaemonApi {
     const after = new Set(next.branches.map((b) => b.name));
     this.config = next;
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
+    for (const name of before) if (!after.has(name)) this.retries.started(name);
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
     await this.poller.setBranches(next.branches);

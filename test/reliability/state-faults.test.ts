@@ -5,7 +5,15 @@
  * backoff until it runs, and status says why it waits.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
@@ -180,3 +188,16 @@ test('EMFILE while a commit arrives (the daemon held to 10 open files): no crash
   await d.waitFor(isBuildFinished('b1'), { count: 2 });
   expect(d.child.exitCode).toBeNull();
 }, 40_000);
+
+test('`stagepost status` with a damaged branch file: exit 0, a warning naming the file, the file left for the daemon', async () => {
+  const branchFile = path.join(stateDir, 'branches', 'b1.json');
+  mkdirSync(path.dirname(branchFile), { recursive: true });
+  writeFileSync(branchFile, '{"nextId": "seven"');
+  const r = await runCli(['status', '--json', '--config', file]);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toContain(`warning: ${branchFile} is damaged`);
+  expect(
+    (JSON.parse(r.stdout) as { branches: Array<{ name: string }> }).branches.map((b) => b.name),
+  ).toEqual(['b1', 'b2']);
+  expect(readFileSync(branchFile, 'utf8')).toBe('{"nextId": "seven"');
+});

@@ -1,20 +1,29 @@
 import { existsSync, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, resolveConfigPath } from '../../config/load.js';
-import { StateStore } from '../../state/store.js';
+import { StateStore, type StateDamage } from '../../state/store.js';
 import { readLock } from '../../state/lock.js';
 import { readRuntimeFile } from '../../daemon/runtime-file.js';
 import { statusDocument } from '../../daemon/status.js';
 import { StagepostError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor } from '../../util/redact.js';
-import { printJson, say, table } from '../output.js';
+import { note, printJson, say, table } from '../output.js';
 import { short } from './poll.js';
+
+/** Reading must not change the state: a damaged file is left for the daemon, and named. */
+const readOnly = {
+  moveAside: false,
+  onDamage: (d: StateDamage) =>
+    note(
+      `warning: ${d.file} is damaged (${d.problem}); shown as empty. stagepost run or update moves it aside when it next reads it.`,
+    ),
+};
 
 /** `stagepost status [--json]`: from the state files plus what a running daemon last wrote. */
 export async function statusCommand(opts: { config?: string; json?: boolean }): Promise<number> {
   const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
-  const store = new StateStore(config.stateDir);
+  const store = new StateStore(config.stateDir, readOnly);
   const daemon = await readLock(path.join(config.stateDir, 'daemon.lock'));
   const runtime = daemon ? readRuntimeFile(config.stateDir) : null;
   const doc = redactor.redactValue(
@@ -78,7 +87,7 @@ export async function logCommand(
   const config = await loadConfig(resolveConfigPath(opts.config, process.env, process.cwd()));
   if (!config.branches.some((b) => b.name === branch))
     throw new StagepostError('ENOBRANCH', `branch "${branch}" is not in ${config.file}`);
-  const store = new StateStore(config.stateDir);
+  const store = new StateStore(config.stateDir, readOnly);
   const state = store.readBranch(branch);
   let id: number | undefined;
   if (build === undefined || build === 'last') id = state.running?.id ?? state.builds[0]?.id;
