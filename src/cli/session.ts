@@ -52,7 +52,13 @@ export async function openSession(
     if (procError)
       log.warn({ names, error: procError }, 'cannot blank secrets in /proc/self/environ');
   }
-  const store = new StateStore(config.stateDir);
+  const store = new StateStore(config.stateDir, {
+    onDamage: (d) =>
+      log.error(
+        { file: d.file, movedTo: d.movedTo, problem: d.problem },
+        'state file damaged; moved aside and started afresh',
+      ),
+  });
   await store.init();
   const vcs = new VcsRegistry(createPluginContext(config.stateDir, log));
   const pollErrors = new Map<string, string>();

@@ -485,6 +485,7 @@ export class Daemon implements DaemonApi {
     this.config = next;
     this.forgetSecrets();
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
+    for (const name of before) if (!after.has(name)) this.retries.started(name);
     this.queue.setConcurrency(next.concurrency);
     await this.configureNotifiers();
     await this.poller.setBranches(this.sites.pollerBranches(next));

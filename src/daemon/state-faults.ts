@@ -46,7 +46,7 @@ export class StateFaults {
       : 'every remote is polled again';
     this.mail(
       d.file,
-      `state file ${d.file} was damaged (${d.problem}); it was moved to ${d.movedTo} and ${what}. Nothing to do unless you want to look at the moved file; delete it when done.`,
+      `state file ${d.file} was damaged (${d.problem}); it was moved to ${d.movedTo ?? '(not moved)'} and ${what}. Nothing to do unless you want to look at the moved file; delete it when done.`,
     );
   }
 }

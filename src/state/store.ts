@@ -118,14 +118,20 @@ function separateJobRuns(state: BranchState): BranchState {
 /** A state file that did not parse or had the wrong shape, and where it went. */
 export interface StateDamage {
   file: string;
-  /** `<file>.corrupt-<time>`, where the damaged file now lies. */
-  movedTo: string;
+  /** `<file>.corrupt-<time>`, where the damaged file now lies; null when left in place (moveAside: false). */
+  movedTo: string | null;
   problem: string;
 }
 
 export interface StateStoreOptions {
   /** Told once per damaged file, after it was moved aside. */
   onDamage?: (damage: StateDamage) => void;
+  /**
+   * false for readers that must not change the state (`stagepost status`):
+   * a damaged file is reported and read as fresh, but left where it is for
+   * the daemon to move aside. Default true.
+   */
+  moveAside?: boolean;
 }
 
 export class StateStore {
@@ -223,6 +229,10 @@ export class StateStore {
         .join('; ');
     } catch (err) {
       problem = `not valid JSON (${(err as Error).message})`;
+    }
+    if (this.options.moveAside === false) {
+      this.options.onDamage?.({ file, movedTo: null, problem });
+      return fresh();
     }
     const movedTo = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     try {

@@ -88,6 +88,22 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
     expect(await page.locator('#outbox').textContent()).toBe('outbox: 1');
   });
 
+  test('a build that cannot start says why it waits and when it is tried again', async () => {
+    fake.branch('branch2').waiting = {
+      reason:
+        'cannot create lock /var/lib/stagepost/locks/branch2.lock: ENOSPC: no space left on device',
+      since: new Date(Date.now() - 60_000).toISOString(),
+      retryAt: new Date(Date.now() + 30_000).toISOString(),
+      attempts: 4,
+    };
+    await open();
+    const text = await card('branch2').locator('.build-waiting').textContent();
+    expect(text).toContain('build cannot start: cannot create lock');
+    expect(text).toContain('ENOSPC');
+    expect(text).toContain('next try');
+    expect(await card('staging').locator('.build-waiting').count()).toBe(0);
+  });
+
   test('a finished build shows up without a reload', async () => {
     await open();
     await page.evaluate(() => {

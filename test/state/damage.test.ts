@@ -93,8 +93,8 @@ test.each(Object.entries(pollDamage))(
     expect(store.readPoll()).toEqual({ version: 1, tracks: {} });
     expect(damage).toHaveLength(1);
     expect(damage[0].file).toBe(store.pollFile);
-    expect(path.basename(damage[0].movedTo)).toMatch(/^poll\.json\.corrupt-\d{4}-/);
-    expect(readFileSync(damage[0].movedTo, 'utf8')).toBe(text);
+    expect(path.basename(damage[0].movedTo!)).toMatch(/^poll\.json\.corrupt-\d{4}-/);
+    expect(readFileSync(damage[0].movedTo!, 'utf8')).toBe(text);
     expect(existsSync(store.pollFile)).toBe(false);
     // Read again: nothing more to report.
     store.readPoll();
@@ -120,6 +120,22 @@ test.each(Object.entries(branchDamage))(
     expect(damage).toHaveLength(1);
   },
 );
+
+test('a reader that must not change the state (moveAside: false) reports the damage and leaves the file', async () => {
+  const damage: StateDamage[] = [];
+  const store = new StateStore(t.dir, { moveAside: false, onDamage: (d) => damage.push(d) });
+  await new StateStore(t.dir).init();
+  writeFileSync(store.branchFile('b1'), '{"builds": "x"}');
+  expect(store.readBranch('b1')).toEqual(emptyBranchState());
+  expect(damage).toEqual([
+    {
+      file: store.branchFile('b1'),
+      movedTo: null,
+      problem: expect.stringContaining('builds') as string,
+    },
+  ]);
+  expect(readFileSync(store.branchFile('b1'), 'utf8')).toBe('{"builds": "x"}');
+});
 
 test('valid files read as written, with fields of a newer version kept', async () => {
   const { store, damage } = storeWithDamage();

@@ -3,7 +3,7 @@ import { existsSync, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { resolveConfigPath } from '../../config/load.js';
 import { loadForReading, rejectionNote } from '../../config/last-good.js';
-import { StateStore } from '../../state/store.js';
+import { StateStore, type StateDamage } from '../../state/store.js';
 import { readLock } from '../../state/lock.js';
 import { readRuntimeFile } from '../../daemon/runtime-file.js';
 import { statusDocument } from '../../daemon/status-document.js';
@@ -15,13 +15,22 @@ import { note, printJson, say, table, writeOut } from '../output.js';
 import { short } from './poll.js';
 import { medianOfRuns } from './history.js';
 
+/** Reading must not change the state: a damaged file is left for the daemon, and named. */
+const readOnly = {
+  moveAside: false,
+  onDamage: (d: StateDamage) =>
+    note(
+      `warning: ${d.file} is damaged (${d.problem}); shown as empty. stagepost run or update moves it aside when it next reads it.`,
+    ),
+};
+
 /** `stagepost status [--json]`: from the state files plus what a running daemon last wrote. */
 export async function statusCommand(opts: { config?: string; json?: boolean }): Promise<number> {
   const { config, rejected } = await loadForReading(
     resolveConfigPath(opts.config, process.env, process.cwd()),
     process.env,
   );
-  const store = new StateStore(config.stateDir);
+  const store = new StateStore(config.stateDir, readOnly);
   const daemon = await readLock(path.join(config.stateDir, 'daemon.lock'));
   const runtime = daemon ? readRuntimeFile(config.stateDir) : null;
   // The daemon's own view wins: it knows since when it runs without the edit.
@@ -120,7 +129,7 @@ export async function logCommand(
       'EUSAGE',
       `job "${job}" is not in ${config.file} — known jobs: ${config.jobs.map((j) => j.name).join(', ') || '(none)'}`,
     );
-  const store = new StateStore(config.stateDir);
+  const store = new StateStore(config.stateDir, readOnly);
   const state = store.readBranch(branch);
   const kind = job === undefined ? 'build' : `job:${job}`;
   const runs = job === undefined ? state.builds : (state.jobs[job]?.runs ?? []);
