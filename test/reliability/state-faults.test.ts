@@ -137,7 +137,8 @@ test('a build whose lock cannot be taken waits with the reason in status, is tri
   rmSync(path.join(stateDir, 'locks'), { recursive: true, force: true });
   writeFileSync(path.join(stateDir, 'locks'), 'in the way');
   const rev1 = remote.commit('b1');
-  const couldNot = (e: { msg: string }) => e.msg === 'build could not start; trying again';
+  const couldNot = (e: { msg: string; branch?: unknown }) =>
+    e.msg === 'build could not start; trying again' && e.branch === 'b1';
   await d.waitFor(couldNot, { count: 2, what: 'two tries' });
   const delays = d.events.filter(couldNot).map((e) => e.retryInMs as number);
   expect(delays[1]).toBeGreaterThan(delays[0]);
