@@ -409,13 +409,7 @@ export class Daemon implements DaemonApi {
 
   /** A missing ref is a poll error of its branch, told to the notifiers once. */
   private refAnswered(name: string): void {
-    // Every branch of every changed answer passes here: no search through the branch list.
-    if (this.branchIndex?.config !== this.config)
-      this.branchIndex = {
-        config: this.config,
-        map: new Map(this.config.branches.map((b) => [b.name, b])),
-      };
-    const branch = this.branchIndex.map.get(name);
+    const branch = this.branch(name);
     if (!branch) return;
     const seen = this.refs.answered(branch, this.poller.tracks);
     // A pattern's site whose branch is gone is retired in its own time, and mailed then.
@@ -434,8 +428,18 @@ export class Daemon implements DaemonApi {
     }
   }
 
+  /**
+   * Every branch of every changed answer is looked up (ref watch, build
+   * decision): by name in an index made once per loaded config, not by a
+   * search through the branch list.
+   */
   private branch(name: string): BranchConfig | undefined {
-    return this.config.branches.find((b) => b.name === name);
+    if (this.branchIndex?.config !== this.config)
+      this.branchIndex = {
+        config: this.config,
+        map: new Map(this.config.branches.map((b) => [b.name, b])),
+      };
+    return this.branchIndex.map.get(name);
   }
 
   // ------------------------------------------------------------ live config
