@@ -313,14 +313,10 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
           details: { timedOut: r.timedOut },
         });
       };
+      // Every git of the checkout that may take long shows its output and records its group.
+      const watched = { cwd: o.dir, signal: o.signal, onOutput: o.onOutput, onSpawn: o.onSpawn };
       const step = async (what: string, args: string[]) => {
-        const r = await git(args, {
-          cwd: o.dir,
-          timeoutMs: left(),
-          signal: o.signal,
-          onOutput: o.onOutput,
-          onSpawn: o.onSpawn,
-        });
+        const r = await git(args, { ...watched, timeoutMs: left() });
         return ok(r) ? r : fail(what, r);
       };
       if (!HEX.test(revision))
@@ -364,14 +360,7 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
               'origin',
               `+${full}:refs/stagepost/${full}`,
             ],
-            {
-              cwd: o.dir,
-              remote,
-              timeoutMs: left(),
-              signal: o.signal,
-              onOutput: o.onOutput,
-              onSpawn: o.onSpawn,
-            },
+            { ...watched, remote, timeoutMs: left() },
           );
           if (ok(r)) break;
           if (!/couldn't find remote ref/i.test(r.stderr))
@@ -380,12 +369,9 @@ export function createGitPlugin(ctx: PluginContext, options: GitPluginOptions = 
         // The ref may have moved on or been force-pushed since the poll: ask for the commit itself.
         if (!(await hasCommit(o.dir, revision, left()))) {
           const r = await git([...stall, 'fetch', '--progress', '--no-tags', 'origin', revision], {
-            cwd: o.dir,
+            ...watched,
             remote,
             timeoutMs: left(),
-            signal: o.signal,
-            onOutput: o.onOutput,
-            onSpawn: o.onSpawn,
           });
           if (!ok(r)) {
             throw new StagepostError(
