@@ -71,6 +71,8 @@ export interface BranchStatus {
   pattern?: { name: string; ref: string };
   /** `stagepost pin`: never retired or bumped. */
   pinned?: boolean;
+  /** With a cluster: the host that holds the site. */
+  host?: string;
   /** Set while a build could not start (state_dir full, lock failing) and waits for its next try. */
   waiting?: { reason: string; since: string; retryAt: string; attempts: number } | null;
 }
@@ -83,8 +85,35 @@ export interface StatusDocument {
   daemon: { running: boolean; pid: number | null; startedAt: string | null };
   /** A rejected edit of ci.yaml: what is shown runs on the last good config. */
   configError?: ConfigRejection | null;
+  /** With a cluster: this host, the database, and every host as its last heartbeat left it. */
+  cluster?: ClusterStatus;
   /** Matching branches without a site, all `slots` of their pattern being taken (configs with patterns). */
   waiting?: Array<{ pattern: string; ref: string; since: string }>;
+}
+
+export interface HostStatus {
+  name: string;
+  /** A heartbeat came within 3 heartbeat intervals. */
+  alive: boolean;
+  heartbeatAt: string | null;
+  startedAt: string | null;
+  /** Builds and jobs running, and waiting, on the host. */
+  running: number;
+  queued: number;
+  /** builds.concurrency of the host. */
+  slots: number;
+  /** Its ci.yaml differs from this host's (hash compared through the database). */
+  configDiffers: boolean;
+  httpUrl: string | null;
+}
+
+export interface ClusterStatus {
+  host: string;
+  /** The database URL, password masked. */
+  database: string;
+  /** Set while this host cannot reach the database: it goes on alone meanwhile. */
+  unreachableSince: string | null;
+  hosts: HostStatus[];
 }
 
 export interface CaughtMailSummary {
@@ -117,6 +146,11 @@ export interface DaemonApi {
   forceBuild(branch: string): void;
   /** Mail caught for a branch (newest first). */
   caughtMail(branch: string): Promise<CaughtMailSummary[]>;
+  /**
+   * With a cluster: where a branch of another host is served (its HTTP base
+   * URL, null when unknown), or null for a branch of this host.
+   */
+  ownerOf?(branch: string): { host: string; url: string | null; alive: boolean } | null;
   /** Subscribe to changes (state, build started/finished, step); returns unsubscribe. */
   onChange(listener: (event: { type: string; branch?: string }) => void): () => void;
 }

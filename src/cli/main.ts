@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { StagepostError, exitCodeFor, errorMessage } from '../errors.js';
 import { redactor } from '../util/redact.js';
 import { forTerminal } from './output.js';
@@ -49,7 +49,21 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('run')
     .description('the daemon: poll, build, notify, run jobs, serve http')
-    .action(act(async (_o: object, cmd: Command) => (await commands.run()).runCommand(cfg(cmd))));
+    .option(
+      '--http-port <port>',
+      "listen on this port instead of ci.yaml's http port (hosts of a cluster sharing one machine)",
+      (v: string) => {
+        const port = Number(v);
+        if (!Number.isInteger(port) || port < 1 || port > 65535)
+          throw new InvalidArgumentError('a port is a whole number from 1 to 65535');
+        return port;
+      },
+    )
+    .action(
+      act(async (o: { httpPort?: number }, cmd: Command) =>
+        (await commands.run()).runCommand({ ...cfg(cmd), ...o }),
+      ),
+    );
   program
     .command('check')
     .description('validate ci.yaml')

@@ -147,6 +147,7 @@ export function parseConfig(
       ]),
       branchNames: isMapLike(value.branches) ? Object.keys(value.branches) : [],
       jobs: validEntries(JobBranches, value.jobs),
+      cluster: value.cluster !== undefined,
     }),
   );
 

@@ -4,6 +4,7 @@
  * absolute.
  */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { parseDuration } from '../util/duration.js';
 import { parseSize } from '../util/size.js';
@@ -17,6 +18,7 @@ import {
 } from './schema.js';
 import type {
   BranchConfig,
+  ClusterConfig,
   Config,
   HealthSettings,
   HttpConfig,
@@ -58,6 +60,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     const health = b.health === false ? undefined : resolveHealth(raw.health, b.health);
     return {
       name,
+      ...(b.host ? { host: b.host } : {}),
       dir: path.resolve(dir, b.dir),
       ...(typeof b.port === 'number' ? { port: b.port } : {}),
       sources: b.sources.map((s, i) => {
@@ -119,12 +122,19 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     resolveJob(name, j, allBranches, ctx),
   );
   const health = resolveHealth(raw.health, undefined);
+  const cluster = raw.cluster ? resolveCluster(raw.cluster, ctx.env ?? {}) : undefined;
+  // Several hosts may share one ci.yaml (and one disk): `{host}` keeps their state apart.
+  const stateDir = (raw.state_dir ?? DEFAULTS.stateDir).replaceAll(
+    '{host}',
+    cluster?.host ?? 'local',
+  );
 
   return {
     file: ctx.file,
     dir,
     version: 1,
-    stateDir: path.resolve(dir, raw.state_dir ?? DEFAULTS.stateDir),
+    stateDir: path.resolve(dir, stateDir),
+    ...(cluster ? { cluster } : {}),
     site: {
       ...(raw.site?.base_url ? { baseUrl: raw.site.base_url.replace(/\/+$/, '') } : {}),
       ...(raw.site?.certificate ? { certificate: path.resolve(dir, raw.site.certificate) } : {}),
@@ -153,6 +163,24 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     patterns,
     jobs,
     secretNames: ctx.secretNames ?? [],
+  };
+}
+
+/** The host name: as written, else `$STAGEPOST_HOST`, else the machine's name made a valid host name. */
+function resolveCluster(
+  raw: NonNullable<RawConfig['cluster']>,
+  env: NodeJS.ProcessEnv,
+): ClusterConfig {
+  const fallback =
+    os
+      .hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[^a-z0-9]+/, '') || 'host';
+  return {
+    database: raw.database,
+    host: raw.host ?? (env.STAGEPOST_HOST || fallback),
+    heartbeatMs: ms(raw.heartbeat, '5s'),
   };
 }
 

@@ -27,6 +27,8 @@ export interface RuleInput {
   /** Every branch name written, valid or not (so a broken branch does not make jobs fail too). */
   branchNames: string[];
   jobs: Array<[string, Pick<RawJob, 'branches'>]>;
+  /** A `cluster:` section is written: every branch names its host. */
+  cluster?: boolean;
 }
 
 const BUILT_IN_VCS = ['git', 'svn'];
@@ -56,6 +58,16 @@ export function checkRules(input: RuleInput): PathProblem[] {
       );
     else dirs.set(dir, name);
 
+    if (input.cluster && !b.host)
+      at(
+        [name],
+        `branch ${name} has no host: — with cluster: every branch names the host that holds its site (e.g. "host: staging1")`,
+      );
+    else if (!input.cluster && b.host)
+      at(
+        [name, 'host'],
+        `host: places a branch on one host of a cluster, but ci.yaml has no cluster: section — add one, or remove host:`,
+      );
     if (b.match) checkPattern(name, b, at);
     else {
       if (typeof b.port === 'string')

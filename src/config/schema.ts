@@ -52,6 +52,7 @@ export const BranchName = name('branch');
 export const SourceName = name('source');
 export const CustomerName = name('customer');
 export const JobName = name('job');
+export const HostName = name('host');
 
 const DURATION = /^(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h|d))+)$/;
 const durationHelp =
@@ -356,6 +357,11 @@ export const BranchConfigSchema = z
         "The branch site's directory (relative to ci.yaml or absolute). Made on the first build.",
       )
       .meta({ examples: ['/srv/staging/branch1'] }),
+    host: HostName.describe(
+      'With `cluster:`, the host that holds this site (its `cluster.host` name): only that host builds it. A pattern places all its sites there.',
+    )
+      .meta({ examples: ['staging2'] })
+      .optional(),
     port: z
       .union([Port, PortRange], { error: `${portError}, or for a pattern a range "7000-7099"` })
       .describe(
@@ -576,6 +582,30 @@ export const SiteConfigSchema = z
   })
   .strict();
 
+export const ClusterConfigSchema = z
+  .object({
+    database: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, {
+        error:
+          'cluster.database is a PostgreSQL URL like postgres://stagepost@db.example.com/stagepost',
+      })
+      .describe(
+        'The PostgreSQL database every host shares. Write `${STAGEPOST_DATABASE_URL}` to keep its password out of the file; it is masked in everything stagepost shows.',
+      )
+      .meta({ examples: ['${STAGEPOST_DATABASE_URL}'] }),
+    host: HostName.describe(
+      "This daemon's name in the cluster. Default: `$STAGEPOST_HOST`, else the machine's hostname (lower-cased).",
+    )
+      .meta({ examples: ['staging1'] })
+      .optional(),
+    heartbeat: duration(
+      'How often a host tells the others it is alive; one missing for 3 heartbeats is shown as down.',
+      '5s',
+    ),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     version: z
@@ -590,6 +620,9 @@ export const ConfigSchema = z
       .meta({ default: './.stagepost' })
       .optional(),
     site: SiteConfigSchema.describe('The public side of the staging server.').optional(),
+    cluster: ClusterConfigSchema.describe(
+      'Run as one of several staging hosts sharing a PostgreSQL database (docs/cluster.md). Absent: one host, no database.',
+    ).optional(),
     poll: PollSettingsSchema.describe('Polling of the remotes.').optional(),
     builds: BuildSettingsSchema.describe('The build queue.').optional(),
     env: StepEnvSchema.describe(

@@ -55,6 +55,8 @@ export interface SourceConfig {
 
 export interface BranchConfig {
   name: string;
+  /** With a cluster: the host that holds the site. */
+  host?: string;
   /** A site made by a pattern: the pattern's name and the remote branch it follows. */
   pattern?: { name: string; ref: string };
   dir: string;
@@ -122,6 +124,14 @@ export interface HttpConfig {
   publicUrlSet: boolean;
 }
 
+export interface ClusterConfig {
+  /** PostgreSQL URL (a secret: masked wherever shown). */
+  database: string;
+  /** This daemon's name. */
+  host: string;
+  heartbeatMs: number;
+}
+
 export interface SiteConfig {
   baseUrl?: string;
   certificate?: string;
@@ -156,6 +166,8 @@ export interface Config {
   authors: Record<string, string>;
   authorsDomain?: string;
   http?: HttpConfig;
+  /** Several hosts sharing a database; absent on a single host. */
+  cluster?: ClusterConfig;
   /** `on_sites_changed`: shell command run when a pattern's sites come or go. */
   onSitesChanged?: string;
   /** The fixed branches of ci.yaml, then the sites of the patterns (state_dir/sites.json). */

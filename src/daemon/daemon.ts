@@ -45,6 +45,9 @@ import { runSitesHook } from './sites-hook.js';
 import { ForegroundBuilds } from './foreground-builds.js';
 import { RetryBook } from './retry.js';
 import { forgetEnvironment } from '../util/forget-env.js';
+import { ClusterLink, type HostRequest, type SharedAnswer } from '../cluster/link.js';
+import { clusterDocument, configHash, localView, type PublishedStatus } from '../cluster/view.js';
+import type { TrackState } from '../state/store.js';
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -57,6 +60,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** Watch ci.yaml for edits (default true). */
   watch?: boolean;
+  /** `run --http-port`: listen here instead of ci.yaml's port (several hosts of a cluster on one machine). */
+  httpPort?: number;
 }
 
 /**
@@ -66,7 +71,12 @@ export interface DaemonOptions {
  * config watcher and the runtime file each live in a file of their own.
  */
 export class Daemon implements DaemonApi {
+  /** The part of ci.yaml this host runs (all of it without a cluster). */
   config!: Config;
+  /** ci.yaml as loaded: with a cluster, every host's sites (they are all polled). */
+  private fullConfig!: Config;
+  private link: ClusterLink | null = null;
+  private hash = '';
   readonly log: Logger;
   private store!: StateStore;
   private lock!: FileLock;
@@ -156,9 +166,12 @@ export class Daemon implements DaemonApi {
   }
 
   private async init(): Promise<void> {
-    this.config = await loadAndRemember(this.options.configFile, this.env);
+    this.useConfig(await loadAndRemember(this.options.configFile, this.env));
     this.forgetSecrets();
-    this.store = new StateStore(this.config.stateDir, { onDamage: (d) => this.faults.damaged(d) });
+    this.store = new StateStore(this.config.stateDir, {
+      onDamage: (d) => this.faults.damaged(d),
+      written: (branch, state) => this.link?.saveBranch(branch, state),
+    });
     await this.store.init();
     this.lock = new FileLock(
       path.join(this.config.stateDir, 'daemon.lock'),
@@ -205,7 +218,23 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
-    this.refs = new RefWatch(this.config.branches, readTracksOrNone(this.store, this.log));
+    let shared: Record<string, TrackState> = {};
+    if (this.fullConfig.cluster) {
+      this.link = await ClusterLink.start({
+        cluster: this.fullConfig.cluster,
+        configHash: this.hash,
+        log: this.log,
+        httpUrl: this.config.http?.publicUrl,
+        poll: (group) => this.poller.queryClaimed(group),
+        answered: (tracks, answer) => this.sharedAnswer(tracks, answer),
+        request: (request) => this.hostRequest(request),
+        load: () => this.clusterLoad(),
+        reachability: () => this.changed({ type: 'cluster' }),
+      });
+      shared = await this.link.readTracks();
+    }
+    const known = { ...readTracksOrNone(this.store, this.log), ...shared };
+    this.refs = new RefWatch(this.config.branches, known);
     this.sites = new SiteKeeper({
       log: this.log,
       config: () => this.config,
@@ -218,7 +247,8 @@ export class Daemon implements DaemonApi {
     this.poller = new Poller({
       vcs: this.vcs,
       log: this.log,
-      tracks: readTracksOrNone(this.store, this.log),
+      tracks: known,
+      ...(this.link ? { share: this.pollSharing(this.link) } : {}),
       persist: (tracks) =>
         void this.store
           .writePoll({ version: 1, tracks })
@@ -263,9 +293,93 @@ export class Daemon implements DaemonApi {
       },
       'stagepost started',
     );
-    await this.poller.setBranches(this.sites.pollerBranches(this.config));
+    await this.link?.serve();
+    if (this.link)
+      for (const b of this.config.branches)
+        this.link.saveBranch(b.name, this.store.readBranch(b.name));
+    await this.poller.setBranches(this.sites.pollerBranches(this.fullConfig));
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
+  }
+
+  // ------------------------------------------------------------ cluster
+
+  /** Take a loaded ci.yaml: with a cluster, this host runs its own part of it. */
+  private useConfig(loaded: Config): void {
+    let config = loaded;
+    const port = this.options.httpPort;
+    if (port !== undefined && config.http) {
+      const http = { ...config.http, port };
+      if (!http.publicUrlSet)
+        http.publicUrl = `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${port}`;
+      config = { ...config, http };
+    }
+    this.fullConfig = config;
+    this.config = localView(config);
+    if (config.cluster) this.hash = configHash(config);
+  }
+
+  private pollSharing(link: ClusterLink) {
+    return {
+      claim: (group: string, slot: number) => link.claimPoll(group, slot),
+      answered: (
+        group: string,
+        changed: Record<string, TrackState>,
+        error: string | null,
+        durationMs: number,
+      ) => link.shareAnswer(changed, { group, error, durationMs }),
+      local: (branches: string[]) =>
+        branches.some((b) => this.branch(b) || b.startsWith('pattern:')),
+    };
+  }
+
+  private sharedAnswer(tracks: Record<string, TrackState>, answer: SharedAnswer): void {
+    if (!this.poller) return;
+    this.poller.applyShared(tracks, answer);
+  }
+
+  /** A request another host's API passed on for one of this host's sites. */
+  private hostRequest(request: HostRequest): void {
+    if (!this.branch(request.branch)) {
+      this.log.warn(
+        { branch: request.branch, request: request.kind },
+        'request for a site this host does not hold; ignored',
+      );
+      return;
+    }
+    if (request.kind === 'build') {
+      if (request.force) this.forceBuild(request.branch);
+      else this.considerBuild(request.branch);
+    } else this.runJobNow(request.job, request.branch);
+  }
+
+  private clusterLoad(): {
+    running: number;
+    queued: number;
+    slots: number;
+    status: PublishedStatus;
+  } {
+    const local = this.localStatus();
+    return {
+      running: this.queue?.runningCount() ?? 0,
+      queued: this.queue?.waitingItems().length ?? 0,
+      slots: this.config.concurrency,
+      status: { branches: local.branches, queue: local.queue, outbox: local.outbox },
+    };
+  }
+
+  /** A branch of ci.yaml held by another host of the cluster. */
+  private remoteBranch(name: string): BranchConfig | undefined {
+    if (!this.link || this.branch(name)) return undefined;
+    return this.fullConfig.branches.find((b) => b.name === name);
+  }
+
+  ownerOf(name: string): { host: string; url: string | null; alive: boolean } | null {
+    const remote = this.remoteBranch(name);
+    if (!remote?.host) return null;
+    const peer = this.link!.otherHosts().find((p) => p.name === remote.host);
+    const alive = !!peer && peer.ageMs <= this.fullConfig.cluster!.heartbeatMs * 3;
+    return { host: remote.host, url: peer?.httpUrl ?? null, alive };
   }
 
   // ------------------------------------------------------------ building
@@ -484,23 +598,23 @@ export class Daemon implements DaemonApi {
     this.lastConfigError = null;
     this.configRejection = null;
     const before = new Set(this.config.branches.map((b) => b.name));
-    const after = new Set(next.branches.map((b) => b.name));
     const old = this.config.branches;
-    this.config = next;
+    this.useConfig(next);
     this.forgetSecrets();
+    const after = new Set(this.config.branches.map((b) => b.name));
     for (const name of before) if (!after.has(name)) this.queue.remove(name);
     for (const name of before) if (!after.has(name)) this.retries.started(name);
-    this.queue.setConcurrency(next.concurrency);
+    this.queue.setConcurrency(this.config.concurrency);
     await this.configureNotifiers();
-    await this.poller.setBranches(this.sites.pollerBranches(next));
-    await this.http.apply(next);
-    await this.catchers.apply(next);
-    this.schedule.apply(next.jobs);
+    await this.poller.setBranches(this.sites.pollerBranches(this.fullConfig));
+    await this.http.apply(this.config);
+    await this.catchers.apply(this.config);
+    this.schedule.apply(this.config.jobs);
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
     for (const b of old) if (removed.includes(b.name)) this.leavingSites.branchLeft(b);
-    for (const b of next.branches) this.considerBuild(b.name);
+    for (const b of this.config.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
   }
 
@@ -535,6 +649,19 @@ export class Daemon implements DaemonApi {
   // ------------------------------------------------------------ DaemonApi
 
   status(): StatusDocument {
+    const local = this.localStatus();
+    if (!this.link) return local;
+    return redactor.redactValue(
+      clusterDocument(local, this.fullConfig, this.link.otherHosts(), {
+        configHash: this.hash,
+        running: this.queue.runningCount(),
+        queued: this.queue.waitingItems().length,
+        unreachableSince: this.link.unreachableSince,
+      }),
+    );
+  }
+
+  private localStatus(): StatusDocument {
     const queued = new Set(
       this.queue
         .waitingItems()
@@ -563,7 +690,7 @@ export class Daemon implements DaemonApi {
   }
 
   hasBranch(name: string): boolean {
-    return !!this.branch(name);
+    return !!this.branch(name) || !!this.remoteBranch(name);
   }
 
   history(branch: string): BuildSummary[] {
@@ -591,6 +718,18 @@ export class Daemon implements DaemonApi {
   }
 
   forceBuild(branch: string): void {
+    const remote = this.remoteBranch(branch);
+    if (remote?.host) {
+      // Its host's queue keeps it while that host is down.
+      void this.link!.sendTo(remote.host, { kind: 'build', branch, force: true }).catch(
+        (err: unknown) =>
+          this.log.error(
+            { branch, host: remote.host, error: err },
+            'cannot pass the forced build to its host',
+          ),
+      );
+      return;
+    }
     this.queue.request({ branch, kind: 'build', force: true });
   }
 
@@ -654,6 +793,7 @@ export class Daemon implements DaemonApi {
       new Promise((r) => setTimeout(r, 2000).unref?.()),
     ]);
     await this.dispatcher.close();
+    await this.link?.stop();
     await this.http.close();
     await this.catchers.stop();
     await this.lock.release();

@@ -6,6 +6,7 @@ import type { DaemonApi } from '../api.js';
 import { requireToken, requireTokenForLogs } from './auth.js';
 import { allowedHosts, checkHost } from './host-check.js';
 import { registerBranchRoutes } from './branch-routes.js';
+import { proxyToOwner } from './owner-proxy.js';
 import type { HttpContext } from './context.js';
 import { registerDashboard } from './dashboard.js';
 import { registerEvents } from './events.js';
@@ -80,6 +81,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   app.addHook('onRequest', checkHost(allowedHosts(opts.host, opts.publicHosts ?? [])));
   app.addHook('onRequest', requireToken(opts.token));
   if (opts.publicLogs === false) app.addHook('onRequest', requireTokenForLogs(opts.token));
+  app.addHook('onRequest', proxyToOwner(ctx));
   // Commit hooks post whatever their tool sends (JSON, form data, nothing);
   // no route reads a body, so accept any type and ignore it.
   app.removeAllContentTypeParsers();

@@ -22,6 +22,11 @@ export function alignedDelay(now: number, delay: number, intervalMs: number): nu
   return Math.max(10, Math.round((now + delay) / grid) * grid - now);
 }
 
+/** A cluster's cycle in whole seconds (pg-boss's singleton slots). */
+export function slotSeconds(intervalMs: number): number {
+  return Math.max(1, Math.round(intervalMs / 1000));
+}
+
 /**
  * Asks every repository for its revisions: one query per repository per
  * cycle however many branches and sources use it, repositories in parallel
@@ -58,6 +63,27 @@ interface Group {
   keysSettled?: boolean;
   /** The answers of the last successful query, to tell an unchanged answer by identity. */
   lastAnswers?: RemoteRevision[];
+  /** In a cluster: the length of this group's cycle, as claimed. */
+  slotSeconds?: number;
+}
+
+/**
+ * A cluster's hosts share the polls: a host whose timer fires claims the
+ * cycle's query of a repository through the database, one host runs it, and
+ * its answer reaches every host (`applyShared`).
+ */
+export interface PollSharing {
+  /** `slotSeconds`: the cycle (one query per repository per slot); 0: a query now (commit hook). */
+  claim(group: string, slotSeconds: number): Promise<'sent' | 'taken' | 'unreachable'>;
+  /** This host ran a claimed query: the tracks it changed, for the others. */
+  answered(
+    group: string,
+    changed: Record<string, TrackState>,
+    error: string | null,
+    durationMs: number,
+  ): void;
+  /** Whether this host holds a site of these branches (it polls them itself while the database is away). */
+  local(branches: string[]): boolean;
 }
 
 export interface PollerOptions {
@@ -74,6 +100,8 @@ export interface PollerOptions {
   now?: () => number;
   /** Longest backoff after repeated failures. */
   maxBackoffMs?: number;
+  /** Set in a cluster. */
+  share?: PollSharing;
 }
 
 /** Same source, field by field (specs are made anew at every reload). */
@@ -86,6 +114,8 @@ export class Poller {
   private branches: BranchConfig[] = [];
   private readonly queue: PQueue;
   private stopped = false;
+  /** Waiting for the next answer of a group (a commit hook in a cluster). */
+  private readonly answerWaiters = new Map<string, Array<() => void>>();
   readonly tracks: Record<string, TrackState>;
   private readonly now: () => number;
 
@@ -217,11 +247,16 @@ export class Poller {
           )
         : group.intervalMs;
     const jitter = this.options.jitter ?? 0.1;
-    const delay = alignedDelay(
-      Date.now(),
-      backoff * (1 + (Math.random() * 2 - 1) * jitter),
-      group.intervalMs,
-    );
+    // Hosts of a cluster wake at the start of the same slot: one claim per slot wins.
+    const period = slotSeconds(backoff) * 1000;
+    const delay = this.options.share
+      ? period - (Date.now() % period) + Math.random() * Math.min(100, period / 20)
+      : alignedDelay(
+          Date.now(),
+          backoff * (1 + (Math.random() * 2 - 1) * jitter),
+          group.intervalMs,
+        );
+    group.slotSeconds = slotSeconds(backoff);
     group.timer = setTimeout(() => {
       // Look the group up again: a reload may have replaced the object.
       const current = this.groups.get(group.id);
@@ -237,6 +272,7 @@ export class Poller {
    * when `fresh` data is needed (a commit hook), runs exactly one more.
    */
   private pollGroup(group: Group, needFresh = false): Promise<void> {
+    if (this.options.share) return this.claimGroup(group, this.options.share, needFresh);
     if (group.inFlight) {
       if (!needFresh) return group.inFlight;
       group.again = true;
@@ -258,8 +294,130 @@ export class Poller {
     return group.inFlight;
   }
 
+  /**
+   * A cluster's poll: claim the cycle's query. A commit hook (`needFresh`)
+   * waits for the answer, whichever host gives it. With the database away,
+   * the repositories of this host's own sites are asked here.
+   */
+  private claimGroup(group: Group, share: PollSharing, needFresh: boolean): Promise<void> {
+    if (group.inFlight && !needFresh) return group.inFlight;
+    clearTimeout(group.timer);
+    group.timer = undefined;
+    const answer = needFresh ? this.nextAnswer(group.id, group.timeoutMs + 5000) : null;
+    const slot = needFresh ? 0 : (group.slotSeconds ?? slotSeconds(group.intervalMs));
+    const done = share.claim(group.id, slot).then(async (claim) => {
+      if (claim === 'unreachable') {
+        if (share.local(group.branchList)) await this.queue.add(() => this.query(group));
+        return;
+      }
+      await answer;
+    });
+    const inFlight = done.finally(() => {
+      const current = this.groups.get(group.id);
+      if (group.inFlight === inFlight) group.inFlight = null;
+      if (current && current.inFlight === inFlight) current.inFlight = null;
+      if (current && !current.timer) this.scheduleNext(current);
+    });
+    group.inFlight = inFlight;
+    return inFlight;
+  }
+
+  /** Resolves at the group's next answer (from any host), or after `timeoutMs`. */
+  private nextAnswer(id: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref?.();
+      const list = this.answerWaiters.get(id) ?? [];
+      list.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.answerWaiters.set(id, list);
+    });
+  }
+
+  private answerArrived(id: string): void {
+    const list = this.answerWaiters.get(id);
+    if (!list) return;
+    this.answerWaiters.delete(id);
+    for (const wake of list) wake();
+  }
+
+  /** A query this host claimed in the cluster (the worker of the poll queue runs it). */
+  async queryClaimed(id: string): Promise<void> {
+    const group = this.groups.get(id);
+    if (!group || this.stopped) return;
+    await this.queue.add(() => this.query(group));
+  }
+
+  /**
+   * Another host's answer: the tracks it changed, and how its query went.
+   * A pattern's site follows its branch's commit in the pattern's answer
+   * when the host that asked did not know the site.
+   */
+  applyShared(
+    tracks: Record<string, TrackState>,
+    answer: { group: string; error: string | null; durationMs: number },
+  ): void {
+    const changed = new Set<string>();
+    for (const [key, track] of Object.entries(tracks)) {
+      const before = this.tracks[key];
+      if (
+        before &&
+        before.revision === track.revision &&
+        before.missing === track.missing &&
+        JSON.stringify(before.refs) === JSON.stringify(track.refs)
+      )
+        continue;
+      this.tracks[key] = track;
+      changed.add(key);
+    }
+    for (const group of this.groups.values()) {
+      const found = group.keys.flatMap((k) => {
+        const refs = changed.has(k) ? this.tracks[k]?.refs : undefined;
+        return refs ? [refs] : [];
+      });
+      if (found.length === 0) continue;
+      for (const [key, spec] of group.specs) {
+        if (key in tracks || spec.match !== undefined || !spec.ref) continue;
+        const revision = found.find((refs) => spec.ref! in refs)?.[spec.ref];
+        if (!revision || this.tracks[key]?.revision === revision) continue;
+        this.tracks[key] = { revision, changedAt: new Date(this.now()).toISOString() };
+        changed.add(key);
+      }
+    }
+    if (changed.size > 0) this.options.persist(this.tracks);
+    const asked = this.groups.get(answer.group);
+    if (asked) {
+      asked.failures = answer.error ? asked.failures + 1 : 0;
+      asked.lastError = answer.error;
+      asked.fresh = false;
+      this.options.events.polled(asked.branchList, answer.error, answer.durationMs, asked.vcs);
+    }
+    for (const group of this.groups.values()) {
+      const keys = group.keys.filter((k) => changed.has(k));
+      if (keys.length > 0) this.options.events.changed(group.branchList, keys);
+    }
+    if (asked) this.answerArrived(asked.id);
+  }
+
   private async query(group: Group): Promise<void> {
     if (this.stopped) return;
+    if (!this.options.share) return this.ask(group);
+    const started = this.now();
+    const before = { ...this.tracks };
+    try {
+      await this.ask(group);
+    } finally {
+      const changed: Record<string, TrackState> = {};
+      for (const key of group.keys)
+        if (this.tracks[key] && this.tracks[key] !== before[key]) changed[key] = this.tracks[key];
+      this.options.share.answered(group.id, changed, group.lastError, this.now() - started);
+      this.answerArrived(group.id);
+    }
+  }
+
+  private async ask(group: Group): Promise<void> {
     const { keys, sources, branchList } = group;
     const started = this.now();
     let answers: RemoteRevision[];

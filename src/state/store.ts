@@ -132,6 +132,8 @@ export interface StateStoreOptions {
    * the daemon to move aside. Default true.
    */
   moveAside?: boolean;
+  /** Told after a branch's state was written (a cluster mirrors it into the database). */
+  written?: (branch: string, state: BranchState) => void;
 }
 
 export class StateStore {
@@ -250,6 +252,7 @@ export class StateStore {
 
   async writeBranch(branch: string, state: BranchState): Promise<void> {
     await this.write(this.branchFile(branch), state);
+    this.options.written?.(branch, state);
   }
 
   logFile(branch: string, id: number): string {

@@ -4,7 +4,7 @@ import { SystemdNotifier } from '../../daemon/sd-notify.js';
 import { createLogger } from '../../log.js';
 
 /** `stagepost run`: the daemon, until SIGTERM/SIGINT (exit 0). SIGHUP reloads ci.yaml. */
-export async function runCommand(opts: { config?: string }): Promise<number> {
+export async function runCommand(opts: { config?: string; httpPort?: number }): Promise<number> {
   const log = createLogger();
   const systemd = SystemdNotifier.fromEnv(process.env);
   // Signals are taken before start-up (recovery can take seconds): a stop
@@ -47,6 +47,7 @@ export async function runCommand(opts: { config?: string }): Promise<number> {
   daemon = await Daemon.start({
     configFile: resolveConfigPath(opts.config, process.env, process.cwd()),
     log,
+    ...(opts.httpPort ? { httpPort: opts.httpPort } : {}),
   });
   // Only now, so `systemctl start` waits for a loaded config and a listening
   // port, and fails when start-up fails (a bad ci.yaml exits 2 before this).

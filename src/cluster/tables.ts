@@ -1,0 +1,90 @@
+/**
+ * stagepost's own tables, beside pg-boss's schema: what every host must see
+ * (hosts and their load, the answers of the remotes, each site's state).
+ * Jobs (polls, requests to a host) are pg-boss's.
+ */
+export const SCHEMA = 'stagepost';
+export const BOSS_SCHEMA = 'stagepost_boss';
+
+/** NOTIFY channel of the remotes' answers: every host reacts to a commit at once. */
+export const ANSWER_CHANNEL = 'stagepost_answer';
+
+/** Held while creating the tables, so hosts starting together do not race on CREATE. */
+const MIGRATION_LOCK = 0x5354_4750; // "STGP"
+
+export const MIGRATION = `
+SELECT pg_advisory_xact_lock(${MIGRATION_LOCK});
+CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
+CREATE TABLE IF NOT EXISTS ${SCHEMA}.hosts (
+  name text PRIMARY KEY,
+  config_hash text NOT NULL,
+  started_at timestamptz NOT NULL,
+  heartbeat_at timestamptz NOT NULL,
+  pid integer,
+  http_url text,
+  running integer NOT NULL DEFAULT 0,
+  queued integer NOT NULL DEFAULT 0,
+  slots integer NOT NULL DEFAULT 1,
+  status jsonb
+);
+CREATE SEQUENCE IF NOT EXISTS ${SCHEMA}.answer_seq;
+CREATE TABLE IF NOT EXISTS ${SCHEMA}.tracks (
+  key text PRIMARY KEY,
+  revision text,
+  missing text,
+  refs jsonb,
+  changed_at timestamptz NOT NULL,
+  seq bigint NOT NULL DEFAULT nextval('${SCHEMA}.answer_seq')
+);
+CREATE INDEX IF NOT EXISTS tracks_seq ON ${SCHEMA}.tracks (seq);
+CREATE TABLE IF NOT EXISTS ${SCHEMA}.branches (
+  name text PRIMARY KEY,
+  host text NOT NULL,
+  state jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+`;
+
+/** One statement: upsert the changed tracks and tell every host. */
+export const SHARE_ANSWER = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS t(key text, revision text, missing text, refs jsonb, changed_at timestamptz)
+), up AS (
+  INSERT INTO ${SCHEMA}.tracks AS t (key, revision, missing, refs, changed_at)
+  SELECT key, revision, missing, refs, changed_at FROM input
+  ON CONFLICT (key) DO UPDATE SET
+    revision = EXCLUDED.revision, missing = EXCLUDED.missing, refs = EXCLUDED.refs,
+    changed_at = EXCLUDED.changed_at, seq = nextval('${SCHEMA}.answer_seq')
+  RETURNING t.seq
+)
+SELECT pg_notify('${ANSWER_CHANNEL}', jsonb_build_object(
+  'answer', $2::jsonb, 'seq', (SELECT max(seq) FROM up))::text)`;
+
+export const TRACKS_SINCE = `SELECT key, revision, missing, refs, changed_at, seq FROM ${SCHEMA}.tracks WHERE seq > $1 ORDER BY seq`;
+
+export const HEARTBEAT = `
+INSERT INTO ${SCHEMA}.hosts AS h (name, config_hash, started_at, heartbeat_at, pid, http_url, running, queued, slots, status)
+VALUES ($1, $2, $3, now(), $4, $5, $6, $7, $8, $9)
+ON CONFLICT (name) DO UPDATE SET config_hash = EXCLUDED.config_hash, started_at = EXCLUDED.started_at,
+  heartbeat_at = now(), pid = EXCLUDED.pid, http_url = EXCLUDED.http_url, running = EXCLUDED.running,
+  queued = EXCLUDED.queued, slots = EXCLUDED.slots, status = EXCLUDED.status
+RETURNING (SELECT coalesce(jsonb_agg(jsonb_build_object(
+  'name', o.name, 'configHash', o.config_hash, 'startedAt', o.started_at, 'heartbeatAt', o.heartbeat_at,
+  'pid', o.pid, 'httpUrl', o.http_url, 'running', o.running, 'queued', o.queued, 'slots', o.slots,
+  'status', o.status, 'ageMs', (extract(epoch FROM now() - o.heartbeat_at) * 1000)::bigint)), '[]'::jsonb)
+  FROM ${SCHEMA}.hosts o WHERE o.name <> $1) AS others`;
+
+export const HOSTS = `SELECT name, config_hash, started_at, heartbeat_at, pid, http_url, running, queued, slots,
+  (extract(epoch FROM now() - heartbeat_at) * 1000)::bigint AS age_ms FROM ${SCHEMA}.hosts ORDER BY name`;
+
+export const SAVE_BRANCH = `
+INSERT INTO ${SCHEMA}.branches (name, host, state, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, state = EXCLUDED.state, updated_at = now()`;
+
+export const READ_BRANCH = `SELECT host, state FROM ${SCHEMA}.branches WHERE name = $1`;
+
+/** pg-boss queue of the polls: one queued and one running per repository, cluster-wide. */
+export const POLL_QUEUE = 'stagepost-poll';
+/** pg-boss queue of requests to one host (forced builds, jobs run by hand). */
+export const hostQueue = (host: string) => `stagepost-host-${host}`;
