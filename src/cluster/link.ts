@@ -281,7 +281,7 @@ export class ClusterLink {
     this.flushing ??= (async () => {
       try {
         while (this.pending.length > 0 && !this.stopped) {
-          const next = this.pending[0]!;
+          const next = this.pending[0];
           try {
             if (next.kind === 'answer') {
               const rows = Object.entries(next.tracks).map(([key, t]) => ({
@@ -369,7 +369,7 @@ export class ClusterLink {
 
   private scheduleReconnect(): void {
     if (this.stopped || this.reconnectTimer) return;
-    const delay = RECONNECT_MS[Math.min(this.reconnects, RECONNECT_MS.length - 1)]!;
+    const delay = RECONNECT_MS[Math.min(this.reconnects, RECONNECT_MS.length - 1)];
     this.reconnects += 1;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;

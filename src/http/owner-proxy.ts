@@ -17,7 +17,7 @@ export function proxyToOwner(ctx: HttpContext) {
     if (!match) return;
     let branch: string;
     try {
-      branch = decodeURIComponent(match[1]!);
+      branch = decodeURIComponent(match[1]);
     } catch {
       return;
     }

@@ -49,12 +49,21 @@ export class DaemonProcess {
   private waiters: Array<() => void> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(configFile: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []) {
-    this.child = spawn(process.execPath, [...nodeArgs, BIN, 'run', '--config', configFile], {
-      cwd: path.dirname(configFile),
-      env: { ...process.env, STAGEPOST_LOG_FORMAT: 'json', STAGEPOST_LOG_LEVEL: 'debug', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  constructor(
+    configFile: string,
+    env: NodeJS.ProcessEnv = {},
+    nodeArgs: string[] = [],
+    runArgs: string[] = [],
+  ) {
+    this.child = spawn(
+      process.execPath,
+      [...nodeArgs, BIN, 'run', '--config', configFile, ...runArgs],
+      {
+        cwd: path.dirname(configFile),
+        env: { ...process.env, STAGEPOST_LOG_FORMAT: 'json', STAGEPOST_LOG_LEVEL: 'debug', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let partial = '';
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();

@@ -1,0 +1,229 @@
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import path from 'node:path';
+import pg from 'pg';
+import { tempDir } from '../helpers/tmp.js';
+import { makeGitRemote, type GitRemote } from '../helpers/git.js';
+import { isBuildFinished, isBuildStarted, writeFile, type LogEvent } from '../helpers/cli.js';
+import { hasPostgres, startPostgres, type PgServer } from '../helpers/postgres.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startSmtp, type TestSmtp } from '../notify/helpers.js';
+
+jest.setTimeout(180_000);
+
+const POLL_S = 1;
+
+/**
+ * Three daemons on this machine act as three hosts of one cluster: one
+ * ci.yaml, one PostgreSQL (started by the test), own state_dir and port.
+ */
+(hasPostgres() ? describe : describe.skip)('a cluster of three hosts', () => {
+  const tmp = tempDir('stagepost-cluster-');
+  let pgServer: PgServer;
+  let remote: GitRemote;
+  let cluster: TestCluster;
+  let smtp: TestSmtp;
+  let db: pg.Client;
+  const mailSubjects = () =>
+    smtp.mails.map((m) => /^Subject: (.*)$/m.exec(m.raw)?.[1] ?? '').filter(Boolean);
+
+  beforeAll(async () => {
+    pgServer = (await startPostgres({ name: 'cluster' }))!;
+    smtp = await startSmtp();
+    remote = makeGitRemote(tmp.dir, 'app');
+    remote.commit('main');
+    remote.commit('b2');
+    remote.commit('b3');
+    const config = writeFile(
+      path.join(tmp.dir, 'ci.yaml'),
+      `version: 1
+state_dir: ./state-{host}
+cluster:
+  database: \${STAGEPOST_DATABASE_URL}
+  heartbeat: 300ms
+poll:
+  interval: ${POLL_S}s
+  quiet: 0s
+http:
+  listen: 127.0.0.1:1
+  token: cluster-test-token
+notify:
+  - use: email
+    transport: smtp://127.0.0.1:${smtp.port}
+    from: "Staging <staging@example.test>"
+    to: [ops@example.test]
+    on: [success, failure]
+steps:
+  - name: build
+    run: 'if [ -f "$STAGEPOST_DIR/../slow-$STAGEPOST_BRANCH" ]; then sleep 4; fi; echo built'
+branches:
+  s1:
+    host: a
+    dir: ./sites/s1
+    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: main }]
+  s2:
+    host: b
+    dir: ./sites/s2
+    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: b2 }]
+  s3:
+    host: c
+    dir: ./sites/s3
+    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: b3 }]
+`,
+    );
+    cluster = await startCluster(config, ['a', 'b', 'c'], pgServer.url);
+    db = new pg.Client({ connectionString: pgServer.url });
+    // This test stops the server under it.
+    db.on('error', () => undefined);
+    await db.connect();
+  });
+
+  afterAll(async () => {
+    await cluster?.stopAll();
+    await db?.end().catch(() => undefined);
+    await smtp?.close();
+    await pgServer?.destroy();
+    tmp.cleanup();
+  });
+
+  const startedOn = (host: string, branch?: string) =>
+    cluster.hosts[host].events.filter(isBuildStarted(branch)).map((e: LogEvent) => e.branch);
+
+  test('each host builds only its own sites', async () => {
+    await Promise.all([
+      cluster.hosts.a.waitFor(isBuildFinished('s1'), { what: 's1 built on a' }),
+      cluster.hosts.b.waitFor(isBuildFinished('s2'), { what: 's2 built on b' }),
+      cluster.hosts.c.waitFor(isBuildFinished('s3'), { what: 's3 built on c' }),
+    ]);
+    expect(startedOn('a')).toEqual(['s1']);
+    expect(startedOn('b')).toEqual(['s2']);
+    expect(startedOn('c')).toEqual(['s3']);
+  });
+
+  test('one query of the repository per cycle for the whole cluster', async () => {
+    // Let every host reach its steady cycle, then count over whole seconds.
+    await cluster.waitStatus(
+      'a',
+      (s) => s.cluster!.hosts.filter((h) => h.alive).length === 3,
+      'three hosts alive',
+    );
+    const before = cluster.queries();
+    const started = Date.now();
+    await new Promise((r) => setTimeout(r, 6_000));
+    const cycles = (Date.now() - started) / (POLL_S * 1000);
+    const queries = cluster.queries() - before;
+    console.log(
+      `cluster queries: ${queries} in ${cycles.toFixed(1)} cycles (a ${cluster.queries('a')}, b ${cluster.queries('b')}, c ${cluster.queries('c')} in all)`,
+    );
+    // Three hosts polling on their own would make about 3 × cycles.
+    expect(queries).toBeGreaterThanOrEqual(Math.floor(cycles) - 1);
+    expect(queries).toBeLessThanOrEqual(Math.ceil(cycles) + 1);
+  });
+
+  test('a commit reaches the host of its site, and any host shows the build', async () => {
+    const mailsBefore = smtp.mails.length;
+    const commit = remote.commit('b3', 'third site change');
+    await cluster.hosts.c.waitFor(isBuildFinished('s3'), { count: 2, what: 's3 rebuilt on c' });
+    expect(startedOn('a')).toEqual(['s1']);
+    expect(startedOn('b')).toEqual(['s2']);
+    const seen = await cluster.waitStatus(
+      'a',
+      (s) => s.branches.find((b) => b.name === 's3')?.lastBuild?.id === 2,
+      "s3's second build in host a's status",
+    );
+    const s3 = seen.branches.find((b) => b.name === 's3')!;
+    expect(s3.host).toBe('c');
+    expect(s3.sources[0].revision).toBe(commit);
+    // History comes from host c through host a.
+    const history = await fetch(`http://127.0.0.1:${cluster.ports.a}/api/branches/s3/builds`);
+    expect(history.status).toBe(200);
+    expect(history.headers.get('x-stagepost-host')).toBe('c');
+    expect(((await history.json()) as Array<{ id: number }>)[0].id).toBe(2);
+    // One mail for the one build, though three hosts saw the commit.
+    await smtp.waitFor(mailsBefore + 1);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(smtp.mails.length).toBe(mailsBefore + 1);
+  });
+
+  test('a forced build asked of host a runs on host b', async () => {
+    const res = await fetch(`http://127.0.0.1:${cluster.ports.a}/api/branches/s2/build`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer cluster-test-token' },
+    });
+    expect(res.status).toBe(202);
+    await cluster.hosts.b.waitFor(isBuildFinished('s2'), { count: 2, what: 'forced s2 on b' });
+    expect(startedOn('a')).toEqual(['s1']);
+  });
+
+  test('host b killed mid-build: redone when it is back, the others go on', async () => {
+    writeFile(path.join(tmp.dir, 'sites', 'slow-s2'), '');
+    const startedBefore = cluster.hosts.b.count(isBuildStarted('s2'));
+    remote.commit('b2', 'slow change');
+    await cluster.hosts.b.waitFor(isBuildStarted('s2'), {
+      count: startedBefore + 1,
+      what: 'slow s2 started on b',
+    });
+    await cluster.hosts.b.kill9();
+    // Host a goes on: a commit of its own is built, and it sees b as down.
+    const s1Before = cluster.hosts.a.count(isBuildFinished('s1'));
+    remote.commit('main', 'while b is down');
+    await cluster.hosts.a.waitFor(isBuildFinished('s1'), { count: s1Before + 1, what: 's1 on a' });
+    await cluster.waitStatus(
+      'a',
+      (s) => s.cluster!.hosts.find((h) => h.name === 'b')?.alive === false,
+      'host b shown as down',
+    );
+    const b = cluster.start('b');
+    const [redone] = await b.waitFor(isBuildFinished('s2'), { what: 's2 redone on b' });
+    expect(redone.result).toBe('success');
+    await cluster.waitStatus(
+      'c',
+      (s) =>
+        s.cluster!.hosts.find((h) => h.name === 'b')?.alive === true &&
+        s.branches.find((x) => x.name === 's2')?.lastBuild?.result === 'success',
+      "host b back, and s2's redone build in host c's status",
+    );
+    expect(startedOn('c').every((n) => n === 's3')).toBe(true);
+  });
+
+  test('PostgreSQL stopped mid-build: the build finishes, nothing is lost or doubled', async () => {
+    writeFile(path.join(tmp.dir, 'sites', 'slow-s1'), '');
+    const a = cluster.hosts.a;
+    const startedBefore = a.count(isBuildStarted('s1'));
+    const finishedBefore = a.count(isBuildFinished('s1'));
+    const mailsBefore = smtp.mails.length;
+    remote.commit('main', 'built while the database is down');
+    await a.waitFor(isBuildStarted('s1'), { count: startedBefore + 1, what: 's1 started' });
+    await pgServer.stop();
+    await a.waitFor(isBuildFinished('s1'), { count: finishedBefore + 1, what: 's1 finished' });
+    const down = await cluster.waitStatus(
+      'a',
+      (s) => s.cluster!.unreachableSince !== null,
+      'database unreachable shown',
+    );
+    expect(down.cluster!.unreachableSince).toMatch(/^\d{4}-/);
+    // The mail of the build goes out from host a's own outbox meanwhile.
+    await smtp.waitFor(mailsBefore + 1);
+    await pgServer.start();
+    await cluster.waitStatus(
+      'a',
+      (s) => s.cluster!.unreachableSince === null,
+      'database back',
+      60_000,
+    );
+    // What host a owed the database is there now.
+    await db.end().catch(() => undefined);
+    db = new pg.Client({ connectionString: pgServer.url });
+    db.on('error', () => undefined);
+    await db.connect();
+    const id = finishedBefore + 1;
+    const row = await db.query<{ state: { builds: Array<{ id: number }> } }>(
+      'SELECT state FROM stagepost.branches WHERE name = $1',
+      ['s1'],
+    );
+    expect(row.rows[0].state.builds[0].id).toBeGreaterThanOrEqual(id);
+    expect(a.count(isBuildStarted('s1'))).toBe(startedBefore + 1);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(smtp.mails.length).toBe(mailsBefore + 1);
+    expect(mailSubjects().length).toBeGreaterThan(0);
+  });
+});
