@@ -92,11 +92,14 @@ export class ClusterLink {
   private down: string | null = null;
   private stopped = false;
   private readonly startedAt = new Date().toISOString();
+  private configHash: string;
+  private readonly warnedHashes = new Set<string>();
   /** Statements this host sent through its own pool (pg-boss's are not counted). */
   statements = 0;
 
   private constructor(private readonly options: ClusterLinkOptions) {
     this.host = options.cluster.host;
+    this.configHash = options.configHash;
     redactor.add(options.cluster.database);
   }
 
@@ -129,6 +132,8 @@ export class ClusterLink {
       useListenNotify: true,
       schedule: false,
       connectionTimeoutMillis: 5000,
+      // Expired polls of a host that died mid-query are found this often.
+      superviseIntervalSeconds: 15,
     });
     this.boss.on('error', (err) => this.failed(err));
     this.boss.on('warning', (w) => this.options.log.debug({ warning: w }, 'pg-boss warning'));
@@ -182,15 +187,22 @@ export class ClusterLink {
    * itself. `slotSeconds` 0 (a commit hook) asks for a query now, after any
    * running one.
    */
-  async claimPoll(group: string, slotSeconds: number): Promise<'sent' | 'taken' | 'unreachable'> {
+  async claimPoll(
+    group: string,
+    slotSeconds: number,
+    timeoutMs: number,
+  ): Promise<'sent' | 'taken' | 'unreachable'> {
     if (this.down) return 'unreachable';
     try {
       const id = await this.boss.send(
         POLL_QUEUE,
         { group },
-        slotSeconds > 0
-          ? { singletonKey: group, singletonSeconds: slotSeconds }
-          : { singletonKey: group },
+        {
+          singletonKey: group,
+          ...(slotSeconds > 0 ? { singletonSeconds: slotSeconds } : {}),
+          // A host killed mid-query holds the repository's one active slot until this expires.
+          expireInSeconds: Math.ceil(timeoutMs / 1000) + 15,
+        },
       );
       return id ? 'sent' : 'taken';
     } catch (err) {
@@ -233,6 +245,24 @@ export class ClusterLink {
       this.lastSeq = Math.max(this.lastSeq, Number(row.seq));
     }
     return tracks;
+  }
+
+  /** ci.yaml was reloaded. */
+  setConfigHash(hash: string): void {
+    this.configHash = hash;
+  }
+
+  /** Once per host and ci.yaml version: running different configs is allowed, but rarely meant. */
+  private warnDifferentConfigs(): void {
+    for (const peer of this.peers) {
+      const key = `${peer.name} ${peer.configHash} ${this.configHash}`;
+      if (peer.configHash === this.configHash || this.warnedHashes.has(key)) continue;
+      this.warnedHashes.add(key);
+      this.options.log.warn(
+        { host: peer.name, theirs: peer.configHash, ours: this.configHash },
+        'another host runs a different ci.yaml; copy the same ci.yaml to every host',
+      );
+    }
   }
 
   /** The other hosts, as of the last heartbeat. */
@@ -315,7 +345,7 @@ export class ClusterLink {
     try {
       const { rows } = await this.query<{ others: PeerHost[] }>(HEARTBEAT, [
         this.host,
-        this.options.configHash,
+        this.configHash,
         this.startedAt,
         process.pid,
         this.options.httpUrl ?? null,
@@ -325,6 +355,7 @@ export class ClusterLink {
         JSON.stringify(redactor.redactValue(load.status)),
       ]);
       this.peers = rows[0]?.others ?? [];
+      this.warnDifferentConfigs();
       this.back();
       if (!this.listener) void this.listen();
     } catch (err) {

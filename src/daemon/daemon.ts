@@ -316,12 +316,16 @@ export class Daemon implements DaemonApi {
     }
     this.fullConfig = config;
     this.config = localView(config);
-    if (config.cluster) this.hash = configHash(config);
+    if (config.cluster) {
+      this.hash = configHash(config);
+      this.link?.setConfigHash(this.hash);
+    }
   }
 
   private pollSharing(link: ClusterLink) {
     return {
-      claim: (group: string, slot: number) => link.claimPoll(group, slot),
+      claim: (group: string, slot: number, timeoutMs: number) =>
+        link.claimPoll(group, slot, timeoutMs),
       answered: (
         group: string,
         changed: Record<string, TrackState>,

@@ -74,7 +74,11 @@ interface Group {
  */
 export interface PollSharing {
   /** `slotSeconds`: the cycle (one query per repository per slot); 0: a query now (commit hook). */
-  claim(group: string, slotSeconds: number): Promise<'sent' | 'taken' | 'unreachable'>;
+  claim(
+    group: string,
+    slotSeconds: number,
+    timeoutMs: number,
+  ): Promise<'sent' | 'taken' | 'unreachable'>;
   /** This host ran a claimed query: the tracks it changed, for the others. */
   answered(
     group: string,
@@ -305,7 +309,7 @@ export class Poller {
     group.timer = undefined;
     const answer = needFresh ? this.nextAnswer(group.id, group.timeoutMs + 5000) : null;
     const slot = needFresh ? 0 : (group.slotSeconds ?? slotSeconds(group.intervalMs));
-    const done = share.claim(group.id, slot).then(async (claim) => {
+    const done = share.claim(group.id, slot, group.timeoutMs).then(async (claim) => {
       if (claim === 'unreachable') {
         if (share.local(group.branchList)) await this.queue.add(() => this.query(group));
         return;

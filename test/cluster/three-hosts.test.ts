@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { tempDir } from '../helpers/tmp.js';
@@ -6,6 +7,7 @@ import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { isBuildFinished, isBuildStarted, writeFile, type LogEvent } from '../helpers/cli.js';
 import { hasPostgres, startPostgres, type PgServer } from '../helpers/postgres.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { until } from '../helpers/wait.js';
 import { startSmtp, type TestSmtp } from '../notify/helpers.js';
 
 jest.setTimeout(180_000);
@@ -20,6 +22,9 @@ const POLL_S = 1;
   const tmp = tempDir('stagepost-cluster-');
   let pgServer: PgServer;
   let remote: GitRemote;
+  let other: GitRemote;
+  let configFile: string;
+  let databaseUrl: string;
   let cluster: TestCluster;
   let smtp: TestSmtp;
   let db: pg.Client;
@@ -32,8 +37,9 @@ const POLL_S = 1;
     remote = makeGitRemote(tmp.dir, 'app');
     remote.commit('main');
     remote.commit('b2');
-    remote.commit('b3');
-    const config = writeFile(
+    other = makeGitRemote(tmp.dir, 'other');
+    other.commit('b3');
+    configFile = writeFile(
       path.join(tmp.dir, 'ci.yaml'),
       `version: 1
 state_dir: ./state-{host}
@@ -67,10 +73,14 @@ branches:
   s3:
     host: c
     dir: ./sites/s3
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: b3 }]
+    # Another repository, asked only at start and by the commit hook.
+    poll: { interval: 1h }
+    sources: [{ name: app, vcs: git, url: "${other.url}", ref: b3 }]
 `,
     );
-    cluster = await startCluster(config, ['a', 'b', 'c'], pgServer.url);
+    // A password in the URL (trust authentication ignores it) must never be shown.
+    databaseUrl = pgServer.url.replace('stagepost@', 'stagepost:Pg-s3cret@');
+    cluster = await startCluster(configFile, ['a', 'b', 'c'], databaseUrl);
     db = new pg.Client({ connectionString: pgServer.url });
     // This test stops the server under it.
     db.on('error', () => undefined);
@@ -97,6 +107,11 @@ branches:
     expect(startedOn('a')).toEqual(['s1']);
     expect(startedOn('b')).toEqual(['s2']);
     expect(startedOn('c')).toEqual(['s3']);
+    const status = await cluster.status('b');
+    expect(status.cluster!.database).toContain('[secure]');
+    expect(JSON.stringify(status)).not.toContain('Pg-s3cret');
+    for (const host of ['a', 'b', 'c'])
+      expect(cluster.hosts[host]!.stderr).not.toContain('Pg-s3cret');
   });
 
   test('one query of the repository per cycle for the whole cluster', async () => {
@@ -119,9 +134,15 @@ branches:
     expect(queries).toBeLessThanOrEqual(Math.ceil(cycles) + 1);
   });
 
-  test('a commit reaches the host of its site, and any host shows the build', async () => {
+  test('a commit hook sent to host a reaches the host of its site; any host shows the build', async () => {
     const mailsBefore = smtp.mails.length;
-    const commit = remote.commit('b3', 'third site change');
+    const commit = other.commit('b3', 'third site change');
+    // s3 is polled hourly: only the hook, sent to another host, can find this commit.
+    const hook = await fetch(`http://127.0.0.1:${cluster.ports.a}/api/poll?branch=s3`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer cluster-test-token' },
+    });
+    expect(hook.status).toBe(200);
     await cluster.hosts.c.waitFor(isBuildFinished('s3'), { count: 2, what: 's3 rebuilt on c' });
     expect(startedOn('a')).toEqual(['s1']);
     expect(startedOn('b')).toEqual(['s2']);
@@ -172,7 +193,12 @@ branches:
       (s) => s.cluster!.hosts.find((h) => h.name === 'b')?.alive === false,
       'host b shown as down',
     );
-    const b = cluster.start('b');
+    // It comes back with an edited ci.yaml: warned about, not refused.
+    const edited = writeFile(
+      path.join(tmp.dir, 'ci-b.yaml'),
+      readFileSync(configFile, 'utf8') + '# edited on host b only\n',
+    );
+    const b = cluster.start('b', edited);
     const [redone] = await b.waitFor(isBuildFinished('s2'), { what: 's2 redone on b' });
     expect(redone.result).toBe('success');
     await cluster.waitStatus(
@@ -183,6 +209,16 @@ branches:
       "host b back, and s2's redone build in host c's status",
     );
     expect(startedOn('c').every((n) => n === 's3')).toBe(true);
+    const differs = await cluster.waitStatus(
+      'a',
+      (s) => s.cluster!.hosts.find((h) => h.name === 'b')?.configDiffers === true,
+      "host b's other ci.yaml flagged",
+    );
+    expect(differs.cluster!.hosts.find((h) => h.name === 'c')!.configDiffers).toBe(false);
+    await cluster.hosts.a!.waitFor(
+      (e) => e.msg.startsWith('another host runs a different ci.yaml') && e.host === 'b',
+      { what: 'warning about b on a' },
+    );
   });
 
   test('PostgreSQL stopped mid-build: the build finishes, nothing is lost or doubled', async () => {
@@ -216,11 +252,14 @@ branches:
     db.on('error', () => undefined);
     await db.connect();
     const id = finishedBefore + 1;
-    const row = await db.query<{ state: { builds: Array<{ id: number }> } }>(
-      'SELECT state FROM stagepost.branches WHERE name = $1',
-      ['s1'],
-    );
-    expect(row.rows[0].state.builds[0].id).toBeGreaterThanOrEqual(id);
+    const newest = async () =>
+      (
+        await db.query<{ state: { builds: Array<{ id: number }> } }>(
+          'SELECT state FROM stagepost.branches WHERE name = $1',
+          ['s1'],
+        )
+      ).rows[0]?.state.builds[0]?.id ?? 0;
+    await until(async () => (await newest()) >= id, "s1's build written to the database", 20_000);
     expect(a.count(isBuildStarted('s1'))).toBe(startedBefore + 1);
     await new Promise((r) => setTimeout(r, 1500));
     expect(smtp.mails.length).toBe(mailsBefore + 1);

@@ -17,7 +17,8 @@ import type { StatusDocument } from '../../src/api.js';
 export interface TestCluster {
   hosts: Record<string, DaemonProcess>;
   ports: Record<string, number>;
-  start(host: string): DaemonProcess;
+  /** (Re)start a host, with another ci.yaml if given. */
+  start(host: string, configFile?: string): DaemonProcess;
   status(host: string): Promise<StatusDocument>;
   /** Remote queries (ls-remote) of the whole cluster (or one host) so far. */
   queries(host?: string): number;
@@ -68,9 +69,9 @@ export async function startCluster(
   const ports: Record<string, number> = {};
   for (const name of names) ports[name] = await freePort();
   const hosts: Record<string, DaemonProcess> = {};
-  const start = (name: string) => {
+  const start = (name: string, file = configFile) => {
     hosts[name] = new DaemonProcess(
-      configFile,
+      file,
       {
         STAGEPOST_HOST: name,
         STAGEPOST_DATABASE_URL: databaseUrl,
