@@ -111,7 +111,7 @@ branches:
     expect(status.cluster!.database).toContain('[secure]');
     expect(JSON.stringify(status)).not.toContain('Pg-s3cret');
     for (const host of ['a', 'b', 'c'])
-      expect(cluster.hosts[host]!.stderr).not.toContain('Pg-s3cret');
+      expect(cluster.hosts[host].stderr).not.toContain('Pg-s3cret');
   });
 
   test('one query of the repository per cycle for the whole cluster', async () => {
@@ -215,7 +215,7 @@ branches:
       "host b's other ci.yaml flagged",
     );
     expect(differs.cluster!.hosts.find((h) => h.name === 'c')!.configDiffers).toBe(false);
-    await cluster.hosts.a!.waitFor(
+    await cluster.hosts.a.waitFor(
       (e) => e.msg.startsWith('another host runs a different ci.yaml') && e.host === 'b',
       { what: 'warning about b on a' },
     );
