@@ -38,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     proxyConfig: () => import('./commands/proxy-config.js'),
     teardown: () => import('./commands/teardown.js'),
     sites: () => import('./commands/sites.js'),
+    cluster: () => import('./commands/cluster.js'),
   };
   const cfg = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() });
   const act =
@@ -215,6 +216,27 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       act(async (o: { confirm?: boolean }, cmd: Command) =>
         (await commands.sites()).retireCommand({ ...cfg(cmd), ...o }),
+      ),
+    );
+  const cluster = program
+    .command('cluster')
+    .description('hosts sharing one ci.yaml and a PostgreSQL database');
+  cluster
+    .command('import')
+    .option('--json', 'print JSON')
+    .description("move this host's state_dir (revisions, site states) into the database")
+    .action(
+      act(async (o: { json?: boolean }, cmd: Command) =>
+        (await commands.cluster()).clusterImportCommand({ ...cfg(cmd), ...o }),
+      ),
+    );
+  cluster
+    .command('status')
+    .option('--json', 'print JSON')
+    .description('hosts (alive, load, config), the queues, and the sites each holds')
+    .action(
+      act(async (o: { json?: boolean }, cmd: Command) =>
+        (await commands.cluster()).clusterStatusCommand({ ...cfg(cmd), ...o }),
       ),
     );
   program

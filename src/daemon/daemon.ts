@@ -47,6 +47,7 @@ import { RetryBook } from './retry.js';
 import { forgetEnvironment } from '../util/forget-env.js';
 import { ClusterLink, type HostRequest, type SharedAnswer } from '../cluster/link.js';
 import { clusterDocument, configHash, localView, type PublishedStatus } from '../cluster/view.js';
+import { seedMissingStates } from '../cluster/seed.js';
 import type { TrackState } from '../state/store.js';
 import {
   RuntimeWriter,
@@ -232,6 +233,8 @@ export class Daemon implements DaemonApi {
         reachability: () => this.changed({ type: 'cluster' }),
       });
       shared = await this.link.readTracks();
+      // A site that moved here keeps the state it had (no rebuild, no mail) when its dir is a checkout.
+      await seedMissingStates(this.fullConfig.cluster, this.store, this.config.branches, this.log);
     }
     const known = { ...readTracksOrNone(this.store, this.log), ...shared };
     this.refs = new RefWatch(this.config.branches, known);
