@@ -357,11 +357,6 @@ export const BranchConfigSchema = z
         "The branch site's directory (relative to ci.yaml or absolute). Made on the first build.",
       )
       .meta({ examples: ['/srv/staging/branch1'] }),
-    host: HostName.describe(
-      'With `cluster:`, the host that holds this site (its `cluster.host` name): only that host builds it. A pattern places all its sites there.',
-    )
-      .meta({ examples: ['staging2'] })
-      .optional(),
     port: z
       .union([Port, PortRange], { error: `${portError}, or for a pattern a range "7000-7099"` })
       .describe(
@@ -416,6 +411,11 @@ export const BranchConfigSchema = z
     notify: z
       .array(NotifierConfigSchema)
       .describe('Notifiers added to the top-level ones for this branch.')
+      .optional(),
+    host: HostName.describe(
+      'With `cluster:`, the host that holds this site (its `cluster.host` name): only that host builds it. A pattern places all its sites there.',
+    )
+      .meta({ examples: ['staging2'] })
       .optional(),
     slots: count('slots')
       .describe(
