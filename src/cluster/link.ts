@@ -4,12 +4,17 @@ import type { ClusterConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { BranchState, TrackState } from '../state/store.js';
 import { errorMessage } from '../errors.js';
+import type { OutboxRecord } from '../notify/outbox.js';
 import { redactor } from '../util/redact.js';
 import {
   ANSWER_CHANNEL,
   BOSS_SCHEMA,
   HEARTBEAT,
   MIGRATION,
+  OUTBOX_ADOPT,
+  OUTBOX_DONE,
+  OUTBOX_PUT,
+  OUTBOX_SETTLED,
   POLL_QUEUE,
   SAVE_BRANCH,
   SHARE_ANSWER,
@@ -58,13 +63,20 @@ export interface ClusterLinkOptions {
   request(request: HostRequest): void;
   /** What the heartbeat publishes. */
   load(): { running: number; queued: number; slots: number; status: unknown };
+  /** Unsent mail of a host that is down, now this host's to send. */
+  adopt(records: OutboxRecord[]): void;
   /** The database went away or came back. */
   reachability(unreachableSince: string | null): void;
 }
 
 type Pending =
   | { kind: 'answer'; tracks: Record<string, TrackState>; answer: SharedAnswer }
-  | { kind: 'branch'; name: string; state: BranchState };
+  | { kind: 'branch'; name: string; state: BranchState }
+  | { kind: 'mail'; record: OutboxRecord }
+  | { kind: 'mail-done'; id: string };
+
+/** A host silent this many heartbeats has its unsent mail sent by another (longer than "down": a slow host keeps its own). */
+const ADOPT_AFTER_HEARTBEATS = 10;
 
 const RECONNECT_MS = [250, 500, 1000, 2000, 5000];
 
@@ -226,6 +238,40 @@ export class ClusterLink {
     void this.flush();
   }
 
+  /** A message entered this host's outbox: other hosts can send it if this one goes down. */
+  mailQueued(record: OutboxRecord): void {
+    this.pending.push({ kind: 'mail', record });
+    void this.flush();
+  }
+
+  /** A message was sent (or given up): no host sends it again. */
+  mailSettled(id: string): void {
+    this.pending.push({ kind: 'mail-done', id });
+    void this.flush();
+  }
+
+  /** Of this host's outbox messages, those another host sent or took while this one was down. */
+  async settledElsewhere(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.query<{ id: string }>(OUTBOX_SETTLED, [ids, this.host]);
+    return rows.map((r) => r.id);
+  }
+
+  /** Take the unsent mail of hosts down for long, and hand it to this host's outbox. */
+  private async adoptMail(): Promise<void> {
+    const silentMs = this.options.cluster.heartbeatMs * ADOPT_AFTER_HEARTBEATS;
+    const { rows } = await this.query<{ id: string; record: OutboxRecord }>(OUTBOX_ADOPT, [
+      this.host,
+      silentMs,
+    ]);
+    if (rows.length === 0) return;
+    this.options.log.info(
+      { messages: rows.length, ids: rows.map((r) => r.id) },
+      'sending the unsent mail of a host that is down',
+    );
+    this.options.adopt(rows.map((r) => r.record));
+  }
+
   /** Pass a request to the host that holds a site. */
   async sendTo(host: string, request: HostRequest): Promise<void> {
     await this.boss.createQueue(hostQueue(host), {
@@ -322,8 +368,16 @@ export class ClusterLink {
                 changed_at: t.changedAt,
               }));
               await this.query(SHARE_ANSWER, [JSON.stringify(rows), JSON.stringify(next.answer)]);
-            } else {
+            } else if (next.kind === 'branch') {
               await this.query(SAVE_BRANCH, [next.name, this.host, JSON.stringify(next.state)]);
+            } else if (next.kind === 'mail') {
+              await this.query(OUTBOX_PUT, [
+                next.record.id,
+                this.host,
+                JSON.stringify(next.record),
+              ]);
+            } else {
+              await this.query(OUTBOX_DONE, [next.id]);
             }
           } catch (err) {
             this.failed(err);
@@ -356,6 +410,10 @@ export class ClusterLink {
       ]);
       this.peers = rows[0]?.others ?? [];
       this.warnDifferentConfigs();
+      if (
+        this.peers.some((p) => p.ageMs > this.options.cluster.heartbeatMs * ADOPT_AFTER_HEARTBEATS)
+      )
+        await this.adoptMail();
       this.back();
       if (!this.listener) void this.listen();
     } catch (err) {

@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS ${SCHEMA}.tracks (
   seq bigint NOT NULL DEFAULT nextval('${SCHEMA}.answer_seq')
 );
 CREATE INDEX IF NOT EXISTS tracks_seq ON ${SCHEMA}.tracks (seq);
+CREATE TABLE IF NOT EXISTS ${SCHEMA}.outbox (
+  id text PRIMARY KEY,
+  host text NOT NULL,
+  record jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  taken_by text,
+  done_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_open ON ${SCHEMA}.outbox (host) WHERE done_at IS NULL;
 CREATE TABLE IF NOT EXISTS ${SCHEMA}.branches (
   name text PRIMARY KEY,
   host text NOT NULL,
@@ -81,6 +90,21 @@ export const HOSTS = `SELECT name, config_hash, started_at, heartbeat_at, pid, h
 export const SAVE_BRANCH = `
 INSERT INTO ${SCHEMA}.branches (name, host, state, updated_at) VALUES ($1, $2, $3, now())
 ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, state = EXCLUDED.state, updated_at = now()`;
+
+/** A message in a host's outbox, so a live host can send it while that host is down. */
+export const OUTBOX_PUT = `INSERT INTO ${SCHEMA}.outbox (id, host, record) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`;
+export const OUTBOX_DONE = `UPDATE ${SCHEMA}.outbox SET done_at = now() WHERE id = $1`;
+/**
+ * Take the unsent mail of hosts silent for longer than $2 ms: one UPDATE,
+ * so two live hosts never take the same message.
+ */
+export const OUTBOX_ADOPT = `
+UPDATE ${SCHEMA}.outbox o SET taken_by = $1
+WHERE o.done_at IS NULL AND o.taken_by IS NULL AND o.host <> $1 AND o.host IN (
+  SELECT name FROM ${SCHEMA}.hosts WHERE heartbeat_at < now() - make_interval(secs => $2::double precision / 1000))
+RETURNING o.id, o.record`;
+/** Of these messages of this host, the ones another host sent or took meanwhile. */
+export const OUTBOX_SETTLED = `SELECT id FROM ${SCHEMA}.outbox WHERE id = ANY($1::text[]) AND (done_at IS NOT NULL OR (taken_by IS NOT NULL AND taken_by <> $2))`;
 
 export const READ_BRANCH = `SELECT host, state FROM ${SCHEMA}.branches WHERE name = $1`;
 

@@ -198,6 +198,33 @@ export class Daemon implements DaemonApi {
       redact: (t: string) => redactor.redact(t),
     });
     await this.configureNotifiers();
+    let shared: Record<string, TrackState> = {};
+    if (this.fullConfig.cluster) {
+      this.link = await ClusterLink.start({
+        cluster: this.fullConfig.cluster,
+        configHash: this.hash,
+        log: this.log,
+        httpUrl: this.config.http?.publicUrl,
+        poll: (group) => this.poller.queryClaimed(group),
+        answered: (tracks, answer) => this.sharedAnswer(tracks, answer),
+        request: (request) => this.hostRequest(request),
+        load: () => this.clusterLoad(),
+        reachability: () => this.changed({ type: 'cluster' }),
+        adopt: (records) => void this.dispatcher.adopt(records),
+      });
+      // Mail another host sent for this one while it was down is not sent again.
+      const waiting = await this.dispatcher.waiting();
+      await this.dispatcher.drop(await this.link.settledElsewhere(waiting.map((r) => r.id)));
+      for (const record of await this.dispatcher.waiting()) this.link.mailQueued(record);
+      const link = this.link;
+      this.dispatcher.shareWith({
+        queued: (record) => link.mailQueued(record),
+        settled: (id) => link.mailSettled(id),
+      });
+      shared = await this.link.readTracks();
+      // A site that moved here keeps the state it had (no rebuild, no mail) when its dir is a checkout.
+      await seedMissingStates(this.fullConfig.cluster, this.store, this.config.branches, this.log);
+    }
     await this.dispatcher.start();
     this.slowWatch = watchSlowRuns({
       store: this.store,
@@ -219,23 +246,6 @@ export class Daemon implements DaemonApi {
       this.changed({ type: 'queue' });
     });
 
-    let shared: Record<string, TrackState> = {};
-    if (this.fullConfig.cluster) {
-      this.link = await ClusterLink.start({
-        cluster: this.fullConfig.cluster,
-        configHash: this.hash,
-        log: this.log,
-        httpUrl: this.config.http?.publicUrl,
-        poll: (group) => this.poller.queryClaimed(group),
-        answered: (tracks, answer) => this.sharedAnswer(tracks, answer),
-        request: (request) => this.hostRequest(request),
-        load: () => this.clusterLoad(),
-        reachability: () => this.changed({ type: 'cluster' }),
-      });
-      shared = await this.link.readTracks();
-      // A site that moved here keeps the state it had (no rebuild, no mail) when its dir is a checkout.
-      await seedMissingStates(this.fullConfig.cluster, this.store, this.config.branches, this.log);
-    }
     const known = { ...readTracksOrNone(this.store, this.log), ...shared };
     this.refs = new RefWatch(this.config.branches, known);
     this.sites = new SiteKeeper({
@@ -297,9 +307,11 @@ export class Daemon implements DaemonApi {
       'stagepost started',
     );
     await this.link?.serve();
+    // What the database has of a site this host has no state of yet (it builds it) stays until it has.
     if (this.link)
       for (const b of this.config.branches)
-        this.link.saveBranch(b.name, this.store.readBranch(b.name));
+        if (existsSync(this.store.branchFile(b.name)))
+          this.link.saveBranch(b.name, this.store.readBranch(b.name));
     await this.poller.setBranches(this.sites.pollerBranches(this.fullConfig));
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
@@ -635,7 +647,8 @@ export class Daemon implements DaemonApi {
   }
 
   private async configureNotifiers(): Promise<void> {
-    const perBranch = new Map(this.config.branches.map((b) => [b.name, b.notify] as const));
+    // Every host's branches: mail of a host that is down may be sent from here.
+    const perBranch = new Map(this.fullConfig.branches.map((b) => [b.name, b.notify] as const));
     await this.dispatcher.setNotifiers(this.config.notify, perBranch, {
       authorsDomain: this.config.authorsDomain,
       httpUrl: this.config.http?.publicUrl,

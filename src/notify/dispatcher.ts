@@ -22,6 +22,12 @@ export interface DispatcherOptions {
   giveUpAfterMs?: number;
 }
 
+/** Where a cluster's hosts see each other's outbox (src/cluster/link.ts). */
+export interface SharedOutbox {
+  queued(record: OutboxRecord): void;
+  settled(id: string): void;
+}
+
 export interface NotifierExtras {
   authorsDomain?: string;
   httpUrl?: string;
@@ -69,6 +75,7 @@ export class NotifyDispatcher {
   private readonly orphans = new Set<string>();
   private readonly warnedOrphans = new Set<string>();
   private closed = false;
+  private shared: SharedOutbox | null = null;
 
   constructor(private readonly options: DispatcherOptions) {
     this.outbox = new Outbox(options.stateDir);
@@ -160,6 +167,36 @@ export class NotifyDispatcher {
       ),
       ...extras,
     };
+  }
+
+  /**
+   * Messages of another host's outbox (a cluster host that is down), now
+   * this host's: filed in its own outbox first, like its own messages.
+   */
+  async adopt(records: OutboxRecord[]): Promise<void> {
+    for (const record of records) {
+      if (this.pending.has(record.id)) continue;
+      await this.outbox
+        .write(record)
+        .catch((err) => this.log.error({ error: errorMessage(err) }, 'cannot write to the outbox'));
+      this.pending.set(record.id, record);
+      this.schedule(record.id, 0);
+    }
+  }
+
+  /** Drop messages another host already sent (before start(): they are not sent again). */
+  async drop(ids: string[]): Promise<void> {
+    for (const id of ids) await this.outbox.remove(id);
+  }
+
+  /** The messages waiting in the outbox on disk. */
+  async waiting(): Promise<OutboxRecord[]> {
+    return (await this.outbox.readAll()).records;
+  }
+
+  /** A cluster: every message filed, and every one settled, is told to the other hosts. */
+  shareWith(shared: SharedOutbox): void {
+    this.shared = shared;
   }
 
   /** Load what the last run left in the outbox and try it now (a restart is a good moment: the backoff was per process). */
@@ -268,6 +305,7 @@ export class NotifyDispatcher {
       };
       try {
         await this.outbox.write(record);
+        this.shared?.queued(record);
       } catch (err) {
         // Still try to send it; it just will not survive a restart.
         this.log.error(
@@ -315,6 +353,7 @@ export class NotifyDispatcher {
       return;
     }
     this.pending.delete(id);
+    this.shared?.settled(id);
     entry.failures.succeeded();
     await this.outbox
       .remove(id)
@@ -332,6 +371,7 @@ export class NotifyDispatcher {
     entry.failures.failed(error, { branch: record.branch, attempts: record.attempts });
     if (this.now() - Date.parse(record.createdAt) > this.giveUpAfterMs) {
       this.pending.delete(record.id);
+      this.shared?.settled(record.id);
       const file = await this.outbox.bury(record.id).catch(() => null);
       this.log.error(
         { notifier: record.use, branch: record.branch, attempts: record.attempts, error, file },

@@ -6,7 +6,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { isBuildFinished, isBuildStarted, writeFile, type LogEvent } from '../helpers/cli.js';
 import { hasPostgres, startPostgres, type PgServer } from '../helpers/postgres.js';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { freePort, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { until } from '../helpers/wait.js';
 import { startSmtp, type TestSmtp } from '../notify/helpers.js';
 
@@ -27,6 +27,8 @@ const POLL_S = 1;
   let databaseUrl: string;
   let cluster: TestCluster;
   let smtp: TestSmtp;
+  /** Where host b's site mails, down until a test starts it. */
+  let latePort: number;
   let db: pg.Client;
   const mailSubjects = () =>
     smtp.mails.map((m) => /^Subject: (.*)$/m.exec(m.raw)?.[1] ?? '').filter(Boolean);
@@ -34,6 +36,7 @@ const POLL_S = 1;
   beforeAll(async () => {
     pgServer = (await startPostgres({ name: 'cluster' }))!;
     smtp = await startSmtp();
+    latePort = await freePort();
     remote = makeGitRemote(tmp.dir, 'app');
     remote.commit('main');
     remote.commit('b2');
@@ -69,6 +72,12 @@ branches:
   s2:
     host: b
     dir: ./sites/s2
+    notify:
+      - use: email
+        transport: smtp://127.0.0.1:${latePort}
+        from: "Staging <staging@example.test>"
+        to: [team-b@example.test]
+        on: [success, failure]
     sources: [{ name: app, vcs: git, url: "${remote.url}", ref: b2 }]
   s3:
     host: c
@@ -219,6 +228,41 @@ branches:
       (e) => e.msg.startsWith('another host runs a different ci.yaml') && e.host === 'b',
       { what: 'warning about b on a' },
     );
+  });
+
+  test('the unsent mail of a host that is down is sent by another host, once', async () => {
+    const b = cluster.hosts.b;
+    const finished = b.count(isBuildFinished('s2'));
+    remote.commit('b2', 'mail while b goes down');
+    await b.waitFor(isBuildFinished('s2'), { count: finished + 1, what: 's2 built on b' });
+    // Its mail cannot be delivered (nothing listens yet) and waits in b's outbox, and in the database.
+    const open = async () =>
+      (
+        await db.query<{ n: string }>(
+          "SELECT count(*) AS n FROM stagepost.outbox WHERE host = 'b' AND done_at IS NULL AND record::text LIKE '%mail while b goes down%'",
+        )
+      ).rows[0].n;
+    await until(async () => (await open()) === '1', "b's undelivered mail in the database");
+    await b.kill9();
+    const late = await startSmtp(latePort);
+    try {
+      const wanted = () => late.mails.filter((m) => m.raw.includes('mail while b goes down'));
+      await until(() => wanted().length === 1, 'the mail sent by another host', 30_000);
+      const sender = ['a', 'c'].filter((h) =>
+        cluster.hosts[h].events.some(
+          (e) => e.msg === 'sending the unsent mail of a host that is down',
+        ),
+      );
+      expect(sender).toHaveLength(1);
+      await until(async () => (await open()) === '0', 'the mail marked sent');
+      // b comes back with the message still in its own outbox: it is not sent again.
+      const back = cluster.start('b');
+      await back.waitFor((e) => e.msg === 'stagepost started', { what: 'b started' });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(wanted()).toHaveLength(1);
+    } finally {
+      await late.close();
+    }
   });
 
   test('PostgreSQL stopped mid-build: the build finishes, nothing is lost or doubled', async () => {
