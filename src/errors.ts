@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'EPLUGIN' // a plugin failed to load or has the wrong shape
   | 'ENOTIFY' // a notifier failed
   | 'EEXISTS' // something exists that must not
+  | 'ECLUSTER' // the cluster's database cannot be reached or set up
   | 'ENOTFOUND'; // something asked for does not exist
 
 export class StagepostError extends Error {

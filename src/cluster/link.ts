@@ -3,9 +3,9 @@ import { PgBoss } from 'pg-boss';
 import type { ClusterConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { BranchState, TrackState } from '../state/store.js';
-import { errorMessage } from '../errors.js';
+import { StagepostError, errorMessage } from '../errors.js';
 import type { OutboxRecord } from '../notify/outbox.js';
-import { redactor } from '../util/redact.js';
+import { redactor, stripUrlPassword } from '../util/redact.js';
 import {
   ANSWER_CHANNEL,
   BOSS_SCHEMA,
@@ -117,7 +117,16 @@ export class ClusterLink {
 
   static async start(options: ClusterLinkOptions): Promise<ClusterLink> {
     const link = new ClusterLink(options);
-    await link.connect();
+    try {
+      await link.connect();
+    } catch (err) {
+      await link.stop();
+      throw new StagepostError(
+        'ECLUSTER',
+        `cannot reach the cluster database ${stripUrlPassword(options.cluster.database)}: ${redactor.redact(errorMessage(err))} — start PostgreSQL or correct cluster.database in ci.yaml; under systemd the daemon is started again (Restart=on-failure)`,
+        { cause: err },
+      );
+    }
     return link;
   }
 
@@ -225,6 +234,8 @@ export class ClusterLink {
 
   /** Tell every host what a query of this host found (and the tracks it changed). */
   shareAnswer(tracks: Record<string, TrackState>, answer: Omit<SharedAnswer, 'host'>): void {
+    // An answer that changed nothing is stale by the time the database is back.
+    if (this.down && Object.keys(tracks).length === 0) return;
     this.pending.push({ kind: 'answer', tracks, answer: { ...answer, host: this.host } });
     void this.flush();
   }
