@@ -125,7 +125,7 @@ branches:
     // A job of every branch runs on each branch's host, once.
     const jobsOn = async (host: string) =>
       (
-        await cluster.hosts[host]!.waitFor((e) => e.msg === 'job finished', {
+        await cluster.hosts[host].waitFor((e) => e.msg === 'job finished', {
           what: `a job run on ${host}`,
         })
       ).map((e) => e.branch);
