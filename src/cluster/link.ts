@@ -72,7 +72,7 @@ export interface ClusterLinkOptions {
 type Pending =
   | { kind: 'answer'; tracks: Record<string, TrackState>; answer: SharedAnswer }
   | { kind: 'branch'; name: string; state: BranchState }
-  | { kind: 'mail'; record: OutboxRecord }
+  | { kind: 'mail'; record: OutboxRecord; done?: boolean }
   | { kind: 'mail-done'; id: string };
 
 /** A host silent this many heartbeats has its unsent mail sent by another (longer than "down": a slow host keeps its own). */
@@ -162,7 +162,8 @@ export class ClusterLink {
     await this.boss.createQueue(POLL_QUEUE, {
       policy: 'stately',
       notify: true,
-      retryLimit: 0,
+      // A host that does not know the repository fails the job; another one takes it.
+      retryLimit: 2,
       expireInSeconds: 15 * 60,
       deleteAfterSeconds: 3600,
     });
@@ -257,6 +258,12 @@ export class ClusterLink {
 
   /** A message was sent (or given up): no host sends it again. */
   mailSettled(id: string): void {
+    // Not written yet (the database was away): written as sent, so no host ever takes it.
+    const unwritten = this.pending.find((p) => p.kind === 'mail' && p.record.id === id);
+    if (unwritten?.kind === 'mail') {
+      unwritten.done = true;
+      return;
+    }
     this.pending.push({ kind: 'mail-done', id });
     void this.flush();
   }
@@ -365,6 +372,9 @@ export class ClusterLink {
 
   /** Write what is owed, oldest first; stop at the first failure and keep the rest. */
   private flush(): Promise<void> {
+    // Back from an outage, the heartbeat goes first: until this host's heartbeat is
+    // fresh, the others would take its mail for that of a dead host.
+    if (this.down) return Promise.resolve();
     this.flushing ??= (async () => {
       try {
         while (this.pending.length > 0 && !this.stopped) {
@@ -386,6 +396,7 @@ export class ClusterLink {
                 next.record.id,
                 this.host,
                 JSON.stringify(next.record),
+                next.done === true,
               ]);
             } else {
               await this.query(OUTBOX_DONE, [next.id]);
@@ -395,7 +406,6 @@ export class ClusterLink {
             return;
           }
           this.pending.shift();
-          this.back();
         }
       } finally {
         this.flushing = null;

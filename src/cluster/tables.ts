@@ -92,7 +92,8 @@ INSERT INTO ${SCHEMA}.branches (name, host, state, updated_at) VALUES ($1, $2, $
 ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, state = EXCLUDED.state, updated_at = now()`;
 
 /** A message in a host's outbox, so a live host can send it while that host is down. */
-export const OUTBOX_PUT = `INSERT INTO ${SCHEMA}.outbox (id, host, record) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`;
+export const OUTBOX_PUT = `INSERT INTO ${SCHEMA}.outbox (id, host, record, done_at)
+  VALUES ($1, $2, $3, CASE WHEN $4::boolean THEN now() END) ON CONFLICT (id) DO NOTHING`;
 export const OUTBOX_DONE = `UPDATE ${SCHEMA}.outbox SET done_at = now() WHERE id = $1`;
 /**
  * Take the unsent mail of hosts silent for longer than $2 ms: one UPDATE,

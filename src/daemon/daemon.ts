@@ -306,13 +306,15 @@ export class Daemon implements DaemonApi {
       },
       'stagepost started',
     );
-    await this.link?.serve();
+
     // What the database has of a site this host has no state of yet (it builds it) stays until it has.
     if (this.link)
       for (const b of this.config.branches)
         if (existsSync(this.store.branchFile(b.name)))
           this.link.saveBranch(b.name, this.store.readBranch(b.name));
     await this.poller.setBranches(this.sites.pollerBranches(this.fullConfig));
+    // Only now does this host know every repository it may be asked to poll.
+    await this.link?.serve();
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
   }

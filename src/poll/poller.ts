@@ -308,7 +308,9 @@ export class Poller {
     clearTimeout(group.timer);
     group.timer = undefined;
     const answer = needFresh ? this.nextAnswer(group.id, group.timeoutMs + 5000) : null;
-    const slot = needFresh ? 0 : (group.slotSeconds ?? slotSeconds(group.intervalMs));
+    // A repository new to this host is asked now: its cycle's slot may have gone to a query without its refs.
+    const slot =
+      needFresh || group.fresh ? 0 : (group.slotSeconds ?? slotSeconds(group.intervalMs));
     const done = share.claim(group.id, slot, group.timeoutMs).then(async (claim) => {
       if (claim === 'unreachable') {
         if (share.local(group.branchList)) await this.queue.add(() => this.query(group));
@@ -349,8 +351,11 @@ export class Poller {
 
   /** A query this host claimed in the cluster (the worker of the poll queue runs it). */
   async queryClaimed(id: string): Promise<void> {
+    if (this.stopped) return;
     const group = this.groups.get(id);
-    if (!group || this.stopped) return;
+    // A host on another ci.yaml does not know it: the job fails and another host takes it.
+    if (!group)
+      throw new Error(`this host does not poll ${redactor.redact(id)} (its ci.yaml differs)`);
     await this.queue.add(() => this.query(group));
   }
 
