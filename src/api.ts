@@ -129,8 +129,12 @@ export interface CaughtMailSummary {
 /** What the HTTP server needs from the daemon. */
 export interface DaemonApi {
   status(): StatusDocument;
-  /** The two numbers /metrics mirrors, without building the whole status document. */
-  counts(): { queue: number; outbox: number };
+  /**
+   * The two numbers /metrics mirrors, without building the whole status
+   * document; `cluster`: this daemon is a host of a cluster, and /metrics
+   * reads the status document for the hosts and every host's sites.
+   */
+  counts(): { queue: number; outbox: number; cluster?: boolean };
   hasBranch(name: string): boolean;
   /** Build history of a branch, newest first. */
   history(branch: string): BuildSummary[];

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StatusDocument } from './api.js';
 
 /**
  * Prometheus metrics of one daemon. Each daemon gets its own Registry (not
@@ -134,5 +135,94 @@ export function createMetrics(): Metrics {
       labelNames: ['branch'],
       registers,
     }),
+  };
+}
+
+/**
+ * With a cluster, /metrics on any host shows every host and every host's
+ * sites, read from the status document at scrape time. The gauges are made
+ * at the first cluster scrape, so a single host's /metrics stays as it was.
+ */
+export function clusterMetrics(registry: Registry): (doc: StatusDocument) => void {
+  let gauges: ReturnType<typeof makeClusterGauges> | null = null;
+  return (doc) => {
+    const cluster = doc.cluster;
+    if (!cluster) return;
+    gauges ??= makeClusterGauges(registry);
+    // Hosts and sites come and go with ci.yaml: only what the document holds now is shown.
+    for (const g of Object.values(gauges)) g.reset();
+    gauges.databaseUp.set(cluster.unreachableSince ? 0 : 1);
+    for (const h of cluster.hosts) {
+      const host = { host: h.name };
+      gauges.hostUp.set(host, h.alive ? 1 : 0);
+      gauges.hostRunning.set(host, h.running);
+      gauges.hostQueued.set(host, h.queued);
+      gauges.hostSlots.set(host, h.slots);
+      gauges.hostConfigDiffers.set(host, h.configDiffers ? 1 : 0);
+      if (h.heartbeatAt)
+        gauges.hostHeartbeat.set(host, Math.round(Date.parse(h.heartbeatAt) / 1000));
+    }
+    for (const b of doc.branches) {
+      const site = { branch: b.name, host: b.host ?? cluster.host };
+      gauges.branchInfo.set(site, 1);
+      gauges.branchBuilding.set(site, b.state === 'building' ? 1 : 0);
+      gauges.branchFailing.set(site, b.state === 'failing' ? 1 : 0);
+      if (b.lastBuild) gauges.branchLastBuild.set(site, b.lastBuild.id);
+    }
+  };
+}
+
+/** A gauge of the registry: made once, found again by a server started anew on a reload. */
+function gaugeIn<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+): Gauge<L> {
+  const known = registry.getSingleMetric(name);
+  if (known instanceof Gauge) return known;
+  return new Gauge({ name, help, labelNames, registers: [registry] });
+}
+
+function makeClusterGauges(registry: Registry) {
+  const byHost = (name: string, help: string) => gaugeIn(registry, name, help, ['host']);
+  const bySite = (name: string, help: string) => gaugeIn(registry, name, help, ['branch', 'host']);
+  return {
+    databaseUp: gaugeIn(
+      registry,
+      'stagepost_cluster_database_up',
+      "1 while this host reaches the cluster's database, 0 while it goes on alone.",
+    ),
+    hostUp: byHost(
+      'stagepost_cluster_host_up',
+      'A host of the cluster: 1 while its heartbeat comes, 0 when it missed 3.',
+    ),
+    hostRunning: byHost('stagepost_cluster_host_running', 'Builds and jobs running on a host.'),
+    hostQueued: byHost('stagepost_cluster_host_queued', 'Builds and jobs waiting on a host.'),
+    hostSlots: byHost('stagepost_cluster_host_slots', 'builds.concurrency of a host.'),
+    hostConfigDiffers: byHost(
+      'stagepost_cluster_host_config_differs',
+      "1 when a host runs a ci.yaml that differs from this host's.",
+    ),
+    hostHeartbeat: byHost(
+      'stagepost_cluster_host_heartbeat_timestamp_seconds',
+      'When the last heartbeat of a host came (Unix time).',
+    ),
+    branchInfo: bySite(
+      'stagepost_branch_info',
+      'A site of the cluster and the host that holds it.',
+    ),
+    branchBuilding: bySite(
+      'stagepost_cluster_branch_building',
+      'A site of any host: 1 while it builds (as its host last published).',
+    ),
+    branchFailing: bySite(
+      'stagepost_cluster_branch_failing',
+      'A site of any host: 1 while its last build failed.',
+    ),
+    branchLastBuild: bySite(
+      'stagepost_cluster_branch_last_build',
+      'A site of any host: the number of its last build.',
+    ),
   };
 }

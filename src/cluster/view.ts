@@ -117,6 +117,10 @@ export function clusterDocument(
       host: b.host!,
     });
   }
+  // ci.yaml's order whichever host holds a site: the peers come in any order.
+  const order = new Map(config.branches.map((b, i) => [b.name, i]));
+  const rank = (name: string) => order.get(name) ?? order.size;
+  branches.sort((x, y) => rank(x.name) - rank(y.name));
   return {
     ...local,
     branches,

@@ -104,6 +104,7 @@ export class Daemon implements DaemonApi {
       outbox: this.dispatcher.outboxSize(),
       configError: this.configRejection,
       waiting: this.retries.all(),
+      httpUrl: this.http.url ?? null,
     }),
   );
   private readonly abort = new AbortController();
@@ -707,8 +708,12 @@ export class Daemon implements DaemonApi {
     });
   }
 
-  counts(): { queue: number; outbox: number } {
-    return { queue: this.queue.waitingItems().length, outbox: this.dispatcher.outboxSize() };
+  counts(): { queue: number; outbox: number; cluster?: boolean } {
+    return {
+      queue: this.queue.waitingItems().length,
+      outbox: this.dispatcher.outboxSize(),
+      cluster: this.link !== null,
+    };
   }
 
   hasBranch(name: string): boolean {

@@ -21,6 +21,8 @@ export interface RuntimeFile {
   configError?: ConfigRejection | null;
   /** Branches whose build could not start, and why. */
   waiting?: Record<string, { reason: string; since: string; retryAt: string; attempts: number }>;
+  /** Where the daemon's HTTP API listens (after `run --http-port`), null without `http:`. */
+  httpUrl?: string | null;
 }
 
 export function runtimeFilePath(stateDir: string): string {

@@ -3,6 +3,8 @@ import type { HttpContext } from './context.js';
 
 const BRANCH_GET = /^\/api\/branches\/([^/?]+)\/[^?]*/;
 const PROXY_TIMEOUT_MS = 15_000;
+/** What a log answer says beyond its body: the dashboard follows a live log by its next offset. */
+const PASSED_HEADERS = ['content-type', 'x-build-id', 'x-log-size', 'x-log-next-offset'];
 
 /**
  * With a cluster, a site's history, logs and caught mail live on the host
@@ -40,8 +42,10 @@ export function proxyToOwner(ctx: HttpContext) {
         error: `host ${owner.host} (${owner.url}) holds branch ${branch} and did not answer: ${(err as Error).message}`,
       });
     }
-    const type = response.headers.get('content-type');
-    if (type) void reply.header('content-type', type);
+    for (const name of PASSED_HEADERS) {
+      const value = response.headers.get(name);
+      if (value !== null) void reply.header(name, value);
+    }
     void reply.header('x-stagepost-host', owner.host);
     return reply.code(response.status).send(Buffer.from(await response.arrayBuffer()));
   };

@@ -11,6 +11,7 @@ import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { describeIf, hasTool } from '../helpers/tools.js';
 import { freePort } from '../plugins/vcs-helpers.js';
 import { DaemonProcess, ROOT, isBuildFinished, isBuildStarted } from '../helpers/cli.js';
+import { launchChromium } from '../helpers/chromium.js';
 import type { RunHistory } from '../../src/api.js';
 
 describeIf(hasTool('chromium'))('dashboard with the real daemon', () => {
@@ -47,19 +48,7 @@ ${gitBranchYaml('staging', remote.url, 'main')}${gitBranchYaml('branch1', remote
     );
     daemon = new DaemonProcess(file, { GATE: gate });
     await daemon.waitFor(isBuildFinished(), { count: 2 });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage();
     page.setDefaultTimeout(15_000);
     await page.goto(`http://127.0.0.1:${port}/`);

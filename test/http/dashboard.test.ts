@@ -1,14 +1,14 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium.js';
 import { memoryLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { startHttpServer, type HttpServer } from '../../src/http/server.js';
 import { describeIf, hasTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
-import { realisticFake, type FakeDaemon } from './fake-daemon.js';
+import { clusterStatus, realisticFake, type FakeDaemon } from './fake-daemon.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const XSS = '<img src=x onerror="window.__xss=1">Fix login';
 
@@ -20,19 +20,7 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
   let page: Page;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -148,6 +136,69 @@ describeIf(hasTool('chromium'))('dashboard in headless chromium', () => {
     fake.doc.configError = null;
     fake.emit({ type: 'config' });
     await banner.waitFor({ state: 'hidden' });
+  });
+
+  test('a cluster: every host, a host down, a ci.yaml that differs, the database unreachable', async () => {
+    await open();
+    expect(await page.locator('#cluster').isHidden()).toBe(true);
+    expect(await card('staging').locator('.host-tag').isHidden()).toBe(true);
+    const now = Date.now();
+    const at = (msAgo: number) => new Date(now - msAgo).toISOString();
+    fake.doc.cluster = clusterStatus(
+      'a',
+      [
+        { name: 'a', running: 1, queued: 2, slots: 2 },
+        { name: 'b', heartbeatAt: at(2000), slots: 4, configDiffers: true },
+        { name: 'c', alive: false, heartbeatAt: at(61_000), running: 1, queued: 3 },
+      ],
+      { unreachableSince: at(90_000) },
+    );
+    fake.branch('staging').host = 'a';
+    fake.branch('branch1').host = 'b';
+    fake.branch('branch2').host = 'c';
+    fake.branch('branch3').host = 'c';
+    fake.emit({ type: 'cluster' });
+    const host = (name: string) => page.locator(`#hosts tr[data-host="${name}"]`);
+    await host('c').waitFor();
+    expect(await host('a').textContent()).toBe('a (this host)alivenow122same');
+    expect(await host('b').locator('.config').textContent()).toBe('⚠ differs');
+    expect(await host('c').locator('.state').textContent()).toBe('down');
+    expect(await host('c').locator('.heartbeat').textContent()).toMatch(
+      /^1m 0\ds ago · its queue waits$/,
+    );
+    expect(await page.locator('#config-differs').textContent()).toContain(
+      "host b runs a ci.yaml that differs from this host's",
+    );
+    expect(await page.locator('#database-error').textContent()).toMatch(
+      /^Database unreachable since .+ \(2 min ago\): host a goes on alone/,
+    );
+    expect(await page.locator('#hosts-summary').textContent()).toBe('2/3 hosts alive');
+    expect(await page.locator('#cluster-meta').textContent()).toContain(
+      'database postgres://stagepost@db.example.com/stagepost',
+    );
+    expect(await card('branch1').locator('.host-tag').textContent()).toBe('host b');
+    expect(await card('branch2').locator('.host-tag').textContent()).toBe('host c down');
+    expect(await card('branch2').getAttribute('class')).toContain('host-down');
+    expect(await card('branch3').locator('.host-down-note').textContent()).toMatch(
+      /^host c is down \(last heartbeat 1m 0\ds ago\): builds of this site wait for it/,
+    );
+    expect(await card('branch1').locator('.host-down-note').count()).toBe(0);
+
+    // The database back and host c alive again.
+    fake.doc.cluster = clusterStatus('a', [{ name: 'a' }, { name: 'b' }, { name: 'c' }]);
+    fake.emit({ type: 'cluster' });
+    await page.locator('#database-error').waitFor({ state: 'hidden' });
+    expect(await page.locator('#config-differs').isHidden()).toBe(true);
+    expect(await card('branch2').locator('.host-tag').textContent()).toBe('host c');
+    expect(await card('branch2').getAttribute('class')).not.toContain('host-down');
+
+    // No cluster any more: nothing of it is left.
+    delete fake.doc.cluster;
+    for (const b of fake.doc.branches) delete b.host;
+    fake.emit({ type: 'config' });
+    await page.locator('#cluster').waitFor({ state: 'hidden' });
+    expect(await card('branch2').locator('.host-tag').isHidden()).toBe(true);
+    expect(await page.locator('#hosts-summary').count()).toBe(0);
   });
 
   test('"Caught mail" shows only on a branch with a mail catcher', async () => {

@@ -5,7 +5,9 @@ import type {
   BranchStatus,
   BuildSummary,
   CaughtMailSummary,
+  ClusterStatus,
   DaemonApi,
+  HostStatus,
   RunHistory,
   StatusDocument,
 } from '../../src/api.js';
@@ -34,8 +36,12 @@ export class FakeDaemon implements DaemonApi {
   status(): StatusDocument {
     return structuredClone(this.doc);
   }
-  counts(): { queue: number; outbox: number } {
-    return { queue: this.doc.queue.length, outbox: this.doc.outbox };
+  counts(): { queue: number; outbox: number; cluster?: boolean } {
+    return {
+      queue: this.doc.queue.length,
+      outbox: this.doc.outbox,
+      ...(this.doc.cluster ? { cluster: true } : {}),
+    };
   }
   hasBranch(name: string): boolean {
     return this.doc.branches.some((b) => b.name === name);
@@ -93,6 +99,32 @@ export class FakeDaemon implements DaemonApi {
     mkdirSync(path.dirname(this.logPath(branch, id, job)), { recursive: true });
     (append ? appendFileSync : writeFileSync)(this.logPath(branch, id, job), text);
   }
+}
+
+/** A cluster seen from host `self`: each host alive, its heartbeat now, unless told otherwise. */
+export function clusterStatus(
+  self: string,
+  hosts: Array<Partial<HostStatus> & { name: string }>,
+  over: Partial<ClusterStatus> = {},
+): ClusterStatus {
+  const now = new Date().toISOString();
+  return {
+    host: self,
+    database: 'postgres://stagepost@db.example.com/stagepost',
+    unreachableSince: null,
+    hosts: hosts.map((h) => ({
+      alive: true,
+      heartbeatAt: now,
+      startedAt: now,
+      running: 0,
+      queued: 0,
+      slots: 1,
+      configDiffers: false,
+      httpUrl: `http://${h.name}.example.com:8080`,
+      ...h,
+    })),
+    ...over,
+  };
 }
 
 const minutesAgo = (now: number, m: number) => new Date(now - m * 60_000).toISOString();

@@ -5,7 +5,8 @@ import { startHttpServer, type HttpServer } from '../../src/http/server.js';
 import { Redactor } from '../../src/util/redact.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
-import { FakeDaemon, branchStatus, buildSummary } from './fake-daemon.js';
+import { parseExposition } from '../helpers/metrics.js';
+import { FakeDaemon, branchStatus, buildSummary, clusterStatus } from './fake-daemon.js';
 
 const TOKEN = 'test-token-0123456789';
 const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -333,6 +334,50 @@ describe('http server', () => {
     expect(later.get('stagepost_poll_errors_total{branch="branch2"}')).toBeUndefined();
   });
 
+  test('GET /metrics of a host of a cluster: every host, and every site with its host', async () => {
+    const single = parseExposition(await (await fetch(url('/metrics'))).text());
+    expect([...single.keys()].filter((k) => /cluster|branch_info/.test(k))).toEqual([]);
+    fake.doc.cluster = clusterStatus('a', [
+      { name: 'a', running: 1, queued: 2, slots: 2 },
+      { name: 'b', configDiffers: true },
+      { name: 'c', alive: false, running: 1, queued: 3, slots: 4 },
+    ]);
+    fake.branch('staging').host = 'a';
+    fake.branch('branch1').host = 'c';
+    fake.branch('branch1').lastBuild = {
+      id: 7,
+      result: 'failure',
+      startedAt: new Date().toISOString(),
+      durationMs: 1000,
+    };
+    const samples = parseExposition(await (await fetch(url('/metrics'))).text());
+    const expected: Record<string, number> = {
+      stagepost_cluster_database_up: 1,
+      'stagepost_cluster_host_up{host="a"}': 1,
+      'stagepost_cluster_host_up{host="c"}': 0,
+      'stagepost_cluster_host_running{host="a"}': 1,
+      'stagepost_cluster_host_queued{host="c"}': 3,
+      'stagepost_cluster_host_slots{host="c"}': 4,
+      'stagepost_cluster_host_config_differs{host="b"}': 1,
+      'stagepost_branch_info{branch="branch1",host="c"}': 1,
+      'stagepost_cluster_branch_failing{branch="branch1",host="c"}': 1,
+      'stagepost_cluster_branch_last_build{branch="branch1",host="c"}': 7,
+      // Names and labels of a single host's series are unchanged.
+      stagepost_queue_length: 1,
+    };
+    for (const [series, value] of Object.entries(expected))
+      expect([series, samples.get(series)]).toEqual([series, value]);
+
+    // The database gone; a host gone from ci.yaml goes from /metrics.
+    fake.doc.cluster = clusterStatus('a', [{ name: 'a' }, { name: 'b', alive: false }], {
+      unreachableSince: new Date().toISOString(),
+    });
+    const later = parseExposition(await (await fetch(url('/metrics'))).text());
+    expect(later.get('stagepost_cluster_database_up')).toBe(0);
+    expect(later.get('stagepost_cluster_host_up{host="b"}')).toBe(0);
+    expect(later.get('stagepost_cluster_host_up{host="c"}')).toBeUndefined();
+  });
+
   test('GET /api/events streams change events and unsubscribes on close', async () => {
     const controller = new AbortController();
     const res = await fetch(url('/api/events'), { signal: controller.signal });
@@ -402,22 +447,3 @@ describe('http server', () => {
     });
   });
 });
-
-/** Samples of a Prometheus text exposition; throws on any line that is not valid. */
-function parseExposition(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  const sample =
-    /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)( \d+)?$/i;
-  const meta = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/;
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      if (!meta.test(line)) throw new Error(`bad metadata line: ${line}`);
-      continue;
-    }
-    const m = sample.exec(line);
-    if (!m) throw new Error(`bad sample line: ${line}`);
-    samples.set(m[1] + (m[2] ?? ''), Number(m[3]));
-  }
-  return samples;
-}
