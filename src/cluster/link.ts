@@ -112,7 +112,12 @@ export class ClusterLink {
   private constructor(private readonly options: ClusterLinkOptions) {
     this.host = options.cluster.host;
     this.configHash = options.configHash;
-    redactor.add(options.cluster.database);
+    // The password, wherever it shows up alone (a URL's is masked anyway).
+    try {
+      redactor.add(decodeURIComponent(new URL(options.cluster.database).password));
+    } catch {
+      // Not a URL pg can use either: connecting says so.
+    }
   }
 
   static async start(options: ClusterLinkOptions): Promise<ClusterLink> {

@@ -30,7 +30,7 @@ import { recoverInterrupted, resendPendingNotifications } from '../builds/recove
 import { NotifyDispatcher } from '../notify/dispatcher.js';
 import { createMetrics } from '../metrics.js';
 import { listCaughtMail } from '../site/mail-store.js';
-import { redactor } from '../util/redact.js';
+import { redactor, stripUrlPassword } from '../util/redact.js';
 import { createPluginContext } from '../plugin-loader/context.js';
 import { historyOf, runHistoryOf, statusDocument } from './status-document.js';
 import { HttpHost } from './http-host.js';
@@ -674,7 +674,7 @@ export class Daemon implements DaemonApi {
   status(): StatusDocument {
     const local = this.localStatus();
     if (!this.link) return local;
-    return redactor.redactValue(
+    const doc = redactor.redactValue(
       clusterDocument(local, this.fullConfig, this.link.otherHosts(), {
         configHash: this.hash,
         running: this.queue.runningCount(),
@@ -682,6 +682,9 @@ export class Daemon implements DaemonApi {
         unreachableSince: this.link.unreachableSince,
       }),
     );
+    // Which database, as psql would name it: everything but the password.
+    doc.cluster!.database = stripUrlPassword(this.fullConfig.cluster!.database);
+    return doc;
   }
 
   private localStatus(): StatusDocument {
