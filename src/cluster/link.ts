@@ -181,12 +181,33 @@ export class ClusterLink {
 
   /** Take polls and requests, hear the others' answers, and beat (once the daemon can answer). */
   async serve(): Promise<void> {
+    // A cycle's jobs arrive together: a worker that took one job per fetch slept
+    // out its interval after it, and the rest waited a cycle (docs/performance.md).
     await this.boss.work<{ group: string }>(
       POLL_QUEUE,
-      { pollingIntervalSeconds: 2, notifyPollingIntervalSeconds: 30, localConcurrency: 4 },
-      async ([job]) => {
-        if (job) await this.options.poll(job.data.group);
+      {
+        pollingIntervalSeconds: 2,
+        notifyPollingIntervalSeconds: 30,
+        batchSize: 8,
+        burstWhenBatchFull: true,
+        localConcurrency: 2,
+        perJobResults: true,
       },
+      async (jobs) =>
+        Promise.all(
+          jobs.map(async (job) => {
+            try {
+              await this.options.poll(job.data.group);
+              return { id: job.id, status: 'completed' as const };
+            } catch (err) {
+              return {
+                id: job.id,
+                status: 'failed' as const,
+                output: { error: errorMessage(err) },
+              };
+            }
+          }),
+        ),
     );
     await this.boss.work<HostRequest>(
       hostQueue(this.host),
@@ -502,6 +523,12 @@ export class ClusterLink {
     }
     if (message.answer.host === this.host) {
       if (message.seq !== null) this.lastSeq = Math.max(this.lastSeq, Number(message.seq));
+      return;
+    }
+    // An answer that changed nothing needs no read: it only says the repository was asked.
+    if (message.seq === null) {
+      const answer = message.answer;
+      this.catchChain = this.catchChain.then(() => this.options.answered({}, answer));
       return;
     }
     void this.catchUp(message.answer);

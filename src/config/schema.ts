@@ -586,7 +586,8 @@ export const ClusterConfigSchema = z
   .object({
     database: z
       .string()
-      .regex(/^postgres(ql)?:\/\//, {
+      // `${VAR}` as written passes too: editors check the file before substitution.
+      .regex(/^(postgres(ql)?:\/\/|.*\$\{)/, {
         error:
           'cluster.database is a PostgreSQL URL like postgres://stagepost@db.example.com/stagepost',
       })
