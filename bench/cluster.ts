@@ -114,15 +114,23 @@ class DbMeter {
   }
 
   /** Poll jobs of those slots: ms from created to started (waiting for a worker), and from started to completed. */
-  async pollJobTimes(from: Date, to: Date): Promise<{ waitMs: number[]; runMs: number[] }> {
-    const { rows } = await this.hostsDb.query<{ wait: number; run: number }>(
+  async pollJobTimes(
+    from: Date,
+    to: Date,
+  ): Promise<{ waitMs: number[]; runMs: number[]; startPhaseMs: number[] }> {
+    const { rows } = await this.hostsDb.query<{ wait: number; run: number; phase: number }>(
       `SELECT extract(epoch FROM started_on - created_on) * 1000 AS wait,
-              extract(epoch FROM completed_on - started_on) * 1000 AS run
+              extract(epoch FROM completed_on - started_on) * 1000 AS run,
+              (extract(epoch FROM started_on) * 1000)::bigint % ${INTERVAL_S * 1000} AS phase
        FROM stagepost_boss.job_common
        WHERE name = 'stagepost-poll' AND singleton_on >= $1 AND singleton_on < $2 AND completed_on IS NOT NULL`,
       [from.toISOString(), to.toISOString()],
     );
-    return { waitMs: rows.map((r) => Number(r.wait)), runMs: rows.map((r) => Number(r.run)) };
+    return {
+      waitMs: rows.map((r) => Number(r.wait)),
+      runMs: rows.map((r) => Number(r.run)),
+      startPhaseMs: rows.map((r) => Number(r.phase)),
+    };
   }
 
   /** Top-level statements run in the hosts' database since the last reset, by who sends them. */
@@ -307,6 +315,14 @@ export async function clusterSection(
     report.info(
       '    poll jobs: created → started, median / max',
       `${median(jobTimes.waitMs).toFixed(0)} / ${Math.max(...jobTimes.waitMs).toFixed(0)} ms`,
+    );
+    // A job that waited about a whole slot was started by the next slot's wake-up (its phase near 0).
+    const late = jobTimes.waitMs.flatMap((w, i) => (w > 1000 ? [jobTimes.startPhaseMs[i]] : []));
+    report.info(
+      '    poll jobs waiting over 1 s for a worker',
+      late.length === 0
+        ? '0'
+        : `${late.length} of ${jobTimes.waitMs.length}, started ${Math.min(...late)}–${Math.max(...late)} ms into a slot`,
     );
     report.info(
       '    poll jobs: started → completed (the query), median / max',
