@@ -293,15 +293,11 @@ export async function clusterSection(
     const q1 = queriesIn(wrapper.log);
     const measured = (Date.now() - t0) / period;
     const builds1 = sum(names.map((n) => all[n].count(isBuildStarted())));
-    // The slots whose queries fell in the window: from the slot half a period before t0.
-    const jobs = await meter.pollJobsPerSlot(
-      new Date(t0 - period / 2 + 1),
-      new Date(t0 - period / 2 + 1 + cycles * period),
-    );
-    const jobTimes = await meter.pollJobTimes(
-      new Date(t0 - period / 2 + 1),
-      new Date(t0 - period / 2 + 1 + cycles * period),
-    );
+    // The slots whose queries fell in the window: t0 is mid-slot, so from the next slot on.
+    const firstSlot = new Date((Math.floor(t0 / period) + 1) * period);
+    const afterLast = new Date(firstSlot.getTime() + cycles * period);
+    const jobs = await meter.pollJobsPerSlot(firstSlot, afterLast);
+    const jobTimes = await meter.pollJobTimes(firstSlot, afterLast);
 
     const queries = (who: string) => (q1[who] ?? 0) - (q0[who] ?? 0);
     const clusterQueries = sum(HOSTS.map(queries));
