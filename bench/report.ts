@@ -85,3 +85,20 @@ function fmt(n: number, digits: number): string {
 function width(rows: Row[], key: 'what' | 'value' | 'target'): number {
   return Math.max(...rows.map((r) => [...r[key]].length));
 }
+
+/** What a bench prints: its title and time, the machine, the table, how long it took. */
+export function benchText(
+  title: string,
+  head: string[],
+  report: Report,
+  startedMs: number,
+): string {
+  return [
+    `${title} — ${new Date().toISOString()}`,
+    ...head,
+    '',
+    report.render(),
+    '',
+    `bench took ${((Date.now() - startedMs) / 1000).toFixed(0)} s`,
+  ].join('\n');
+}

@@ -1,6 +1,7 @@
 /**
  * The cost of polling (issue 7): remote queries per cycle, wall time of one
- * poll, the daemon's CPU and memory at rest, commit-to-build latency.
+ * poll, the daemon's CPU and memory at rest, commit-to-build latency; and
+ * of a cluster of three hosts on PostgreSQL (bench/cluster.ts).
  * `npm run bench`; BENCH_QUICK=1 for shorter windows and fewer samples.
  */
 import path from 'node:path';
@@ -17,7 +18,8 @@ import { DAEMON_NODE_FLAGS } from './daemon.js';
 import { measureLatency } from './latency.js';
 import { median } from './proc.js';
 import { spawnFloor } from './floor.js';
-import { Report } from './report.js';
+import { Report, benchText } from './report.js';
+import { clusterSection } from './cluster.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const REPOS = 10;
@@ -247,18 +249,14 @@ try {
       1.5,
     );
   }
+
+  progress('6. a cluster of three hosts');
+  await clusterSection(report, at('cluster'), { quick: QUICK, progress });
 } finally {
   t.cleanup();
 }
 
 console.log(
-  [
-    `stagepost bench${QUICK ? ' (BENCH_QUICK)' : ''} — ${new Date().toISOString()}`,
-    ...machineLines(),
-    '',
-    report.render(),
-    '',
-    `bench took ${((Date.now() - started) / 1000).toFixed(0)} s`,
-  ].join('\n'),
+  benchText(`stagepost bench${QUICK ? ' (BENCH_QUICK)' : ''}`, machineLines(), report, started),
 );
 process.exitCode = report.failed() ? 1 : 0;
