@@ -18,6 +18,8 @@ import {
   POLL_QUEUE,
   SAVE_BRANCH,
   SHARE_ANSWER,
+  SITES_READ,
+  SITES_SAVE,
   TRACKS_SINCE,
   hostQueue,
 } from './tables.js';
@@ -63,6 +65,8 @@ export interface ClusterLinkOptions {
   request(request: HostRequest): void;
   /** What the heartbeat publishes. */
   load(): { running: number; queued: number; slots: number; status: unknown };
+  /** A pattern this host follows (it holds some of its sites) has new sites from its keeper. */
+  sites?(pattern: string, body: unknown): void;
   /** Unsent mail of a host that is down, now this host's to send. */
   adopt(records: OutboxRecord[]): void;
   /** The database went away or came back. */
@@ -73,7 +77,8 @@ type Pending =
   | { kind: 'answer'; tracks: Record<string, TrackState>; answer: SharedAnswer }
   | { kind: 'branch'; name: string; state: BranchState }
   | { kind: 'mail'; record: OutboxRecord; done?: boolean }
-  | { kind: 'mail-done'; id: string };
+  | { kind: 'mail-done'; id: string }
+  | { kind: 'sites'; pattern: string; body: unknown };
 
 /** A host silent this many heartbeats has its unsent mail sent by another (longer than "down": a slow host keeps its own). */
 const ADOPT_AFTER_HEARTBEATS = 10;
@@ -316,6 +321,35 @@ export class ClusterLink {
     this.options.adopt(rows.map((r) => r.record));
   }
 
+  /** This host keeps a pattern on several hosts: its sites, for the others. */
+  shareSites(pattern: string, body: unknown): void {
+    const i = this.pending.findIndex((p) => p.kind === 'sites' && p.pattern === pattern);
+    if (i >= 0) this.pending.splice(i, 1);
+    this.pending.push({ kind: 'sites', pattern, body });
+    void this.flush();
+  }
+
+  private followed: string[] = [];
+  private readonly sitesSeen = new Map<string, string>();
+
+  /** Patterns other hosts keep whose sites may be placed here: read with each heartbeat. */
+  followSites(patterns: string[]): void {
+    this.followed = patterns;
+  }
+
+  private async readSites(): Promise<void> {
+    if (this.followed.length === 0 || !this.options.sites) return;
+    const { rows } = await this.query<{ pattern: string; body: unknown }>(SITES_READ, [
+      this.followed,
+    ]);
+    for (const row of rows) {
+      const text = JSON.stringify(row.body);
+      if (this.sitesSeen.get(row.pattern) === text) continue;
+      this.sitesSeen.set(row.pattern, text);
+      this.options.sites(row.pattern, row.body);
+    }
+  }
+
   /** Pass a request to the host that holds a site. */
   async sendTo(host: string, request: HostRequest): Promise<void> {
     await this.boss.createQueue(hostQueue(host), {
@@ -417,6 +451,8 @@ export class ClusterLink {
               await this.query(SHARE_ANSWER, [JSON.stringify(rows), JSON.stringify(next.answer)]);
             } else if (next.kind === 'branch') {
               await this.query(SAVE_BRANCH, [next.name, this.host, JSON.stringify(next.state)]);
+            } else if (next.kind === 'sites') {
+              await this.query(SITES_SAVE, [next.pattern, this.host, JSON.stringify(next.body)]);
             } else if (next.kind === 'mail') {
               await this.query(OUTBOX_PUT, [
                 next.record.id,
@@ -457,6 +493,7 @@ export class ClusterLink {
       ]);
       this.peers = rows[0]?.others ?? [];
       this.warnDifferentConfigs();
+      await this.readSites();
       if (
         this.peers.some((p) => p.ageMs > this.options.cluster.heartbeatMs * ADOPT_AFTER_HEARTBEATS)
       )

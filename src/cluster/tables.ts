@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS ${SCHEMA}.outbox (
   done_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS outbox_open ON ${SCHEMA}.outbox (host) WHERE done_at IS NULL;
+CREATE TABLE IF NOT EXISTS ${SCHEMA}.sites (
+  pattern text PRIMARY KEY,
+  keeper text NOT NULL,
+  body jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS ${SCHEMA}.branches (
   name text PRIMARY KEY,
   host text NOT NULL,
@@ -106,6 +112,11 @@ WHERE o.done_at IS NULL AND o.taken_by IS NULL AND o.host <> $1 AND o.host IN (
 RETURNING o.id, o.record`;
 /** Of these messages of this host, the ones another host sent or took meanwhile. */
 export const OUTBOX_SETTLED = `SELECT id FROM ${SCHEMA}.outbox WHERE id = ANY($1::text[]) AND (done_at IS NOT NULL OR (taken_by IS NOT NULL AND taken_by <> $2))`;
+
+/** A pattern on several hosts: its keeper's sites, for the hosts they are placed on. */
+export const SITES_SAVE = `INSERT INTO ${SCHEMA}.sites (pattern, keeper, body, updated_at) VALUES ($1, $2, $3, now())
+  ON CONFLICT (pattern) DO UPDATE SET keeper = EXCLUDED.keeper, body = EXCLUDED.body, updated_at = now()`;
+export const SITES_READ = `SELECT pattern, body FROM ${SCHEMA}.sites WHERE pattern = ANY($1::text[])`;
 
 export const READ_BRANCH = `SELECT host, state FROM ${SCHEMA}.branches WHERE name = $1`;
 

@@ -60,7 +60,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
     const health = b.health === false ? undefined : resolveHealth(raw.health, b.health);
     return {
       name,
-      ...(b.host ? { host: b.host } : {}),
+      ...(b.host ? { host: typeof b.host === 'string' ? b.host : b.host[0] } : {}),
       dir: path.resolve(dir, b.dir),
       ...(typeof b.port === 'number' ? { port: b.port } : {}),
       sources: b.sources.map((s, i) => {
@@ -110,6 +110,7 @@ export function resolveConfig(raw: RawConfig, ctx: Context): Config {
         ...(range ? { ports: { first: range[0], last: range[1] } } : {}),
         ...(b.slots === undefined ? {} : { slots: b.slots }),
         keepDir: b.keep_dir ?? false,
+        ...(b.host ? { hosts: typeof b.host === 'string' ? [b.host] : b.host } : {}),
         ...(b.idle === undefined ? {} : { idleMs: ms(b.idle, '0') }),
         template: resolveBranch([name, b]),
         line: ctx.lines.lineOf(['branches', name]),

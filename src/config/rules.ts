@@ -68,6 +68,11 @@ export function checkRules(input: RuleInput): PathProblem[] {
         [name, 'host'],
         `host: places a branch on one host of a cluster, but ci.yaml has no cluster: section — add one, or remove host:`,
       );
+    if (Array.isArray(b.host) && !b.match)
+      at(
+        [name, 'host'],
+        `a list of hosts is for a pattern (an entry with match:); branch ${name} is one site — name one host`,
+      );
     if (b.match) checkPattern(name, b, at);
     else {
       if (typeof b.port === 'string')

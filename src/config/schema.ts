@@ -412,10 +412,15 @@ export const BranchConfigSchema = z
       .array(NotifierConfigSchema)
       .describe('Notifiers added to the top-level ones for this branch.')
       .optional(),
-    host: HostName.describe(
-      'With `cluster:`, the host that holds this site (its `cluster.host` name): only that host builds it. A pattern places all its sites there.',
-    )
-      .meta({ examples: ['staging2'] })
+    host: z
+      .union([HostName, z.array(HostName).min(1)], {
+        error:
+          'host is a host name (staging2), or for a pattern a list of them ([staging2, staging3])',
+      })
+      .describe(
+        'With `cluster:`, the host that holds this site (its `cluster.host` name): only that host builds it. A pattern may list several: the first decides its sites, and each new site goes to the listed host holding fewest of them, and stays there.',
+      )
+      .meta({ examples: ['staging2', ['staging2', 'staging3']] })
       .optional(),
     slots: count('slots')
       .describe(

@@ -94,6 +94,8 @@ export interface PatternConfig {
   idleMs?: number;
   /** `keep_dir: true`: a retired site's directory stays. */
   keepDir: boolean;
+  /** With a cluster: the hosts its sites go to (the first decides them). */
+  hosts?: string[];
   /** The entry resolved like a branch, with `{branch}` still in its values and no port. */
   template: BranchConfig;
   line: number;

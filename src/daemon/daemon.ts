@@ -49,6 +49,14 @@ import { ClusterLink, type HostRequest, type SharedAnswer } from '../cluster/lin
 import { clusterDocument, configHash, localView, type PublishedStatus } from '../cluster/view.js';
 import { seedMissingStates } from '../cluster/seed.js';
 import type { TrackState } from '../state/store.js';
+import { readSites, writeSites, type SiteEntry, type SitesFile } from '../patterns/sites-file.js';
+
+/** What a pattern's keeper shares of its sites with the hosts they are placed on. */
+interface MirroredSites {
+  sites: Record<string, SiteEntry>;
+  waiting: NonNullable<SitesFile['waiting']>[string];
+  retired: NonNullable<SitesFile['retired']>;
+}
 import {
   RuntimeWriter,
   RUNTIME_WRITE_ROUTINE_MS,
@@ -140,7 +148,8 @@ export class Daemon implements DaemonApi {
       queue: () => this.queue,
       dispatcher: () => this.dispatcher,
       log: this.log,
-      config: () => this.config,
+      // Every pattern: a site placed here by another host's keeper retires here (keep_dir, URLs).
+      config: () => ({ ...this.config, patterns: this.fullConfig.patterns }),
       vcs: () => this.vcs,
       tracks: () => this.poller.tracks,
       buildContext: () => this.buildContext(),
@@ -212,6 +221,7 @@ export class Daemon implements DaemonApi {
         load: () => this.clusterLoad(),
         reachability: () => this.changed({ type: 'cluster' }),
         adopt: (records) => void this.dispatcher.adopt(records),
+        sites: (pattern, body) => this.mirrorSites(pattern, body as MirroredSites),
       });
       // Mail another host sent for this one while it was down is not sent again.
       const waiting = await this.dispatcher.waiting();
@@ -254,9 +264,14 @@ export class Daemon implements DaemonApi {
       config: () => this.config,
       tracks: () => this.poller.tracks,
       reload: () => this.reload(),
-      retire: (site, reason) => this.leavingSites.retire(site, reason),
+      // A site placed on another host of the cluster is retired there, where its files are.
+      retire: (site, reason) =>
+        site.host && this.link && site.host !== this.link.host
+          ? Promise.resolve()
+          : this.leavingSites.retire(site, reason),
       held: (pattern, sites) => this.leavingSites.held(pattern.name, sites),
       sitesChanged: (change) => runSitesHook(this.config, this.log, change),
+      written: (sites) => this.shareSites(sites),
     });
     this.poller = new Poller({
       vcs: this.vcs,
@@ -316,6 +331,8 @@ export class Daemon implements DaemonApi {
     await this.poller.setBranches(this.sites.pollerBranches(this.fullConfig));
     // Only now does this host know every repository it may be asked to poll.
     await this.link?.serve();
+    this.followSites();
+    if (this.link) this.shareSites(readSites(this.config.stateDir));
     // Branches whose revisions are already known (restart) need no poll to be considered.
     for (const b of this.config.branches) this.considerBuild(b.name);
   }
@@ -337,7 +354,74 @@ export class Daemon implements DaemonApi {
     if (config.cluster) {
       this.hash = configHash(config);
       this.link?.setConfigHash(this.hash);
+      this.followSites();
     }
+  }
+
+  /** Patterns kept by another host that may place sites here. */
+  private followSites(): void {
+    const me = this.link?.host;
+    if (!me) return;
+    this.link!.followSites(
+      this.fullConfig.patterns
+        .filter((p) => p.hosts?.includes(me) && p.hosts[0] !== me)
+        .map((p) => p.name),
+    );
+  }
+
+  /** This host keeps patterns on several hosts: their sites go to the database for the others. */
+  private shareSites(sites: SitesFile): void {
+    for (const pattern of this.config.patterns) {
+      if ((pattern.hosts?.length ?? 0) < 2) continue;
+      this.link?.shareSites(pattern.name, {
+        sites: sites.patterns[pattern.name] ?? {},
+        waiting: sites.waiting?.[pattern.name] ?? {},
+        retired: Object.fromEntries(
+          Object.entries(sites.retired ?? {}).filter(([, r]) => r.pattern === pattern.name),
+        ),
+      } satisfies MirroredSites);
+    }
+  }
+
+  /**
+   * Another host keeps this pattern: its sites, as it decided them, become
+   * this host's sites.json entry for it; the reload builds the ones placed
+   * here and retires those gone (teardown, port, dir, mail, as the keeper would).
+   */
+  private mirrorChain: Promise<void> = Promise.resolve();
+  private mirrorSites(pattern: string, body: MirroredSites): void {
+    this.mirrorChain = this.mirrorChain
+      .then(async () => {
+        const dir = this.config.stateDir;
+        const sites = readSites(dir);
+        const next: SitesFile = {
+          ...sites,
+          patterns: { ...sites.patterns, [pattern]: body.sites },
+          waiting: { ...sites.waiting, [pattern]: body.waiting },
+          retired: { ...sites.retired, ...body.retired },
+        };
+        if (JSON.stringify(next) === JSON.stringify(sites)) return;
+        const here = (s: SitesFile) =>
+          Object.entries(s.patterns[pattern] ?? {})
+            .filter(([, site]) => site.host === this.link?.host)
+            .map(([name]) => name);
+        const before = new Set(here(sites));
+        const after = new Set(here(next));
+        await writeSites(dir, next);
+        await this.reload();
+        const added = [...after].filter((n) => !before.has(n));
+        const retired = [...before].filter((n) => !after.has(n));
+        if (added.length > 0 || retired.length > 0) {
+          this.log.info({ pattern, added, retired }, 'pattern sites placed on this host changed');
+          await runSitesHook(this.config, this.log, { added, retired });
+        }
+      })
+      .catch((err: unknown) =>
+        this.log.error(
+          { pattern, error: err },
+          'cannot take the sites of a pattern from its keeper',
+        ),
+      );
   }
 
   private pollSharing(link: ClusterLink) {
@@ -635,7 +719,15 @@ export class Daemon implements DaemonApi {
     const added = [...after].filter((n) => !before.has(n));
     const removed = [...before].filter((n) => !after.has(n));
     this.log.info({ added, removed, branches: [...after] }, 'ci.yaml reloaded');
-    for (const b of old) if (removed.includes(b.name)) this.leavingSites.branchLeft(b);
+    const retiredHere = this.link ? (readSites(this.config.stateDir).retired ?? {}) : {};
+    for (const b of old) {
+      if (!removed.includes(b.name)) continue;
+      // A site another host's keeper retired, placed here: retired here, where its files are.
+      const retired = b.pattern && !this.config.patterns.some((p) => p.name === b.pattern!.name);
+      const entry = retired ? retiredHere[b.name] : undefined;
+      if (entry) void this.leavingSites.retire(b, entry.reason ?? 'gone');
+      else this.leavingSites.branchLeft(b);
+    }
     for (const b of this.config.branches) this.considerBuild(b.name);
     this.changed({ type: 'config' });
   }

@@ -15,7 +15,13 @@ import {
   siteBranch,
 } from '../patterns/expand.js';
 import { answer, type RetireReason, type Retirement } from '../patterns/keeper.js';
-import { readPins, readRetireConfirm, readSites, writeSites } from '../patterns/sites-file.js';
+import {
+  readPins,
+  readRetireConfirm,
+  readSites,
+  writeSites,
+  type SitesFile,
+} from '../patterns/sites-file.js';
 
 export interface SiteKeeperOptions {
   log: Logger;
@@ -29,6 +35,8 @@ export interface SiteKeeperOptions {
   sitesChanged(change: { added: string[]; retired: string[] }): Promise<void>;
   /** The half-at-once guard held these retirements back; operators are to be told. */
   held(pattern: PatternConfig, sites: Retirement[]): void;
+  /** sites.json was written (a cluster shares a pattern's sites with the hosts they are placed on). */
+  written?(sites: SitesFile): void;
   now?: () => Date;
 }
 
@@ -114,6 +122,7 @@ export class SiteKeeper {
     }
     if (!write) return;
     await writeSites(config.stateDir, sites);
+    this.options.written?.(sites);
     if (added.length === 0 && gone.length === 0) return;
     this.options.log.info(
       { added: added.map((b) => b.name), retired: gone.map((g) => g.site.name) },

@@ -18,7 +18,7 @@ function fill<T>(value: T, name: string): T {
 export function siteBranch(
   pattern: PatternConfig,
   name: string,
-  site: { ref: string; port?: number },
+  site: { ref: string; port?: number; host?: string },
 ): BranchConfig {
   const { template } = pattern;
   // Steps, health and notifiers are filled in too, so `{branch}` works wherever a value varies.
@@ -28,6 +28,7 @@ export function siteBranch(
     name,
     pattern: { name: pattern.name, ref: site.ref },
     ...(site.port === undefined ? {} : { port: site.port }),
+    ...(site.host === undefined ? {} : { host: site.host }),
     sources: filled.sources.map((s) => {
       if (s.match === undefined) return s;
       const rest = { ...s, ref: site.ref };

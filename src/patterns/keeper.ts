@@ -139,7 +139,13 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
     delete own[r.name];
     retiredNext = {
       ...retiredNext,
-      [r.name]: { pattern: pattern.name, ref: r.site.ref, retiredAt: now },
+      [r.name]: {
+        pattern: pattern.name,
+        ref: r.site.ref,
+        retiredAt: now,
+        reason: r.reason,
+        ...(r.site.host ? { host: r.site.host } : {}),
+      },
     };
   }
   if (retired.length > 0) changed = true;
@@ -175,9 +181,11 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
     const name = uniqueSiteName(c.ref, new Set([...taken, ...formerly.map(([n]) => n)]));
     taken.add(name);
     if (port !== undefined) ports.add(port);
+    const host = placeOn(pattern.hosts, own);
     own[name] = {
       ref: c.ref,
       ...(port === undefined ? {} : { port }),
+      ...(host === undefined ? {} : { host }),
       missing: 0,
       revision: refs[c.ref],
       activeAt: c.activeAt,
@@ -200,6 +208,20 @@ export function answer(sites: SitesFile, input: AnswerInput): AnswerOutcome {
     held,
     changed,
   };
+}
+
+/**
+ * A pattern on several hosts of a cluster: a new site goes to the one holding
+ * fewest of its sites (the first listed on a tie), and stays there.
+ */
+function placeOn(
+  hosts: string[] | undefined,
+  sites: Record<string, SiteEntry>,
+): string | undefined {
+  if (!hosts || hosts.length < 2) return undefined;
+  const held = (host: string) =>
+    Object.values(sites).filter((s) => (s.host ?? hosts[0]) === host).length;
+  return hosts.reduce((best, host) => (held(host) < held(best) ? host : best));
 }
 
 function idleFor(site: SiteEntry, now: Date): number {

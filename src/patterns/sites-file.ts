@@ -13,6 +13,8 @@ export interface SiteEntry {
   /** The remote branch name (`feature/foo`). */
   ref: string;
   port?: number;
+  /** With a cluster and a pattern on several hosts: the host it was placed on, for good. */
+  host?: string;
   /** Successful, non-empty answers in a row without the branch. */
   missing: number;
   /** The branch's commit in the last answer that had it. */
@@ -37,7 +39,16 @@ export interface SitesFile {
   /** Pattern name → retirements the half-at-once guard holds back, and since when. */
   held?: Record<string, { sites: string[]; since: string }>;
   /** Site name → what it was, so its history stays readable (`stagepost history SITE`). */
-  retired?: Record<string, { pattern: string; ref: string; retiredAt: string }>;
+  retired?: Record<
+    string,
+    {
+      pattern: string;
+      ref: string;
+      retiredAt: string;
+      reason?: 'gone' | 'idle' | 'bumped';
+      host?: string;
+    }
+  >;
 }
 
 export const sitesFilePath = (stateDir: string) => path.join(stateDir, 'sites.json');
