@@ -5,7 +5,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote } from '../helpers/git.js';
 import { ROOT, isBuildFinished, runCli, writeFile } from '../helpers/cli.js';
 import { hasPostgres, startPostgres, type PgServer } from '../helpers/postgres.js';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { clusterYamlHead, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { launchChromium } from '../helpers/chromium.js';
 import { parseExposition } from '../helpers/metrics.js';
 import { hasTool } from '../helpers/tools.js';
@@ -37,13 +37,7 @@ jest.setTimeout(180_000);
       };
       config = writeFile(
         path.join(tmp.dir, 'ci.yaml'),
-        `version: 1
-state_dir: ./state-{host}
-cluster:
-  database: \${STAGEPOST_DATABASE_URL}
-  heartbeat: 300ms
-poll: { interval: 1s, quiet: 0s }
-http: { listen: 127.0.0.1:1 }
+        `${clusterYamlHead()}http: { listen: 127.0.0.1:1 }
 steps:
   - { name: build, run: 'echo "built $STAGEPOST_BRANCH"' }
 branches:

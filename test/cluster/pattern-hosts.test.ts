@@ -5,7 +5,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { git, makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { isBuildFinished, isBuildStarted, writeFile, type LogEvent } from '../helpers/cli.js';
 import { hasPostgres, startPostgres, type PgServer } from '../helpers/postgres.js';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { clusterYamlHead, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { until } from '../helpers/wait.js';
 
 jest.setTimeout(120_000);
@@ -30,15 +30,7 @@ const isRetired = (site: string) => (e: LogEvent) => e.msg === 'site retired' &&
     for (const b of ['feature/x', 'feature/y', 'feature/z']) remote.commit(b);
     const config = writeFile(
       path.join(tmp.dir, 'ci.yaml'),
-      `version: 1
-state_dir: ./state-{host}
-cluster:
-  database: \${STAGEPOST_DATABASE_URL}
-  heartbeat: 300ms
-poll:
-  interval: 1s
-  quiet: 0s
-http:
+      `${clusterYamlHead()}http:
   listen: 127.0.0.1:1
 steps:
   - { name: mark, run: "echo {branch} > built-by-step" }

@@ -6,7 +6,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { isBuildFinished, isBuildStarted, writeFile, type LogEvent } from '../helpers/cli.js';
 import { hasPostgres, startPostgres, type PgServer } from '../helpers/postgres.js';
-import { freePort, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { clusterYamlHead, freePort, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { until } from '../helpers/wait.js';
 import { startSmtp, type TestSmtp } from '../notify/helpers.js';
 
@@ -44,15 +44,7 @@ const POLL_S = 1;
     other.commit('b3');
     configFile = writeFile(
       path.join(tmp.dir, 'ci.yaml'),
-      `version: 1
-state_dir: ./state-{host}
-cluster:
-  database: \${STAGEPOST_DATABASE_URL}
-  heartbeat: 300ms
-poll:
-  interval: ${POLL_S}s
-  quiet: 0s
-http:
+      `${clusterYamlHead(POLL_S)}http:
   listen: 127.0.0.1:1
   token: cluster-test-token
 notify:

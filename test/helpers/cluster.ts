@@ -121,3 +121,18 @@ export async function startCluster(
   };
   return cluster;
 }
+
+/**
+ * The top of a test cluster's ci.yaml: a state_dir per host, the database
+ * from $STAGEPOST_DATABASE_URL, fast heartbeats and polls, and an HTTP
+ * listener whose port each host overrides with `--http-port`.
+ */
+export function clusterYamlHead(pollSeconds = 1): string {
+  return `version: 1
+state_dir: ./state-{host}
+cluster:
+  database: \${STAGEPOST_DATABASE_URL}
+  heartbeat: 300ms
+poll: { interval: ${pollSeconds}s, quiet: 0s }
+`;
+}
