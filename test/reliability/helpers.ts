@@ -146,6 +146,10 @@ export async function startAuthSmtp(
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
+  // A client killed mid-session (the crash tests kill the daemon) resets its
+  // connection; smtp-server reports that as an 'error' event, which must not
+  // end the test process.
+  server.on('error', () => undefined);
   const address = server.server.address();
   return {
     port: typeof address === 'object' && address ? address.port : 0,
