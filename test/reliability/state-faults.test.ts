@@ -134,8 +134,16 @@ test('a build whose lock cannot be taken waits with the reason in status, is tri
   await d.waitFor(isBuildFinished('b1'));
   await d.waitFor(isBuildFinished('b2'));
   // A real fault: locks/ is a plain file, so no lock can be created (ENOTDIR/EEXIST).
-  rmSync(path.join(stateDir, 'locks'), { recursive: true, force: true });
-  writeFileSync(path.join(stateDir, 'locks'), 'in the way');
+  // The daemon may make locks/ again between the two calls (a poll's build taking its lock): retry.
+  for (let tries = 1; ; tries++) {
+    rmSync(path.join(stateDir, 'locks'), { recursive: true, force: true });
+    try {
+      writeFileSync(path.join(stateDir, 'locks'), 'in the way');
+      break;
+    } catch (err) {
+      if (tries >= 50) throw err;
+    }
+  }
   const rev1 = remote.commit('b1');
   const couldNot = (e: { msg: string; branch?: unknown }) =>
     e.msg === 'build could not start; trying again' && e.branch === 'b1';
