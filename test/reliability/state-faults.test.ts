@@ -133,6 +133,12 @@ test('a build whose lock cannot be taken waits with the reason in status, is tri
   const d = daemons.start(file);
   await d.waitFor(isBuildFinished('b1'));
   await d.waitFor(isBuildFinished('b2'));
+  // "build finished" is logged before the build's lock is let go: wait for that,
+  // or the release itself meets the fault below.
+  await until(
+    () => !['b1', 'b2'].some((b) => existsSync(path.join(stateDir, 'locks', `${b}.lock`))),
+    'the first builds to let go of their locks',
+  );
   // A real fault: locks/ is a plain file, so no lock can be created (ENOTDIR/EEXIST).
   // The daemon may make locks/ again between the two calls (a poll's build taking its lock): retry.
   for (let tries = 1; ; tries++) {
