@@ -85,6 +85,9 @@ const ADOPT_AFTER_HEARTBEATS = 10;
 
 const RECONNECT_MS = [250, 500, 1000, 2000, 5000];
 
+/** Each host's queue of requests (forced builds, jobs run by hand): kept a day once done. */
+const HOST_QUEUE = { notify: true, retryLimit: 3, deleteAfterSeconds: 24 * 3600 };
+
 /**
  * This host's tie to the others: PostgreSQL for what all must see, pg-boss
  * for who polls (a `stately` queue with a singleton key per repository and
@@ -177,11 +180,7 @@ export class ClusterLink {
       expireInSeconds: 15 * 60,
       deleteAfterSeconds: 3600,
     });
-    await this.boss.createQueue(hostQueue(this.host), {
-      notify: true,
-      retryLimit: 3,
-      deleteAfterSeconds: 24 * 3600,
-    });
+    await this.boss.createQueue(hostQueue(this.host), HOST_QUEUE);
   }
 
   /** Take polls and requests, hear the others' answers, and beat (once the daemon can answer). */
@@ -352,11 +351,8 @@ export class ClusterLink {
 
   /** Pass a request to the host that holds a site. */
   async sendTo(host: string, request: HostRequest): Promise<void> {
-    await this.boss.createQueue(hostQueue(host), {
-      notify: true,
-      retryLimit: 3,
-      deleteAfterSeconds: 24 * 3600,
-    });
+    // The host may never have started yet: its queue keeps the request until it does.
+    await this.boss.createQueue(hostQueue(host), HOST_QUEUE);
     await this.boss.send(hostQueue(host), request);
   }
 
@@ -518,9 +514,7 @@ export class ClusterLink {
     const lost = (err?: unknown) => {
       if (this.listener !== client) return;
       this.listener = null;
-      client.removeAllListeners();
-      client.on('error', () => undefined);
-      void client.end().catch(() => undefined);
+      void endQuietly(client);
       if (err) this.failed(err);
       this.scheduleReconnect();
     };
@@ -604,13 +598,18 @@ export class ClusterLink {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const listener = this.listener;
     this.listener = null;
-    listener?.removeAllListeners();
-    listener?.on('error', () => undefined);
-    await listener?.end().catch(() => undefined);
+    if (listener) await endQuietly(listener);
     await this.boss?.stop({ graceful: true, timeout: 5000, close: true }).catch(() => undefined);
     // What could not be written stays owed: the local state has it, and `cluster import` or the next start writes it.
     await this.pool?.end().catch(() => undefined);
   }
+}
+
+/** Close a LISTEN connection whose events no longer matter (a late error must not throw). */
+async function endQuietly(client: pg.Client): Promise<void> {
+  client.removeAllListeners();
+  client.on('error', () => undefined);
+  await client.end().catch(() => undefined);
 }
 
 interface TrackRow {

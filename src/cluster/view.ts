@@ -46,6 +46,11 @@ export interface PublishedStatus {
 /** A host counts as down after missing this many heartbeats. */
 const MISSED_HEARTBEATS = 3;
 
+/** Whether a host whose last heartbeat is `ageMs` old counts as alive (every view of the cluster uses this). */
+export function hostAlive(ageMs: number, heartbeatMs: number): boolean {
+  return ageMs <= heartbeatMs * MISSED_HEARTBEATS;
+}
+
 /**
  * This host's status document with every other host's sites and the hosts
  * themselves: the one view `status`, the dashboard and /metrics show on any
@@ -59,7 +64,6 @@ export function clusterDocument(
 ): StatusDocument {
   const cluster = config.cluster!;
   const now = new Date().toISOString();
-  const aliveWithin = cluster.heartbeatMs * MISSED_HEARTBEATS;
   const hosts: HostStatus[] = [
     {
       name: cluster.host,
@@ -74,7 +78,7 @@ export function clusterDocument(
     },
     ...peers.map((p) => ({
       name: p.name,
-      alive: !self.unreachableSince && p.ageMs <= aliveWithin,
+      alive: !self.unreachableSince && hostAlive(p.ageMs, cluster.heartbeatMs),
       heartbeatAt: new Date(p.heartbeatAt).toISOString(),
       startedAt: new Date(p.startedAt).toISOString(),
       running: p.running,

@@ -46,7 +46,13 @@ import { ForegroundBuilds } from './foreground-builds.js';
 import { RetryBook } from './retry.js';
 import { forgetEnvironment } from '../util/forget-env.js';
 import { ClusterLink, type HostRequest, type SharedAnswer } from '../cluster/link.js';
-import { clusterDocument, configHash, localView, type PublishedStatus } from '../cluster/view.js';
+import {
+  clusterDocument,
+  configHash,
+  hostAlive,
+  localView,
+  type PublishedStatus,
+} from '../cluster/view.js';
 import { seedMissingStates } from '../cluster/seed.js';
 import type { TrackState } from '../state/store.js';
 import { readSites, writeSites, type SiteEntry, type SitesFile } from '../patterns/sites-file.js';
@@ -484,7 +490,7 @@ export class Daemon implements DaemonApi {
     const remote = this.remoteBranch(name);
     if (!remote?.host) return null;
     const peer = this.link!.otherHosts().find((p) => p.name === remote.host);
-    const alive = !!peer && peer.ageMs <= this.fullConfig.cluster!.heartbeatMs * 3;
+    const alive = !!peer && hostAlive(peer.ageMs, this.fullConfig.cluster!.heartbeatMs);
     return { host: remote.host, url: peer?.httpUrl ?? null, alive };
   }
 

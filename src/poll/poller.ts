@@ -252,7 +252,8 @@ export class Poller {
         : group.intervalMs;
     const jitter = this.options.jitter ?? 0.1;
     // Hosts of a cluster wake at the start of the same slot: one claim per slot wins.
-    const period = slotSeconds(backoff) * 1000;
+    group.slotSeconds = slotSeconds(backoff);
+    const period = group.slotSeconds * 1000;
     const delay = this.options.share
       ? period - (Date.now() % period) + Math.random() * Math.min(100, period / 20)
       : alignedDelay(
@@ -260,7 +261,6 @@ export class Poller {
           backoff * (1 + (Math.random() * 2 - 1) * jitter),
           group.intervalMs,
         );
-    group.slotSeconds = slotSeconds(backoff);
     group.timer = setTimeout(() => {
       // Look the group up again: a reload may have replaced the object.
       const current = this.groups.get(group.id);
@@ -414,13 +414,17 @@ export class Poller {
     if (this.stopped) return;
     if (!this.options.share) return this.ask(group);
     const started = this.now();
-    const before = { ...this.tracks };
+    // Only this group's tracks can change: no copy of every track per query.
+    const { keys } = group;
+    const before = keys.map((k) => this.tracks[k]);
     try {
       await this.ask(group);
     } finally {
       const changed: Record<string, TrackState> = {};
-      for (const key of group.keys)
-        if (this.tracks[key] && this.tracks[key] !== before[key]) changed[key] = this.tracks[key];
+      keys.forEach((key, i) => {
+        const now = this.tracks[key];
+        if (now && now !== before[i]) changed[key] = now;
+      });
       this.options.share.answered(group.id, changed, group.lastError, this.now() - started);
       this.answerArrived(group.id);
     }

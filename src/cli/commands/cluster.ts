@@ -13,14 +13,11 @@ import {
   SCHEMA,
   hostQueue,
 } from '../../cluster/tables.js';
-import { configHash } from '../../cluster/view.js';
+import { configHash, hostAlive } from '../../cluster/view.js';
 import { StagepostError, errorMessage } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { redactor, stripUrlPassword } from '../../util/redact.js';
 import { printJson, say, table } from '../output.js';
-
-/** A host counts as down after missing this many heartbeats (as in the daemons' own view). */
-const MISSED_HEARTBEATS = 3;
 
 async function clusterConfig(flag: string | undefined, command: string) {
   const config = await loadConfig(resolveConfigPath(flag, process.env, process.cwd()));
@@ -380,10 +377,9 @@ export async function clusterStatusCommand(opts: {
 
   const sitesOf = (host: string) =>
     config.branches.filter((b) => b.host === host).map((b) => b.name);
-  const aliveWithin = cluster.heartbeatMs * MISSED_HEARTBEATS;
   const hosts: ClusterStatusDocument['hosts'] = hostRows.map((r) => ({
     name: r.name,
-    alive: Number(r.age_ms) <= aliveWithin,
+    alive: hostAlive(Number(r.age_ms), cluster.heartbeatMs),
     heartbeatAt: new Date(r.heartbeat_at).toISOString(),
     heartbeatAgeMs: Math.max(0, Number(r.age_ms)),
     startedAt: new Date(r.started_at).toISOString(),
