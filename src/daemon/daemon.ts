@@ -45,7 +45,7 @@ import { runSitesHook } from './sites-hook.js';
 import { ForegroundBuilds } from './foreground-builds.js';
 import { RetryBook } from './retry.js';
 import { forgetEnvironment } from '../util/forget-env.js';
-import { ClusterLink, type HostRequest, type SharedAnswer } from '../cluster/link.js';
+import type { ClusterLink, HostRequest, SharedAnswer } from '../cluster/link.js';
 import {
   clusterDocument,
   configHash,
@@ -53,7 +53,6 @@ import {
   localView,
   type PublishedStatus,
 } from '../cluster/view.js';
-import { seedMissingStates } from '../cluster/seed.js';
 import type { TrackState } from '../state/store.js';
 import { readSites, writeSites, type SiteEntry, type SitesFile } from '../patterns/sites-file.js';
 
@@ -216,6 +215,9 @@ export class Daemon implements DaemonApi {
     await this.configureNotifiers();
     let shared: Record<string, TrackState> = {};
     if (this.fullConfig.cluster) {
+      // pg and pg-boss are loaded only by a host of a cluster: a single host never needs them.
+      const { ClusterLink } = await import('../cluster/link.js');
+      const { seedMissingStates } = await import('../cluster/seed.js');
       this.link = await ClusterLink.start({
         cluster: this.fullConfig.cluster,
         configHash: this.hash,
