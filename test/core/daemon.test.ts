@@ -8,6 +8,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { gitBranchYaml, makeGitRemote } from '../helpers/git.js';
 import { makeSvnRemote } from '../helpers/svn.js';
 import { hasTool, processAlive } from '../helpers/tools.js';
+import { pidFromFile } from '../helpers/wait.js';
 import {
   DaemonProcess,
   runCli,
@@ -227,7 +228,7 @@ test('a hanging step is killed with its children and recorded as timeout', async
       'main',
       `    steps:
       - name: hang
-        timeout: 600ms
+        timeout: 1500ms
         run: 'sleep 60 & echo $! > child.pid; sleep 60'
 `,
     ),
@@ -235,7 +236,7 @@ test('a hanging step is killed with its children and recorded as timeout', async
   daemon = new DaemonProcess(file);
   const [done] = await daemon.waitFor(isBuildFinished('b1'));
   expect(done.result).toBe('timeout');
-  const child = Number(readFileSync(path.join(t.dir, 'sites/b1/child.pid'), 'utf8'));
+  const child = await pidFromFile(path.join(t.dir, 'sites/b1/child.pid'), 0);
   // The group was TERMed at the timeout and the build recorded after it ended.
   expect(processAlive(child)).toBe(false);
 });
@@ -259,9 +260,7 @@ test('kill -9 during a build, then restart: the old step is ended and the build 
   await daemon.waitFor(isBuildStarted('b1'));
   const dir = path.join(t.dir, 'sites/b1');
   // The step starts after the checkout: allow for a loaded machine (the whole suite in parallel).
-  for (let i = 0; i < 1200 && !existsSync(path.join(dir, 'pid.1')); i++)
-    await new Promise((r) => setTimeout(r, 25));
-  const oldPid = Number(readFileSync(path.join(dir, 'pid.1'), 'utf8'));
+  const oldPid = await pidFromFile(path.join(dir, 'pid.1'));
   await daemon.kill9();
   expect(processAlive(oldPid)).toBe(true); // the cut-off step outlived its daemon
 

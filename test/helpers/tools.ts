@@ -23,8 +23,13 @@ export function describeIf(condition: boolean): jest.Describe {
   return condition ? describe : describe.skip;
 }
 
-/** A process that exists and is not a zombie (a container's init may never reap them). */
+/**
+ * A process that exists and is not a zombie (a container's init may never reap them).
+ * A pid of 0 or less would ask about the test's own process group and always
+ * answer yes (a pid file read while empty is `Number('') === 0`): refused.
+ */
 export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`processAlive: not a pid: ${pid}`);
   try {
     process.kill(pid, 0);
   } catch {

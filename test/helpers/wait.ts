@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * Poll `check` until it holds, for what no event announces (a process the
  * kernel reaps, a file another process writes); throws naming `what` after
@@ -14,4 +16,26 @@ export async function until(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * The pid a shell writes with `echo $$ > file`, once the whole line is there:
+ * the shell creates the file before it writes, so a file that exists may still be empty.
+ */
+export async function pidFromFile(file: string, timeoutMs = 30_000): Promise<number> {
+  let pid = 0;
+  await until(
+    () => {
+      try {
+        const match = /^(\d+)\n/.exec(readFileSync(file, 'utf8'));
+        pid = match ? Number(match[1]) : 0;
+      } catch {
+        pid = 0;
+      }
+      return pid > 0;
+    },
+    `a pid in ${file}`,
+    timeoutMs,
+  );
+  return pid;
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../../src/util/exec.js';
 import { tempDir } from '../helpers/tmp.js';
+import { pidFromFile } from '../helpers/wait.js';
 import { processAlive } from '../helpers/tools.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -47,10 +48,10 @@ test('a rejected beforeStart ends the group before the command runs', async () =
 test('a timeout ends the whole process group, grandchildren included', async () => {
   const pidFile = path.join(t.dir, 'child.pid');
   const result = await run('sh', ['-c', 'sleep 60 & echo $! > "$0"; sleep 60', pidFile], {
-    timeoutMs: 300,
+    // Long enough for a loaded machine to reach the `echo`.
+    timeoutMs: 1500,
     killGraceMs: 500,
   });
   expect(result.timedOut).toBe(true);
-  const { readFileSync } = await import('node:fs');
-  expect(processAlive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+  expect(processAlive(await pidFromFile(pidFile, 0))).toBe(false);
 });
