@@ -42,8 +42,8 @@ export function lines(file: string): string[] {
 /** Daemons started by a test, killed in afterEach whatever happened. */
 export class Daemons {
   private list: DaemonProcess[] = [];
-  start(file: string, env: NodeJS.ProcessEnv = {}): DaemonProcess {
-    const d = new DaemonProcess(file, env);
+  start(file: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): DaemonProcess {
+    const d = new DaemonProcess(file, env, nodeArgs);
     this.list.push(d);
     return d;
   }
