@@ -121,7 +121,15 @@ export async function underBranchLock<T>(
   try {
     return await fn();
   } finally {
-    await lock.release();
+    // The run is recorded by now: a lock file left behind is taken over by the next run here.
+    await lock
+      .release()
+      .catch((err: unknown) =>
+        ctx.log.warn(
+          { branch, error: err },
+          'could not remove the branch lock file; the next build or job takes it over',
+        ),
+      );
   }
 }
 

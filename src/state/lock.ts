@@ -46,6 +46,14 @@ export async function readLock(file: string): Promise<LockInfo | null> {
   }
 }
 
+/**
+ * Lock files this process holds now. A lock file naming this process that is
+ * not in here was left by a release that failed (an I/O error, state_dir
+ * briefly unwritable): stale like a dead owner's, or the branch would wait on
+ * itself until a restart.
+ */
+const heldHere = new Set<string>();
+
 export class FileLock {
   private held = false;
   constructor(
@@ -82,6 +90,7 @@ export class FileLock {
         }
         await handle.close();
         this.held = true;
+        heldHere.add(path.resolve(this.file));
         return null;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -94,8 +103,8 @@ export class FileLock {
       }
       const owner = await readLock(this.file);
       if (owner && owner.pid !== process.pid) return owner;
-      if (owner && owner.pid === process.pid) return owner; // held elsewhere in this process
-      // Stale (owner dead or file unreadable): remove and try again.
+      if (owner && heldHere.has(path.resolve(this.file))) return owner; // held elsewhere in this process
+      // Stale (owner dead, file unreadable, or our own failed release): remove and try again.
       await fs.rm(this.file, { force: true });
     }
     const owner = await readLock(this.file);
@@ -123,9 +132,11 @@ export class FileLock {
     }
   }
 
+  /** Throws if the file cannot be removed; the lock is free all the same (see heldHere). */
   async release(): Promise<void> {
     if (!this.held) return;
     this.held = false;
+    heldHere.delete(path.resolve(this.file));
     await fs.rm(this.file, { force: true });
   }
 }

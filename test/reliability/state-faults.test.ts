@@ -2,7 +2,8 @@
  * Faults in state_dir against the real daemon (issue 16, points 1 and 3): a
  * damaged state file is moved aside and its branch rebuilt while the others go
  * on, with one mail; a build whose lock cannot be taken is tried again with
- * backoff until it runs, and status says why it waits.
+ * backoff until it runs, and status says why it waits; a lock that cannot be
+ * removed after a build is taken over by the next one.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -10,6 +11,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -188,6 +190,46 @@ test('a build whose lock cannot be taken waits with the reason in status, is tri
   expect(leftovers()).toEqual([]);
   expect(existsSync(path.join(stateDir, 'locks', 'b1.lock'))).toBe(false);
 }, 40_000);
+
+test('a lock that cannot be removed after a build: the build stands, and the next one takes the lock over', async () => {
+  // The step itself puts a plain file in locks/'s place, so the fault meets the release, not the take.
+  const ci = writeCi(
+    t.dir,
+    `steps:
+  - name: record
+    run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
+  - name: fault
+    run: 'if [ -e break ]; then rm break; mv ../../state/locks ../../state/locks.aside; echo x > ../../state/locks; fi'
+branches:
+${gitBranchYaml('b1', remote.url, 'b1')}`,
+    { name: 'one.yaml' },
+  );
+  const d = daemons.start(ci);
+  await d.waitFor(isBuildFinished('b1'));
+  writeFileSync(path.join(t.dir, 'sites/b1/break'), '');
+  const rev2 = remote.commit('b1');
+  await d.waitFor(builtRevision('b1', rev2), { what: 'the build that meets the fault' });
+  const [second] = await d.waitFor(isBuildFinished('b1'), { count: 2 });
+  expect(second.result).toBe('success');
+  await d.waitFor((e) => e.msg.startsWith('could not remove the branch lock file'), {
+    what: 'the warning',
+  });
+  expect(d.count((e) => e.msg === 'build could not start; trying again')).toBe(0);
+
+  // The fault goes away; the lock file is back, naming the daemon that let go of it.
+  rmSync(path.join(stateDir, 'locks'));
+  renameSync(path.join(stateDir, 'locks.aside'), path.join(stateDir, 'locks'));
+  expect(JSON.parse(readFileSync(path.join(stateDir, 'locks', 'b1.lock'), 'utf8'))).toMatchObject({
+    pid: d.child.pid,
+  });
+  const rev3 = remote.commit('b1');
+  await d.waitFor(builtRevision('b1', rev3), { what: 'the next build, not waiting on itself' });
+  const [, , third] = await d.waitFor(isBuildFinished('b1'), { count: 3 });
+  expect(third.result).toBe('success');
+  // "build finished" is logged before the lock is let go.
+  await until(() => !existsSync(path.join(stateDir, 'locks', 'b1.lock')), 'the lock let go');
+  expect(leftovers()).toEqual([]);
+});
 
 test('EMFILE while a commit arrives (the daemon held to 10 open files): no crash, the build waits and runs once files can be opened again', async () => {
   if (!hasTool('prlimit')) return;

@@ -3,7 +3,15 @@
  * truncated, filled with garbage or given wrong types is moved aside and the
  * part it held starts afresh; one that cannot be read throws ESTATE.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { StateStore, emptyBranchState, type StateDamage } from '../../src/state/store.js';
 import { FileLock, readLock } from '../../src/state/lock.js';
@@ -185,4 +193,27 @@ test.each([
   expect(await lock.tryAcquire()).toBeNull();
   expect((JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid).toBe(process.pid);
   await lock.release();
+});
+
+test('a lock whose release failed is taken over by its own process, while one held here is not', async () => {
+  const dir = path.join(t.dir, 'locks');
+  const file = path.join(dir, 'b1.lock');
+  const first = new FileLock(file, 'build');
+  expect(await first.tryAcquire()).toBeNull();
+  // Held here: another run of the same process waits for it.
+  expect(await new FileLock(file, 'job').tryAcquire()).toMatchObject({ pid: process.pid });
+
+  // The release meets a real fault (locks/ is a plain file), then the fault goes away.
+  renameSync(dir, `${dir}.aside`);
+  writeFileSync(dir, 'in the way');
+  await expect(first.release()).rejects.toThrow();
+  rmSync(dir);
+  renameSync(`${dir}.aside`, dir);
+  expect(await readLock(file)).toMatchObject({ pid: process.pid });
+
+  const next = new FileLock(file, 'build');
+  expect(await next.tryAcquire()).toBeNull();
+  expect((JSON.parse(readFileSync(file, 'utf8')) as { purpose: string }).purpose).toBe('build');
+  await next.release();
+  expect(existsSync(file)).toBe(false);
 });
