@@ -490,7 +490,7 @@ export const JobConfigSchema = z
       .string()
       .min(1)
       .describe(
-        'Shell command, run by `sh -c` in each branch directory. `${NAME}` is left for the shell.',
+        'Shell command, run by `sh -c` in each branch directory. `${NAME}` is left for the shell. A scheduled run for a branch whose directory does not exist yet (never built) is skipped and logged, not recorded as a failure.',
       )
       .meta({ examples: ['bin/karlserve sync'] }),
     timeout: duration('Killed (with its process group) after this long.', DEFAULTS.job.timeout),

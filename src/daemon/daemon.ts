@@ -615,6 +615,15 @@ export class Daemon implements DaemonApi {
       } else if (item.kind.startsWith('job:')) {
         const job = this.config.jobs.find((j) => `job:${j.name}` === item.kind);
         if (!job) return;
+        // A job runs in the site's dir: before the first checkout made it, a tick cannot run,
+        // and recording (and mailing) that as a job failure would only be noise.
+        if (!existsSync(branch.dir)) {
+          this.log.warn(
+            { branch: branch.name, job: job.name, dir: branch.dir },
+            'job skipped: the site has not been checked out yet',
+          );
+          return;
+        }
         const record = await runJob(
           { ...this.buildContext(), notifyJob: (n, events) => this.notify(n, events) },
           job,

@@ -2,13 +2,14 @@
  * `jobs.<name>.notify_on` decides which of a job's events reach the notifiers:
  * a failing job mails by default (`job-failure`), and `notify_on: []` mutes it.
  * `stagepost job` delivers before it exits, so after it the SMTP server has
- * received all it ever will from that run.
+ * received all it ever will from that run. A scheduled tick for a site not yet
+ * checked out is skipped, not a failure to mail.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote } from '../helpers/git.js';
-import { runCli } from '../helpers/cli.js';
+import { DaemonProcess, isBuildFinished, runCli, type LogEvent } from '../helpers/cli.js';
 import { startSmtp, type TestSmtp } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -65,4 +66,58 @@ branches:
   expect(mails).toHaveLength(1);
   expect(mails[0].raw).toContain('loud-sync');
   expect(mails[0].raw).not.toContain('quiet-sync');
+});
+
+test('a scheduled tick before the site was ever checked out is skipped: no failed run, no mail', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main', 'first');
+  const file = path.join(t.dir, 'ci.yaml');
+  // The ref does not exist yet, so the site is never checked out while the job ticks.
+  writeFileSync(
+    file,
+    `version: 1
+state_dir: ./state
+poll: { interval: 200ms, timeout: 5s }
+steps: [{ name: noop, run: "true" }]
+notify:
+  - use: email
+    transport: smtp://127.0.0.1:${smtp.port}
+    from: "Staging <staging@example.test>"
+    to: [ops@example.test]
+    on: [job-failure]
+jobs:
+  sync:
+    schedule: "* * * * * *"
+    branches: [b1]
+    run: "true"
+branches:
+  b1:
+    dir: ./sites/b1
+    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: later }]
+`,
+  );
+  const daemon = new DaemonProcess(file);
+  try {
+    const skipped = (e: LogEvent) =>
+      e.msg === 'job skipped: the site has not been checked out yet' && e.branch === 'b1';
+    await daemon.waitFor(skipped, { count: 2, what: 'two skipped ticks' });
+    expect(daemon.count((e) => e.msg === 'job started')).toBe(0);
+
+    // Once the branch exists and is built, the ticks run.
+    remote.commit('later', 'now it exists');
+    await daemon.waitFor(isBuildFinished('b1'), { what: 'the first build' });
+    await daemon.waitFor((e) => e.msg === 'job finished' && e.result === 'success', {
+      what: 'a job run after the build',
+    });
+    expect(await daemon.stop()).toBe(0);
+  } finally {
+    await daemon.kill9();
+  }
+  const history = JSON.parse(
+    (await runCli(['history', 'b1', '--json', '--config', file])).stdout,
+  ) as { jobs: { sync: Array<{ id: number; result: string }> } };
+  expect(history.jobs.sync.length).toBeGreaterThan(0);
+  expect(history.jobs.sync.every((r) => r.result === 'success')).toBe(true);
+  expect(history.jobs.sync.at(-1)?.id).toBe(1);
+  expect(smtp.mails).toEqual([]);
 });
