@@ -23,15 +23,14 @@ afterEach(async () => {
   t.cleanup();
 });
 
-test('a failing job mails by default, and not at all with notify_on: []', async () => {
-  const remote = makeGitRemote(t.dir);
-  remote.commit('main', 'first');
-  mkdirSync(path.join(t.dir, 'sites', 'b1'), { recursive: true });
+/** ci.yaml with branch b1 on `ref`, ops mailed on job-failure, and these `jobs:` entries. */
+function writeJobsCi(url: string, ref: string, jobs: string): string {
   const file = path.join(t.dir, 'ci.yaml');
   writeFileSync(
     file,
     `version: 1
 state_dir: ./state
+poll: { interval: 200ms, timeout: 5s }
 steps: [{ name: noop, run: "true" }]
 notify:
   - use: email
@@ -40,7 +39,23 @@ notify:
     to: [ops@example.test]
     on: [job-failure]
 jobs:
-  quiet-sync:
+${jobs}branches:
+  b1:
+    dir: ./sites/b1
+    sources: [{ name: app, vcs: git, url: "${url}", ref: ${ref} }]
+`,
+  );
+  return file;
+}
+
+test('a failing job mails by default, and not at all with notify_on: []', async () => {
+  const remote = makeGitRemote(t.dir);
+  remote.commit('main', 'first');
+  mkdirSync(path.join(t.dir, 'sites', 'b1'), { recursive: true });
+  const file = writeJobsCi(
+    remote.url,
+    'main',
+    `  quiet-sync:
     schedule: "0 2 * * *"
     branches: [b1]
     run: "exit 3"
@@ -49,10 +64,6 @@ jobs:
     schedule: "0 2 * * *"
     branches: [b1]
     run: "exit 4"
-branches:
-  b1:
-    dir: ./sites/b1
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: main }]
 `,
   );
 
@@ -71,29 +82,14 @@ branches:
 test('a scheduled tick before the site was ever checked out is skipped: no failed run, no mail', async () => {
   const remote = makeGitRemote(t.dir);
   remote.commit('main', 'first');
-  const file = path.join(t.dir, 'ci.yaml');
   // The ref does not exist yet, so the site is never checked out while the job ticks.
-  writeFileSync(
-    file,
-    `version: 1
-state_dir: ./state
-poll: { interval: 200ms, timeout: 5s }
-steps: [{ name: noop, run: "true" }]
-notify:
-  - use: email
-    transport: smtp://127.0.0.1:${smtp.port}
-    from: "Staging <staging@example.test>"
-    to: [ops@example.test]
-    on: [job-failure]
-jobs:
-  sync:
+  const file = writeJobsCi(
+    remote.url,
+    'later',
+    `  sync:
     schedule: "* * * * * *"
     branches: [b1]
     run: "true"
-branches:
-  b1:
-    dir: ./sites/b1
-    sources: [{ name: app, vcs: git, url: "${remote.url}", ref: later }]
 `,
   );
   const daemon = new DaemonProcess(file);
