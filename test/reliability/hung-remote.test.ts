@@ -5,19 +5,18 @@
  * builds.checkout_timeout, and the other branch builds meanwhile, with one
  * build slot for both.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { isBuildFinished, type LogEvent } from '../helpers/cli.js';
-import { freePort } from '../plugins/vcs-helpers.js';
+import { freePort, startServer } from '../plugins/vcs-helpers.js';
 import { Daemons, RECORD_STEPS, gitBranchYaml, writeCi } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
 let remote: GitRemote;
-let gitDaemon: ChildProcess;
+let gitDaemon: Awaited<ReturnType<typeof startServer>>;
 let proxy: net.Server;
 let proxyPort: number;
 const held: net.Socket[] = [];
@@ -30,7 +29,8 @@ beforeEach(async () => {
   remote.commit('main');
   remote.commit('good');
   const daemonPort = await freePort();
-  gitDaemon = spawn(
+  // In its own process group, stopped as a group: `git daemon` runs `git-daemon` as a child.
+  gitDaemon = await startServer(
     'git',
     [
       'daemon',
@@ -41,9 +41,8 @@ beforeEach(async () => {
       `--port=${daemonPort}`,
       t.dir,
     ],
-    { stdio: 'ignore' },
+    daemonPort,
   );
-  await waitForPort(daemonPort);
   // Passes ls-refs through; once a client sends `command=fetch`, both directions stop.
   proxy = net.createServer((client) => {
     held.push(client);
@@ -77,26 +76,10 @@ afterEach(async () => {
   await daemons.killAll();
   for (const s of held.splice(0)) s.destroy();
   await new Promise((r) => proxy.close(r));
-  gitDaemon.kill('SIGKILL');
+  await gitDaemon.stop();
   fetchesHeld = 0;
   t.cleanup();
 });
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`git daemon did not listen on ${port}`);
-}
 
 function config(builds: string): string {
   return writeCi(
