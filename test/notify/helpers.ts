@@ -93,16 +93,31 @@ export interface TestSmtp {
   /** Resolves once `count` mails have arrived in total. */
   waitFor(count: number): Promise<ReceivedMail[]>;
   close(): Promise<void>;
+  /** Every AUTH tried, as `user:password`. */
+  authAttempts: string[];
 }
 
-export async function startSmtp(port = 0, mails: ReceivedMail[] = []): Promise<TestSmtp> {
+/**
+ * A real SMTP server on 127.0.0.1 that records what it gets. Any AUTH is
+ * accepted and none is needed, unless `auth` names the one user and password
+ * it then requires.
+ */
+export async function startSmtp(
+  port = 0,
+  mails: ReceivedMail[] = [],
+  auth?: { user: string; password: string },
+): Promise<TestSmtp> {
   const waiters: Array<{ count: number; resolve: (m: ReceivedMail[]) => void }> = [];
+  const authAttempts: string[] = [];
   const server = new SMTPServer({
-    authOptional: true,
+    authOptional: !auth,
     allowInsecureAuth: true,
     disabledCommands: ['STARTTLS'],
-    onAuth(auth, _session, callback) {
-      callback(null, { user: auth.username });
+    onAuth(tried, _session, callback) {
+      authAttempts.push(`${tried.username}:${tried.password}`);
+      if (!auth || (tried.username === auth.user && tried.password === auth.password))
+        callback(null, { user: tried.username });
+      else callback(new Error('Invalid username or password'));
     },
     logger: false,
     onData(stream, session, callback) {
@@ -139,6 +154,7 @@ export async function startSmtp(port = 0, mails: ReceivedMail[] = []): Promise<T
         ? Promise.resolve(mails)
         : new Promise((resolve) => waiters.push({ count, resolve })),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    authAttempts,
   };
 }
 

@@ -1,8 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SMTPServer } from 'smtp-server';
 import { DaemonProcess, type LogEvent } from '../helpers/cli.js';
-import type { ReceivedMail } from '../notify/helpers.js';
+import { startSmtp, type TestSmtp } from '../notify/helpers.js';
 
 /**
  * Shared by the fault and abuse suite: a ci.yaml writer with short timeouts,
@@ -109,52 +108,6 @@ export function prng(seed: number): () => number {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An SMTP server that requires AUTH with one user and password (and records what it got). */
-export async function startAuthSmtp(
-  user: string,
-  password: string,
-): Promise<{
-  port: number;
-  mails: ReceivedMail[];
-  authAttempts: string[];
-  close(): Promise<void>;
-}> {
-  const mails: ReceivedMail[] = [];
-  const authAttempts: string[] = [];
-  const server = new SMTPServer({
-    allowInsecureAuth: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onAuth(auth, _s, cb) {
-      authAttempts.push(`${auth.username}:${auth.password}`);
-      if (auth.username === user && auth.password === password) cb(null, { user });
-      else cb(new Error('Invalid username or password'));
-    },
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        mails.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          rcpt: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks).toString('utf8'),
-        });
-        cb();
-      });
-    },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  // A client killed mid-session (the crash tests kill the daemon) resets its
-  // connection; smtp-server reports that as an 'error' event, which must not
-  // end the test process.
-  server.on('error', () => undefined);
-  const address = server.server.address();
-  return {
-    port: typeof address === 'object' && address ? address.port : 0,
-    mails,
-    authAttempts,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+export function startAuthSmtp(user: string, password: string): Promise<TestSmtp> {
+  return startSmtp(0, [], { user, password });
 }
