@@ -55,6 +55,11 @@ import {
 } from '../cluster/view.js';
 import type { TrackState } from '../state/store.js';
 import { readSites, writeSites, type SiteEntry, type SitesFile } from '../patterns/sites-file.js';
+import {
+  RuntimeWriter,
+  RUNTIME_WRITE_ROUTINE_MS,
+  RUNTIME_WRITE_SOON_MS,
+} from './runtime-writer.js';
 
 /** What a pattern's keeper shares of its sites with the hosts they are placed on. */
 interface MirroredSites {
@@ -62,11 +67,6 @@ interface MirroredSites {
   waiting: NonNullable<SitesFile['waiting']>[string];
   retired: NonNullable<SitesFile['retired']>;
 }
-import {
-  RuntimeWriter,
-  RUNTIME_WRITE_ROUTINE_MS,
-  RUNTIME_WRITE_SOON_MS,
-} from './runtime-writer.js';
 
 export interface DaemonOptions {
   configFile: string;

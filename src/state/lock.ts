@@ -56,10 +56,14 @@ const heldHere = new Set<string>();
 
 export class FileLock {
   private held = false;
+  /** This lock's entry in heldHere: one spelling of the path, whatever the caller's. */
+  private readonly key: string;
   constructor(
     readonly file: string,
     private readonly purpose: string,
-  ) {}
+  ) {
+    this.key = path.resolve(file);
+  }
 
   /** Take the lock, or return who holds it. */
   async tryAcquire(): Promise<LockInfo | null> {
@@ -90,7 +94,7 @@ export class FileLock {
         }
         await handle.close();
         this.held = true;
-        heldHere.add(path.resolve(this.file));
+        heldHere.add(this.key);
         return null;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -103,7 +107,7 @@ export class FileLock {
       }
       const owner = await readLock(this.file);
       if (owner && owner.pid !== process.pid) return owner;
-      if (owner && heldHere.has(path.resolve(this.file))) return owner; // held elsewhere in this process
+      if (owner && heldHere.has(this.key)) return owner; // held elsewhere in this process
       // Stale (owner dead, file unreadable, or our own failed release): remove and try again.
       await fs.rm(this.file, { force: true });
     }
@@ -136,7 +140,7 @@ export class FileLock {
   async release(): Promise<void> {
     if (!this.held) return;
     this.held = false;
-    heldHere.delete(path.resolve(this.file));
+    heldHere.delete(this.key);
     await fs.rm(this.file, { force: true });
   }
 }

@@ -6,7 +6,8 @@ import { tempDir } from '../helpers/tmp.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { isBuildFinished, isBuildStarted, writeFile, type LogEvent } from '../helpers/cli.js';
 import { hasPostgres, startPostgres, type PgServer } from '../helpers/postgres.js';
-import { clusterYamlHead, freePort, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { clusterYamlHead, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { freePort } from '../plugins/vcs-helpers.js';
 import { until } from '../helpers/wait.js';
 import { startSmtp, type TestSmtp } from '../notify/helpers.js';
 

@@ -2,7 +2,7 @@ import { afterAll, expect, test } from '@jest/globals';
 import path from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { DaemonProcess, writeFile } from '../helpers/cli.js';
-import { freePort } from '../helpers/cluster.js';
+import { freePort } from '../plugins/vcs-helpers.js';
 
 const tmp = tempDir('stagepost-cluster-down-');
 afterAll(() => tmp.cleanup());

@@ -1,5 +1,5 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../plugins/vcs-helpers.js';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { DaemonProcess } from './cli.js';
@@ -30,18 +30,6 @@ export interface TestCluster {
     timeoutMs?: number,
   ): Promise<StatusDocument>;
   stopAll(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A `git` first in PATH that logs its host and arguments, then runs the real git. */

@@ -32,6 +32,8 @@ afterEach(async () => {
   t.cleanup();
 });
 
+const mean = (xs: number[]) => xs.reduce((n, x) => n + x, 0) / xs.length;
+
 function sample(pid: number): { rssKb: number; fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -162,8 +164,8 @@ ${BRANCHES.map((b, i) => gitBranchYaml(b, remote.url, b, i < 2 ? `    smtp_port:
   }));
   // Flat under load: the last third of the samples is no higher than the middle third.
   const third = Math.floor(samples.length / 3);
-  const mean = (xs: Array<{ rssKb: number }>) => xs.reduce((n, x) => n + x.rssKb, 0) / xs.length;
-  const trendKb = mean(samples.slice(2 * third)) - mean(samples.slice(third, 2 * third));
+  const rss = samples.map((x) => x.rssKb);
+  const trendKb = mean(rss.slice(2 * third)) - mean(rss.slice(third, 2 * third));
   const report = {
     trendKb: Math.round(trendKb),
     rounds: round,
@@ -182,8 +184,7 @@ ${BRANCHES.map((b, i) => gitBranchYaml(b, remote.url, b, i < 2 ? `    smtp_port:
   expect(after.fds).toBeLessThanOrEqual(baseline.fds + 10);
   // Live heap: no trend while the load goes on, and back to where it was after it.
   const half = Math.floor(heaps.length / 2);
-  const meanOf = (xs: number[]) => xs.reduce((n, x) => n + x, 0) / xs.length;
-  expect(meanOf(heaps.slice(half)) - meanOf(heaps.slice(0, half))).toBeLessThan(4 * 1024 * 1024);
+  expect(mean(heaps.slice(half)) - mean(heaps.slice(0, half))).toBeLessThan(4 * 1024 * 1024);
   expect(heapAfter - heapBase).toBeLessThan(4 * 1024 * 1024);
   // RSS: no trend while the load goes on, and no large step from it.
   expect(trendKb).toBeLessThan(20 * 1024);

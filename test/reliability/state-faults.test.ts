@@ -195,10 +195,7 @@ test('a lock that cannot be removed after a build: the build stands, and the nex
   // The step itself puts a plain file in locks/'s place, so the fault meets the release, not the take.
   const ci = writeCi(
     t.dir,
-    `steps:
-  - name: record
-    run: 'echo "$STAGEPOST_BUILD $STAGEPOST_REV_APP" >> builds.txt'
-  - name: fault
+    `${RECORD_STEPS}  - name: fault
     run: 'if [ -e break ]; then rm break; mv ../../state/locks ../../state/locks.aside; echo x > ../../state/locks; fi'
 branches:
 ${gitBranchYaml('b1', remote.url, 'b1')}`,
